@@ -1,0 +1,139 @@
+//! Native-protocol resume bookkeeping: the last sequence seen per channel
+//! and its epoch, the subscribe messages that resume from them, and the
+//! exactly-once filter (a sequence at or below the last one is a duplicate).
+
+use std::collections::BTreeMap;
+
+use crate::protocol::native::{ClientMessage, Position};
+
+/// What to do with an event that carries a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// New: deliver it.
+    Deliver,
+    /// Already delivered: drop it.
+    Duplicate,
+    /// New, but sequences `missing_from..seq` never arrived and no gap was
+    /// announced: deliver it and report the hole.
+    DeliverAfterHole { missing_from: u64 },
+}
+
+#[derive(Debug, Default)]
+pub struct Positions {
+    channels: BTreeMap<String, Option<Position>>,
+}
+
+impl Positions {
+    pub fn new(channels: impl IntoIterator<Item = String>) -> Positions {
+        Positions {
+            channels: channels.into_iter().map(|c| (c, None)).collect(),
+        }
+    }
+
+    /// Adds a channel; returns false when it was already there.
+    pub fn add(&mut self, channel: String) -> bool {
+        if self.channels.contains_key(&channel) {
+            return false;
+        }
+        self.channels.insert(channel, None);
+        true
+    }
+
+    pub fn remove(&mut self, channel: &str) -> bool {
+        self.channels.remove(channel).is_some()
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = &String> {
+        self.channels.keys()
+    }
+
+    /// The subscribe message for one channel, resuming where we are.
+    pub fn subscribe_message(&self, channel: &str) -> String {
+        let since = self.channels.get(channel).cloned().flatten();
+        let msg = ClientMessage::Subscribe {
+            channel: channel.to_owned(),
+            since,
+        };
+        serde_json::to_string(&msg).expect("a subscribe message serializes")
+    }
+
+    /// The hub confirmed a subscription: `seq` is the channel's head. A
+    /// channel with no position yet starts there; with a position in another
+    /// epoch, the hub sends a gap notice and we follow its lead.
+    pub fn subscribed(&mut self, channel: &str, epoch: &str, seq: u64) {
+        let slot = self.channels.entry(channel.to_owned()).or_default();
+        match slot {
+            Some(p) if p.epoch == epoch => {}
+            Some(_) => {}
+            None => {
+                *slot = Some(Position {
+                    seq,
+                    epoch: epoch.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// The hub announced that history resumes at `oldest` in `epoch`.
+    pub fn gap(&mut self, channel: &str, epoch: &str, oldest: u64) {
+        self.channels.insert(
+            channel.to_owned(),
+            Some(Position {
+                seq: oldest.saturating_sub(1),
+                epoch: epoch.to_owned(),
+            }),
+        );
+    }
+
+    /// Checks an event's sequence and records it.
+    pub fn observe(&mut self, channel: &str, seq: u64) -> Verdict {
+        let Some(Some(pos)) = self.channels.get_mut(channel) else {
+            // Not a channel we track (or no confirmation yet): deliver.
+            return Verdict::Deliver;
+        };
+        if seq <= pos.seq {
+            return Verdict::Duplicate;
+        }
+        let verdict = if seq > pos.seq + 1 {
+            Verdict::DeliverAfterHole {
+                missing_from: pos.seq + 1,
+            }
+        } else {
+            Verdict::Deliver
+        };
+        pos.seq = seq;
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_and_filters_duplicates() {
+        let mut p = Positions::new(["c".to_owned()]);
+        assert_eq!(
+            p.subscribe_message("c"),
+            r#"{"op":"subscribe","channel":"c"}"#
+        );
+        p.subscribed("c", "e1", 10);
+        assert_eq!(p.observe("c", 11), Verdict::Deliver);
+        assert_eq!(p.observe("c", 11), Verdict::Duplicate);
+        assert_eq!(p.observe("c", 5), Verdict::Duplicate);
+        assert_eq!(
+            p.subscribe_message("c"),
+            r#"{"op":"subscribe","channel":"c","since":{"seq":11,"epoch":"e1"}}"#
+        );
+        // A resubscribe in the same epoch keeps our position.
+        p.subscribed("c", "e1", 40);
+        assert_eq!(p.observe("c", 12), Verdict::Deliver);
+        assert_eq!(
+            p.observe("c", 15),
+            Verdict::DeliverAfterHole { missing_from: 13 }
+        );
+        p.gap("c", "e2", 100);
+        assert_eq!(p.observe("c", 100), Verdict::Deliver);
+        assert_eq!(p.observe("other", 1), Verdict::Deliver);
+    }
+}

@@ -1,0 +1,26 @@
+//! riskwatch keeps traders, risk analysts, compliance teams and HR managers
+//! in touch with their risk systems in real time.
+//!
+//! Data flows one way: a backend (one of the five styles in
+//! `docs/PROTOCOL.md`, or riskwatch's own hub) → WebSocket → [`client`]
+//! (reconnect, heartbeat, resume) → canonical [`Event`] → sinks (the CLI,
+//! the desktop shell).
+//!
+//! # Layout
+//! - [`protocol`]: the event model and one decoder for every backend style;
+//!   the native protocol's messages and close codes. Pure, no I/O.
+//! - [`client`]: the reconnecting WebSocket client: TLS, auth, backoff,
+//!   heartbeat, subscriptions, resume, HTTP polling fallback, observable
+//!   connection state.
+//! - [`demo`]: a small built-in loopback server that plays the trading style
+//!   from a deterministic simulator, so riskwatch runs with no backend.
+//!
+//! The desktop shell (`src-tauri/`) and the CLI (`src/main.rs`) are thin
+//! callers of this library.
+
+pub mod client;
+pub mod demo;
+pub mod protocol;
+
+pub use client::{Client, ClientConfig, ClientHandle, ClientUpdate, ConnState};
+pub use protocol::{Event, Severity, Style};
