@@ -21,6 +21,7 @@
 pub mod client;
 pub mod demo;
 pub mod protocol;
+pub mod sim;
 
 pub use client::{Client, ClientConfig, ClientHandle, ClientUpdate, ConnState};
 pub use protocol::{Event, Severity, Style};

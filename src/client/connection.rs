@@ -266,7 +266,7 @@ impl Task {
                     why
                 }
             };
-            tracing::warn!(source = %self.p.label, error = %error, "connection lost or refused");
+            tracing::debug!(source = %self.p.label, error = %error, "connection lost or refused");
             let delay = self.p.cfg.backoff.delay(attempt, rand::random::<f64>());
             attempt = attempt.saturating_add(1);
             if poller.is_none()

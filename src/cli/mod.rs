@@ -1,0 +1,186 @@
+//! The command line: argument definitions (clap), logging set-up, and the
+//! mapping from outcomes to exit codes. `anyhow` lives here, at the edge.
+
+mod output;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, documented in `riskwatch --help`.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const AUTH_REFUSED: u8 = 3;
+    pub const TLS: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "riskwatch",
+    version,
+    about = "Real-time risk alerts from any risk backend, in the terminal",
+    long_about = "riskwatch connects to a risk system's WebSocket (merchant risk, dashboard hub, \
+compliance engagement, HR alerts, trading sessions, or riskwatch's own hub), keeps the \
+connection alive across drops, and prints every event with its severity.",
+    after_help = "Exit codes: 0 done (--count reached), 1 failure, 2 bad usage or URL, \
+3 authentication refused, 4 TLS certificate not trusted, 130 interrupted.\n\
+Environment: RISKWATCH_TOKEN (token, preferred over --token), RUST_LOG (log filter), NO_COLOR."
+)]
+pub struct Cli {
+    /// More logging on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch a backend's WebSocket and print its events.
+    Watch(WatchArgs),
+    /// Run the built-in demo server (simulated trading desk on 127.0.0.1)
+    /// and watch it: riskwatch with no backend and no network.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuthArg {
+    /// As the backend style expects (query for compliance, header otherwise).
+    Auto,
+    /// `Authorization: Bearer` header.
+    Header,
+    /// `?token=` query parameter.
+    Query,
+    /// Both header and query parameter.
+    Both,
+}
+
+/// Output options shared by `watch` and `demo`.
+#[derive(Debug, Clone, Args)]
+struct OutputArgs {
+    /// One JSON object per event per line: type, severity, data, notify, time,
+    /// channel, subject, source, id, seq, style.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 after this many events.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct WatchArgs {
+    /// WebSocket URL (ws:// or wss://), e.g. ws://host:8000/api/v1/ws/alerts
+    url: String,
+    /// Bearer token. Prefer the RISKWATCH_TOKEN environment variable: a
+    /// command-line argument is visible to other users of this machine.
+    #[arg(long, env = "RISKWATCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Where the token goes.
+    #[arg(long, value_enum, default_value = "auto")]
+    auth: AuthArg,
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Heartbeat interval in seconds; no traffic for two intervals means the
+    /// connection is dead and is replaced.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    heartbeat: f64,
+    /// Subscribe to a channel (repeatable): trading `user:ID` / `sessions:ID`,
+    /// compliance `client:ID`, or a hub channel.
+    #[arg(long = "subscribe", value_name = "CHANNEL")]
+    subscribe: Vec<String>,
+    /// Backend style for what riskwatch sends (guessed from the URL path):
+    /// merchant, dashboard, compliance, hr, trading, native.
+    #[arg(long)]
+    style: Option<String>,
+    /// Extra CA certificate file (PEM) to trust besides the system's.
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+    /// Name for this connection in the output (default: the URL without
+    /// credentials).
+    #[arg(long)]
+    label: Option<String>,
+    /// Largest message accepted, in bytes; larger ones are skipped and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_message_size: usize,
+    /// HTTP snapshot URL to poll while the WebSocket upgrade keeps failing
+    /// (default: the dashboard style's /api/v1/dashboard).
+    #[arg(long, value_name = "URL", conflicts_with = "no_poll")]
+    poll_url: Option<String>,
+    /// Never fall back to HTTP polling.
+    #[arg(long)]
+    no_poll: bool,
+    /// Seconds between polls.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    poll_interval: f64,
+    /// First reconnect delay ceiling in seconds (doubles per attempt).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    backoff_initial: f64,
+    /// Largest reconnect delay in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    backoff_max: f64,
+    /// Seconds allowed for connecting (TCP, TLS and upgrade).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    connect_timeout: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Simulator seed: the same seed gives the same market.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Milliseconds between simulator ticks.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    tick_ms: u64,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("riskwatch: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = rt.block_on(async {
+        match cli.command {
+            Command::Watch(args) => watch::watch(args).await,
+            Command::Demo(args) => watch::demo(args).await,
+        }
+    });
+    let code = code.unwrap_or_else(|e| {
+        eprintln!("riskwatch: {e:#}");
+        exit::FAILURE
+    });
+    // Do not wait for lingering connection tasks.
+    rt.shutdown_background();
+    ExitCode::from(code)
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "riskwatch=warn",
+        1 => "riskwatch=debug",
+        _ => "riskwatch=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}

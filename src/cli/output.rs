@@ -1,0 +1,120 @@
+//! How events, states and notices are printed: human lines (severity
+//! coloured on a terminal) or one JSON object per event per line on stdout;
+//! states and notices on stderr.
+
+use std::io::{self, IsTerminal, Write};
+
+use riskwatch::client::{ConnState, Notice};
+use riskwatch::{Event, Severity};
+use serde_json::json;
+
+pub struct Printer {
+    json: bool,
+    color: bool,
+    out: io::BufWriter<io::Stdout>,
+}
+
+/// Whether an event raises a notification under default preferences:
+/// exactly critical and emergency.
+pub fn notify_by_default(e: &Event) -> bool {
+    e.severity >= Severity::Critical
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Printer {
+        let color = !json && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Printer {
+            json,
+            color,
+            out: io::BufWriter::new(io::stdout()),
+        }
+    }
+
+    /// Prints one event. An error means stdout is gone (a closed pipe).
+    pub fn event(&mut self, e: &Event) -> io::Result<()> {
+        if self.json {
+            let line = json!({
+                "type": e.kind,
+                "severity": e.severity,
+                "notify": notify_by_default(e),
+                "data": e.data(),
+                "time": e.time,
+                "channel": e.channel,
+                "subject": e.subject,
+                "source": e.source,
+                "id": e.id,
+                "seq": e.seq,
+                "style": e.style,
+            });
+            serde_json::to_writer(&mut self.out, &line)?;
+            writeln!(self.out)?;
+        } else {
+            let d = e.describe();
+            let (tag, color) = match e.severity {
+                Severity::Info => ("INFO", "\x1b[2m"),
+                Severity::Warning => ("WARN", "\x1b[33m"),
+                Severity::Critical => ("CRIT", "\x1b[1;31m"),
+                Severity::Emergency => ("EMRG", "\x1b[1;97;41m"),
+            };
+            let time = e.time.format("%H:%M:%S");
+            let body = if d.body.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", d.body)
+            };
+            // Server text is printed without terminal control characters.
+            let text = sanitize(&format!("{}{body}", d.title));
+            if self.color {
+                writeln!(self.out, "{time} {color}{tag}\x1b[0m {:<20} {text}", e.kind)?;
+            } else {
+                writeln!(self.out, "{time} {tag} {:<20} {text}", e.kind)?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
+/// One line on stderr for a state change.
+pub fn state(source: &str, s: &ConnState) {
+    let line = match s {
+        ConnState::Connected => format!("connected to {source}"),
+        ConnState::Connecting => format!("connecting to {source}"),
+        other => format!("{source}: {other}"),
+    };
+    eprintln!("riskwatch: {}", sanitize(&line));
+}
+
+/// One line on stderr for a notice.
+pub fn notice(source: &str, n: &Notice) {
+    let line = match n {
+        Notice::Gap {
+            channel,
+            requested,
+            oldest,
+        } => format!(
+            "{source}: history gap on {channel}: messages after {requested} are gone, continuing from {oldest}"
+        ),
+        Notice::ServerError { code, message } => {
+            format!("{source}: server error {code}: {message}")
+        }
+    };
+    eprintln!("riskwatch: {}", sanitize(&line));
+}
+
+/// Replaces control characters (escape sequences a hostile server could use
+/// to rewrite the terminal) with U+FFFD.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_neutralised() {
+        assert_eq!(sanitize("ok\x1b[2Jx\n"), "ok\u{fffd}[2Jx\u{fffd}");
+    }
+}

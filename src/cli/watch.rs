@@ -1,0 +1,155 @@
+//! `riskwatch watch` and `riskwatch demo`: build a client from the
+//! arguments, print what it delivers, stop on `--count`, Ctrl-C or a
+//! terminal state, and choose the exit code.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use riskwatch::Style;
+use riskwatch::client::{
+    AuthMode, BackoffConfig, Client, ClientConfig, ClientError, ClientUpdate, ConnState, PollMode,
+    StopReason, Token,
+};
+use riskwatch::demo::{DemoOptions, DemoServer};
+
+use super::output::{self, Printer};
+use super::{AuthArg, DemoArgs, OutputArgs, WatchArgs, exit};
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds, not {v}"))
+}
+
+fn config(a: &WatchArgs) -> anyhow::Result<ClientConfig> {
+    let style = a.style.as_deref().map(str::parse::<Style>).transpose()?;
+    let poll = match (&a.poll_url, a.no_poll) {
+        (_, true) => PollMode::Off,
+        (Some(u), false) => PollMode::Url(u.clone()),
+        (None, false) => PollMode::Auto,
+    };
+    let auth = match a.auth {
+        AuthArg::Auto => AuthMode::Auto,
+        AuthArg::Header => AuthMode::Header,
+        AuthArg::Query => AuthMode::Query,
+        AuthArg::Both => AuthMode::Both,
+    };
+    let mut cfg = ClientConfig::new(a.url.clone())
+        .token(
+            a.token
+                .as_deref()
+                .map(Token::new)
+                .filter(|t| !t.expose().is_empty()),
+        )
+        .auth(auth)
+        .style(style)
+        .heartbeat(secs("heartbeat", a.heartbeat)?)
+        .max_message_size(a.max_message_size)
+        .poll(poll)
+        .poll_interval(secs("poll-interval", a.poll_interval)?)
+        .connect_timeout(secs("connect-timeout", a.connect_timeout)?)
+        .extra_ca(a.ca_file.clone())
+        .backoff(
+            BackoffConfig::default()
+                .initial(secs("backoff-initial", a.backoff_initial)?)
+                .max(secs("backoff-max", a.backoff_max)?),
+        );
+    if let Some(l) = &a.label {
+        cfg = cfg.label(l.clone());
+    }
+    for s in &a.subscribe {
+        cfg = cfg.subscribe(s.clone());
+    }
+    Ok(cfg)
+}
+
+pub async fn watch(args: WatchArgs) -> anyhow::Result<u8> {
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("riskwatch: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    run(cfg, &args.out).await
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+    let server = DemoServer::start_local(
+        DemoOptions::default()
+            .seed(args.seed)
+            .tick(Duration::from_millis(args.tick_ms.max(1))),
+    )
+    .await
+    .context("cannot start the demo server on 127.0.0.1")?;
+    eprintln!("riskwatch: demo server on {}", server.url());
+    let cfg = ClientConfig::new(server.url()).label("demo");
+    let code = run(cfg, &args.out).await;
+    server.shutdown().await;
+    code
+}
+
+async fn run(cfg: ClientConfig, out: &OutputArgs) -> anyhow::Result<u8> {
+    let mut client = match Client::connect(cfg) {
+        Ok(c) => c,
+        Err(
+            e @ (ClientError::BadUrl { .. } | ClientError::Invalid(_) | ClientError::CaFile { .. }),
+        ) => {
+            eprintln!("riskwatch: {e}");
+            return Ok(exit::USAGE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let source = client.label().to_string();
+    let mut printer = Printer::new(out.json);
+    let mut seen: u64 = 0;
+    let mut announced = false;
+    if out.count == Some(0) {
+        return Ok(exit::OK);
+    }
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let update = tokio::select! {
+            _ = &mut ctrl_c => {
+                client.shutdown();
+                return Ok(exit::INTERRUPTED);
+            }
+            u = client.next() => u,
+        };
+        let Some(update) = update else {
+            return Ok(exit::FAILURE);
+        };
+        match update {
+            ClientUpdate::Event(e) => {
+                if printer.event(&e).is_err() {
+                    // stdout closed (e.g. piped into `head`): we are done.
+                    client.shutdown();
+                    return Ok(exit::OK);
+                }
+                seen += 1;
+                if out.count.is_some_and(|n| seen >= n) {
+                    client.shutdown();
+                    return Ok(exit::OK);
+                }
+            }
+            ClientUpdate::Notice(n) => output::notice(&source, &n),
+            ClientUpdate::State(s) => {
+                // Each reconnect attempt already has its line; "connecting"
+                // is only worth saying the first time.
+                if s != ConnState::Connecting || !announced {
+                    output::state(&source, &s);
+                    announced = true;
+                }
+                if let ConnState::Stopped { reason } = s {
+                    return Ok(match reason {
+                        StopReason::AuthRefused(_) => exit::AUTH_REFUSED,
+                        StopReason::Tls(_) => exit::TLS,
+                        StopReason::Shutdown | StopReason::ReceiverGone => exit::OK,
+                    });
+                }
+            }
+        }
+    }
+}

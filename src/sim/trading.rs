@@ -1,0 +1,209 @@
+//! A trading desk: a few sessions whose P&L walks randomly, with loss-limit
+//! utilisation, algorithm decisions with reasoning and confidence, ticks for
+//! several symbols, risk alerts when utilisation crosses 80 % and 90 %, and
+//! an emergency stop at 100 % after which the session restarts. Messages
+//! are in the trading style (payload fields at the top level, `data` for
+//! `session_status`), exactly as that backend sends them.
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const SYMBOLS: [(&str, f64); 4] = [
+    ("SPY", 512.0),
+    ("QQQ", 438.0),
+    ("TSLA", 242.0),
+    ("AAPL", 228.0),
+];
+const DECISIONS: [&str; 4] = ["buy", "sell", "hold", "close_position"];
+const REASONS: [&str; 6] = [
+    "momentum breakout above 20-day high",
+    "mean reversion: price 2σ below VWAP",
+    "volatility expansion, reducing exposure",
+    "trend intact, holding position",
+    "stop-loss proximity, closing position",
+    "volume spike confirms reversal",
+];
+
+/// Utilisation thresholds that raise a `risk_alert`, with its level.
+const THRESHOLDS: [(f64, &str); 2] = [(80.0, "warning"), (90.0, "critical")];
+
+#[derive(Debug, Clone)]
+struct Session {
+    id: String,
+    pnl: f64,
+    loss_limit: f64,
+    trades: u64,
+    started_tick: u64,
+    /// Highest threshold index already alerted (re-armed when it falls back).
+    alerted: usize,
+    /// Ticks left before a stopped session restarts.
+    stopped_for: u32,
+    drift: f64,
+}
+
+/// The trading simulator. Call [`TradingSim::tick`] at any rate.
+#[derive(Debug)]
+pub struct TradingSim {
+    rng: StdRng,
+    sessions: Vec<Session>,
+    prices: Vec<f64>,
+    tick: u64,
+}
+
+impl TradingSim {
+    /// A desk with `sessions` sessions (at least one), named `S1`, `S2`, …
+    pub fn new(seed: u64, sessions: usize) -> TradingSim {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sessions = (1..=sessions.max(1))
+            .map(|i| Session {
+                id: format!("S{i}"),
+                pnl: 0.0,
+                loss_limit: 5_000.0 * i as f64,
+                trades: 0,
+                started_tick: 0,
+                alerted: 0,
+                stopped_for: 0,
+                drift: rng.random_range(-0.08..0.02),
+            })
+            .collect();
+        TradingSim {
+            rng,
+            sessions,
+            prices: SYMBOLS.iter().map(|(_, p)| *p).collect(),
+            tick: 0,
+        }
+    }
+
+    pub fn session_ids(&self) -> Vec<String> {
+        self.sessions.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// One step of the simulation: the messages it produces, stamped `now`.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Value> {
+        self.tick += 1;
+        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut out = Vec::new();
+        for (i, (sym, _)) in SYMBOLS.iter().enumerate() {
+            let p = &mut self.prices[i];
+            *p *= 1.0 + self.rng.random_range(-0.002..0.002);
+            out.push(json!({
+                "type": "market_data", "symbol": sym, "price": round2(*p),
+                "volume": self.rng.random_range(100..5_000), "timestamp": ts,
+            }));
+        }
+        for idx in 0..self.sessions.len() {
+            self.step_session(idx, &ts, &mut out);
+        }
+        out
+    }
+
+    fn step_session(&mut self, idx: usize, ts: &str, out: &mut Vec<Value>) {
+        let tick = self.tick;
+        let rng = &mut self.rng;
+        let s = &mut self.sessions[idx];
+        if s.stopped_for > 0 {
+            s.stopped_for -= 1;
+            if s.stopped_for == 0 {
+                *s = Session {
+                    pnl: 0.0,
+                    trades: 0,
+                    started_tick: tick,
+                    alerted: 0,
+                    drift: rng.random_range(-0.08..0.02),
+                    ..s.clone()
+                };
+                out.push(status_msg(s, "active", tick, ts));
+            }
+            return;
+        }
+        let step: f64 = rng.random_range(-1.0..1.0) + s.drift;
+        s.pnl += step * s.loss_limit * 0.02;
+        let util = (-s.pnl / s.loss_limit * 100.0).clamp(0.0, 100.0);
+        if rng.random_bool(0.35) {
+            s.trades += 1;
+            let (sym, _) = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
+            out.push(json!({
+                "type": "algorithm_decision", "sessionId": s.id,
+                "algorithmId": format!("algo-{}", idx + 1),
+                "decision": DECISIONS[rng.random_range(0..DECISIONS.len())],
+                "reasoning": REASONS[rng.random_range(0..REASONS.len())],
+                "confidence": round2(rng.random_range(0.5..0.99)),
+                "timestamp": ts,
+                "marketData": {"symbol": sym, "price": round2(self.prices[SYMBOLS.iter().position(|(x, _)| *x == sym).unwrap_or(0)]), "volume": rng.random_range(100..2_000)},
+            }));
+        }
+        // Alerts on the rising edge of each threshold; re-armed below it.
+        let level = THRESHOLDS.iter().filter(|(t, _)| util >= *t).count();
+        if level > s.alerted {
+            let (threshold, alert_level) = THRESHOLDS[level - 1];
+            out.push(json!({
+                "type": "risk_alert", "sessionId": s.id, "alertLevel": alert_level,
+                "alertType": "loss_limit",
+                "message": format!("Loss limit {:.0}% used", util),
+                "currentValue": round2(util), "threshold": threshold, "timestamp": ts,
+            }));
+        }
+        s.alerted = level;
+        if util >= 100.0 {
+            s.stopped_for = 5;
+            out.push(status_msg(s, "emergency_stopped", tick, ts));
+        } else {
+            out.push(status_msg(s, "active", tick, ts));
+        }
+    }
+}
+
+fn status_msg(s: &Session, status: &str, tick: u64, ts: &str) -> Value {
+    let util = (-s.pnl / s.loss_limit * 100.0).clamp(0.0, 100.0);
+    json!({
+        "type": "session_status", "sessionId": s.id, "status": status, "timestamp": ts,
+        "data": {
+            "currentPnL": round2(s.pnl), "totalTrades": s.trades,
+            "lossLimitUtilization": round2(util),
+            "timeElapsed": tick.saturating_sub(s.started_tick),
+            "performanceScore": round2((50.0 + s.pnl / s.loss_limit * 50.0).clamp(0.0, 100.0)),
+        }
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, ticks: usize) -> Vec<Value> {
+        let mut sim = TradingSim::new(seed, 3);
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (0..ticks)
+            .flat_map(|i| sim.tick(t0 + chrono::Duration::seconds(i as i64)))
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_messages() {
+        assert_eq!(run(7, 200), run(7, 200));
+        assert_ne!(run(7, 50), run(8, 50));
+    }
+
+    #[test]
+    fn produces_every_trading_type_including_emergency_stops() {
+        let msgs = run(1, 2_000);
+        for t in [
+            "market_data",
+            "algorithm_decision",
+            "risk_alert",
+            "session_status",
+        ] {
+            assert!(msgs.iter().any(|m| m["type"] == t), "no {t}");
+        }
+        assert!(msgs.iter().any(|m| m["status"] == "emergency_stopped"));
+        assert!(msgs.iter().any(|m| m["alertLevel"] == "critical"));
+    }
+}
