@@ -12,6 +12,9 @@
 //! - [`client`]: the reconnecting WebSocket client: TLS, auth, backoff,
 //!   heartbeat, subscriptions, resume, HTTP polling fallback, observable
 //!   connection state.
+//! - [`server`]: the hub (`riskwatch serve`): native protocol and the five
+//!   styles' endpoints, auth, history and resume, publish API, stats.
+//! - [`sim`]: deterministic simulators of every backend style.
 //! - [`demo`]: a small built-in loopback server that plays the trading style
 //!   from a deterministic simulator, so riskwatch runs with no backend.
 //!
@@ -21,6 +24,7 @@
 pub mod client;
 pub mod demo;
 pub mod protocol;
+pub mod server;
 pub mod sim;
 
 pub use client::{Client, ClientConfig, ClientHandle, ClientUpdate, ConnState};

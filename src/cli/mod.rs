@@ -2,6 +2,7 @@
 //! mapping from outcomes to exit codes. `anyhow` lives here, at the edge.
 
 mod output;
+mod serve;
 mod watch;
 
 use std::path::PathBuf;
@@ -46,6 +47,11 @@ enum Command {
     /// Run the built-in demo server (simulated trading desk on 127.0.0.1)
     /// and watch it: riskwatch with no backend and no network.
     Demo(DemoArgs),
+    /// Run the riskwatch hub: the native protocol and the five backend
+    /// styles' endpoints, publish API, stats and metrics.
+    Serve(serve::ServeArgs),
+    /// Mint a development token for a hub started with --jwt-secret.
+    Token(serve::TokenArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -158,6 +164,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Watch(args) => watch::watch(args).await,
             Command::Demo(args) => watch::demo(args).await,
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Token(args) => serve::token(args),
         }
     });
     let code = code.unwrap_or_else(|e| {

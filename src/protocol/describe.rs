@@ -21,8 +21,14 @@ const MAX_BODY: usize = 240;
 pub(super) fn describe(e: &Event) -> Description {
     let d = e.data();
     let whole = e.payload_value();
-    // Field lookup in `data`, then at the top level.
-    let get = |k: &str| d.get(k).or_else(|| whole.get(k)).filter(|v| !v.is_null());
+    // Field lookup in `data`, in a `data` nested in it (trading events
+    // relayed by a hub), then at the top level.
+    let get = |k: &str| {
+        d.get(k)
+            .or_else(|| d.get("data").and_then(|n| n.get(k)))
+            .or_else(|| whole.get(k))
+            .filter(|v| !v.is_null())
+    };
     let text = |k: &str| get(k).map(plain);
     let num = |k: &str| get(k).and_then(Value::as_f64);
     let who = e
@@ -116,6 +122,50 @@ pub(super) fn describe(e: &Event) -> Description {
                 "Risk alert"
             };
             (format!("{title} ({})", e.severity), join_colon(&who, &msg))
+        }
+        "employee_update" => {
+            let name = text("employee_name")
+                .or_else(|| text("employee_id"))
+                .unwrap_or_default();
+            let dept = text("department").map(|d| format!(" ({d})")).unwrap_or_default();
+            let stress = num("stress_rate").map(fmt_num).unwrap_or_default();
+            (format!("Employee {name}{dept}"), format!("stress rate {stress}"))
+        }
+        "department_update" => {
+            let name = text("department_name")
+                .or_else(|| text("department_id"))
+                .unwrap_or_default();
+            let risk = text("overall_risk").unwrap_or_default();
+            let eng = num("engagement_score").map(fmt_num).unwrap_or_default();
+            (
+                format!("Department {name}"),
+                format!("overall risk {risk}, engagement score {eng}"),
+            )
+        }
+        "interaction_update" => {
+            let app = text("app_id").unwrap_or_default();
+            let n = num("interaction_count").map(fmt_num).unwrap_or_default();
+            let total = num("total_daily_interactions").map(fmt_num).unwrap_or_default();
+            (
+                "Interactions".to_owned(),
+                join_colon(&who, &format!("{app} +{n}, {total} today")),
+            )
+        }
+        "engagement_update" => ("Engagement update".to_owned(), who.clone()),
+        "dashboard_update" => {
+            let total = num("total_risks").map(fmt_num).unwrap_or_default();
+            let crit = num("critical_risks").map(fmt_num).unwrap_or_default();
+            (
+                "Dashboard update".to_owned(),
+                format!("{total} risks, {crit} critical"),
+            )
+        }
+        "riskPrediction" => {
+            let p = num("predicted_score").map(fmt_num).unwrap_or_default();
+            (
+                "Risk prediction".to_owned(),
+                join_colon(&who, &format!("predicted score {p}")),
+            )
         }
         "riskUpdate" => {
             let score = num("score").or_else(|| num("riskScore")).map(fmt_num);

@@ -211,8 +211,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 let mut e = Envelope::default();
-                while let Some(key) = a.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
+                while let Some(key) = a.next_key::<Loose<'de>>()? {
+                    match key.as_deref().unwrap_or_default() {
                         "type" => e.ty = a.next_value()?,
                         "event" => e.event = a.next_value()?,
                         "op" => e.op = a.next_value()?,
@@ -258,8 +258,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for DataFields<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 let mut out = DataFields::default();
-                while let Some(key) = a.next_key::<Cow<'de, str>>()? {
-                    if !read_level_or_key(&key, &mut out.levels, &mut out.keys, &mut a)? {
+                while let Some(key) = a.next_key::<Loose<'de>>()? {
+                    let key = key.as_deref().unwrap_or_default();
+                    if !read_level_or_key(key, &mut out.levels, &mut out.keys, &mut a)? {
                         a.next_value::<IgnoredAny>()?;
                     }
                 }

@@ -12,8 +12,8 @@ const MILLIS_THRESHOLD: f64 = 1e11;
 pub(super) fn parse(raw: &RawValue) -> Option<DateTime<Utc>> {
     let text = raw.get();
     if text.starts_with('"') {
-        let s: std::borrow::Cow<'_, str> = serde_json::from_str(text).ok()?;
-        parse_str(&s)
+        let s: super::envelope::Loose<'_> = serde_json::from_str(text).ok()?;
+        parse_str(s.as_deref()?)
     } else {
         let n: f64 = text.parse().ok()?;
         if !n.is_finite() || n < 0.0 {

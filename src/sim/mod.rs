@@ -4,5 +4,13 @@
 //!
 //! - [`trading`]: trading sessions (P&L random walk, loss-limit
 //!   utilisation, algorithm decisions, ticks, risk alerts, emergency stops).
+//! - [`hr`]: departments and employees, stress alerts on crossing 40.
+//! - [`merchant`]: merchant risk assessments, predictions and alerts.
+//! - [`compliance`]: engagement and interactions per client and MSP.
+//! - [`desk`]: all of them publishing into a hub (`serve --demo`).
 
+pub mod compliance;
+pub mod desk;
+pub mod hr;
+pub mod merchant;
 pub mod trading;

@@ -1,0 +1,159 @@
+//! `riskwatch serve` (the hub, optionally with the demo simulators) and
+//! `riskwatch token` (mint development tokens).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use riskwatch::server::{Auth, Claims, HubLimits, Limits, Server, ServerConfig};
+use riskwatch::sim::desk::{self, DeskOptions};
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    listen: SocketAddr,
+    /// Run the simulators (trading, HR, merchant risk, compliance,
+    /// dashboard). Without a JWT option this implies --insecure-dev.
+    #[arg(long)]
+    demo: bool,
+    /// Accept connections without a token (loopback addresses only).
+    #[arg(long)]
+    insecure_dev: bool,
+    /// HS256 secret for verifying tokens (at least 32 bytes). Prefer the
+    /// environment variable.
+    #[arg(long, env = "RISKWATCH_JWT_SECRET", hide_env_values = true, conflicts_with = "jwt_public_key")]
+    jwt_secret: Option<String>,
+    /// RS256 or ES256 public key (PEM) for verifying tokens.
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+    /// Keep channel history on disk here, so resume works across restarts.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Messages kept per channel.
+    #[arg(long, default_value_t = 1000)]
+    history_len: usize,
+    /// Seconds messages stay in history.
+    #[arg(long, default_value_t = 600)]
+    history_secs: u64,
+    /// Messages kept per `user:` channel for offline users, whatever their age.
+    #[arg(long, default_value_t = 100)]
+    offline_keep: usize,
+    /// Inbound messages per second per connection.
+    #[arg(long, default_value_t = 20)]
+    rate: u32,
+    /// Connections per user.
+    #[arg(long, default_value_t = 20)]
+    max_conns_per_user: usize,
+    /// Seconds between the hub's pings.
+    #[arg(long, default_value_t = 30)]
+    heartbeat: u64,
+    /// Demo speed factor (0.5 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    demo_speed: f64,
+    /// Demo simulator seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
+    let auth = match (&a.jwt_secret, &a.jwt_public_key) {
+        (Some(s), _) => Auth::hs256(s.as_bytes()).context("--jwt-secret")?,
+        (None, Some(p)) => Auth::public_key(p).context("--jwt-public-key")?,
+        (None, None) if a.insecure_dev || a.demo => Auth::Insecure,
+        (None, None) => {
+            eprintln!(
+                "riskwatch: choose how clients authenticate: --jwt-secret, --jwt-public-key, \
+                 or --insecure-dev (loopback only)"
+            );
+            return Ok(exit::USAGE);
+        }
+    };
+    if auth.is_insecure() && !a.listen.ip().is_loopback() {
+        eprintln!("riskwatch: --insecure-dev (implied by --demo without a JWT option) is only allowed on a loopback address, not {}", a.listen);
+        return Ok(exit::USAGE);
+    }
+    let history = HubLimits::default()
+        .history_len(a.history_len.max(1))
+        .history_age(Duration::from_secs(a.history_secs.max(1)))
+        .offline_keep(a.offline_keep);
+    let limits = Limits::default()
+        .rate(a.rate.max(1), a.rate.max(1) * 2)
+        .max_conns_per_user(a.max_conns_per_user.max(1))
+        .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
+    let cfg = ServerConfig::new(auth)
+        .limits(limits)
+        .history(history)
+        .data_dir(a.data_dir.clone());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let server = Server::start(listener, cfg)?;
+    eprintln!("riskwatch: hub listening on {}", server.addr());
+    let stop = CancellationToken::new();
+    if a.demo {
+        let opts = DeskOptions::default().seed(a.seed).speed(a.demo_speed);
+        tokio::spawn(desk::run(std::sync::Arc::clone(server.hub()), opts, stop.clone()));
+        eprintln!("riskwatch: demo simulators running (channels: {})", desk::channels().join(", "));
+    }
+    let token = server.shutdown_token();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = token.cancelled() => {}
+    }
+    eprintln!("riskwatch: shutting down");
+    stop.cancel();
+    server.shutdown().await;
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// HS256 secret (the hub's --jwt-secret). Prefer the environment variable.
+    #[arg(long, env = "RISKWATCH_JWT_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The user (`sub`).
+    #[arg(long)]
+    user: String,
+    /// Role, e.g. trader, hr_manager, msp_admin, client_user.
+    #[arg(long)]
+    role: Option<String>,
+    /// A channel or pattern the user may read (repeatable), e.g. user:u1,
+    /// sessions:*, department:dept-eng, msp:m1/*.
+    #[arg(long = "channel")]
+    channels: Vec<String>,
+    /// Allow publishing.
+    #[arg(long)]
+    publish: bool,
+    #[arg(long)]
+    msp: Option<String>,
+    #[arg(long)]
+    client: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    ttl: u64,
+}
+
+pub fn token(a: TokenArgs) -> anyhow::Result<u8> {
+    if a.secret.len() < 32 {
+        eprintln!("riskwatch: the secret must be at least 32 bytes");
+        return Ok(exit::USAGE);
+    }
+    let claims = Claims {
+        sub: a.user,
+        role: a.role,
+        channels: a.channels,
+        publish: a.publish,
+        msp: a.msp,
+        client: a.client,
+        exp: (chrono::Utc::now().timestamp().max(0) as u64).saturating_add(a.ttl),
+    };
+    let t = riskwatch::server::auth::mint_hs256(a.secret.as_bytes(), &claims)?;
+    println!("{t}");
+    Ok(exit::OK)
+}

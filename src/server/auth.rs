@@ -1,0 +1,265 @@
+//! Who is connecting: JWTs from `Authorization: Bearer` or `?token=`,
+//! verified with an HS256 secret or an RS256 / ES256 public key; the claims
+//! name the user, role, readable channels (patterns allowed), MSP and client,
+//! and whether the user may publish. `--insecure-dev` (loopback only)
+//! admits everyone as `anonymous` with every channel.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::grants;
+
+/// The user name of unauthenticated connections in dev mode.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The claims riskwatch reads from a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: String,
+    /// `trader`, `hr_manager`, `msp_admin`, `msp_user`, `client_admin`,
+    /// `client_user`, … (informational; access is by `channels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Channels the user may read: names or `prefix*` patterns.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Whether the user may publish.
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+/// An authenticated connection's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Option<String>,
+    pub grants: Vec<String>,
+    pub publish: bool,
+    pub msp: Option<String>,
+    pub client: Option<String>,
+}
+
+impl Identity {
+    pub fn anonymous() -> Identity {
+        Identity {
+            user: ANONYMOUS.to_owned(),
+            role: None,
+            grants: vec!["*".to_owned()],
+            publish: true,
+            msp: None,
+            client: None,
+        }
+    }
+
+    pub fn may_read(&self, channel: &str) -> bool {
+        grants::allowed(&self.grants, channel)
+    }
+}
+
+/// Why a token was refused. Never carries the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token: send Authorization: Bearer <token> or ?token=<token>")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// How the hub checks tokens.
+#[derive(Clone)]
+pub enum Auth {
+    /// No authentication (`--insecure-dev`, loopback only).
+    Insecure,
+    Verify {
+        key: DecodingKey,
+        validation: Box<Validation>,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Insecure => f.write_str("Auth::Insecure"),
+            Auth::Verify { validation, .. } => {
+                write!(f, "Auth::Verify({:?})", validation.algorithms)
+            }
+        }
+    }
+}
+
+/// A key that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is neither an RSA nor an EC public key in PEM form")]
+    Format { path: String },
+    #[error("the JWT secret must be at least 32 bytes")]
+    ShortSecret,
+}
+
+fn validation(alg: Algorithm) -> Box<Validation> {
+    let mut v = Validation::new(alg);
+    v.leeway = 30;
+    v.validate_exp = true;
+    v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+    Box::new(v)
+}
+
+impl Auth {
+    pub fn hs256(secret: &[u8]) -> Result<Auth, KeyError> {
+        if secret.len() < 32 {
+            return Err(KeyError::ShortSecret);
+        }
+        Ok(Auth::Verify {
+            key: DecodingKey::from_secret(secret),
+            validation: validation(Algorithm::HS256),
+        })
+    }
+
+    /// RS256 or ES256, by what the PEM file holds.
+    pub fn public_key(path: &Path) -> Result<Auth, KeyError> {
+        let pem = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+            return Ok(Auth::Verify {
+                key,
+                validation: validation(Algorithm::RS256),
+            });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+            return Ok(Auth::Verify {
+                key,
+                validation: validation(Algorithm::ES256),
+            });
+        }
+        Err(KeyError::Format {
+            path: path.display().to_string(),
+        })
+    }
+
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, Auth::Insecure)
+    }
+
+    /// Checks a token (or its absence).
+    pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        let (key, validation) = match self {
+            Auth::Insecure => return Ok(Identity::anonymous()),
+            Auth::Verify { key, validation } => (key, validation),
+        };
+        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
+                ErrorKind::InvalidAlgorithm => AuthError::Invalid("wrong algorithm".into()),
+                ErrorKind::MissingRequiredClaim(c) => {
+                    AuthError::Invalid(format!("missing claim {c}"))
+                }
+                _ => AuthError::Invalid("malformed token".into()),
+            }
+        })?;
+        let c = data.claims;
+        if c.sub.is_empty() {
+            return Err(AuthError::Invalid("empty subject".into()));
+        }
+        let grants: Vec<String> = c.channels.into_iter().filter(|g| grants::valid(g)).collect();
+        Ok(Identity {
+            user: c.sub,
+            role: c.role,
+            grants,
+            publish: c.publish,
+            msp: c.msp,
+            client: c.client,
+        })
+    }
+}
+
+/// Mints an HS256 token (development and tests).
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+/// The token of a request: the `Authorization: Bearer` header, else the
+/// `token` query parameter.
+pub fn token_from(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION)
+        && let Ok(s) = v.to_str()
+        && let Some(t) = s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer "))
+    {
+        return Some(t.trim().to_owned());
+    }
+    query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn claims(exp_in: i64) -> Claims {
+        Claims {
+            sub: "u1".into(),
+            role: Some("trader".into()),
+            channels: vec!["user:u1".into(), "sessions:*".into(), "bad channel".into()],
+            publish: false,
+            msp: None,
+            client: None,
+            exp: (chrono::Utc::now().timestamp() + exp_in) as u64,
+        }
+    }
+
+    #[test]
+    fn valid_expired_forged_missing() {
+        let auth = Auth::hs256(SECRET).unwrap();
+        let ok = mint_hs256(SECRET, &claims(3600)).unwrap();
+        let id = auth.verify(Some(&ok)).unwrap();
+        assert_eq!(id.user, "u1");
+        assert_eq!(id.grants, ["user:u1", "sessions:*"]);
+        assert!(id.may_read("sessions:S1"));
+        assert!(!id.may_read("user:u2"));
+        let old = mint_hs256(SECRET, &claims(-3600)).unwrap();
+        assert_eq!(auth.verify(Some(&old)), Err(AuthError::Expired));
+        let forged = mint_hs256(b"another-secret-another-secret-xx", &claims(3600)).unwrap();
+        assert!(matches!(auth.verify(Some(&forged)), Err(AuthError::Invalid(_))));
+        assert_eq!(auth.verify(None), Err(AuthError::Missing));
+        assert!(matches!(auth.verify(Some("garbage")), Err(AuthError::Invalid(_))));
+        assert!(Auth::hs256(b"short").is_err());
+    }
+
+    #[test]
+    fn token_sources() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(token_from(&h, Some("a=1&token=abc")), Some("abc".into()));
+        h.insert(http::header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(token_from(&h, Some("token=abc")), Some("xyz".into()));
+    }
+}

@@ -1,0 +1,394 @@
+//! One WebSocket connection on the hub: its task reads client messages
+//! (rate-limited, size-limited), writes queued events in its endpoint's wire
+//! format (skipping anything at or below what it already sent on a channel),
+//! pings, drops a dead peer, is closed with 1013 when it falls behind, and
+//! with 1001 when the hub shuts down.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::Limits;
+use super::auth::Identity;
+use super::endpoint::{Endpoint, Reply};
+use super::event::{HubEvent, NewEvent};
+use super::grants;
+use super::hub::{ConnId, ConnInfo, ConnShared, Hub, Subscriber};
+use crate::protocol::native::{ClientMessage, ErrorCode, close};
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Events written per flush when the queue has several waiting.
+const WRITE_BATCH: usize = 64;
+
+struct Conn {
+    hub: Arc<Hub>,
+    endpoint: Endpoint,
+    id: Identity,
+    conn: ConnId,
+    tx: mpsc::Sender<Arc<HubEvent>>,
+    shared: Arc<ConnShared>,
+    /// Subscribed channels and patterns.
+    channels: Vec<String>,
+    /// Highest sequence written per channel: the exactly-once filter
+    /// between a backlog and the live queue, and across overlapping
+    /// subscriptions.
+    last_sent: HashMap<String, u64>,
+    limiter: DefaultDirectRateLimiter,
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+fn native_error(code: ErrorCode, message: &str) -> String {
+    serde_json::json!({"op": "error", "code": code.as_str(), "message": message}).to_string()
+}
+
+/// Runs a connection to completion.
+pub(super) async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    endpoint: Endpoint,
+    id: Identity,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::channel(limits.send_queue);
+    let shared = Arc::new(ConnShared::default());
+    let conn = hub.connect(ConnInfo {
+        user: id.user.clone(),
+        style: endpoint.style(),
+        client: id.client.clone(),
+        msp: id.msp.clone(),
+    });
+    let per_sec = NonZeroU32::new(limits.rate_per_sec.max(1)).expect("max(1) is non-zero");
+    let burst = NonZeroU32::new(limits.rate_burst.max(1)).expect("max(1) is non-zero");
+    let mut c = Conn {
+        hub: Arc::clone(&hub),
+        endpoint,
+        id,
+        conn,
+        tx,
+        shared,
+        channels: Vec::new(),
+        last_sent: HashMap::new(),
+        limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+    };
+    let (mut sink, mut stream) = socket.split();
+    let reason = c.session(&mut sink, &mut stream, &mut rx, &limits, &shutdown).await;
+    tracing::debug!(conn, user = %c.id.user, %reason, "connection closed");
+    hub.disconnect(conn, &c.channels, &c.last_sent);
+}
+
+impl Conn {
+    async fn session(
+        &mut self,
+        sink: &mut Sink,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        rx: &mut mpsc::Receiver<Arc<HubEvent>>,
+        limits: &Limits,
+        shutdown: &CancellationToken,
+    ) -> String {
+        let hb = limits.heartbeat;
+        for frame in self.endpoint.greeting(&self.id, hb.as_secs()) {
+            if sink.send(Message::text(frame)).await.is_err() {
+                return "send failed".into();
+            }
+        }
+        let initial = match self.endpoint.initial_channels(&self.id) {
+            Ok(c) => c,
+            Err(why) => {
+                self.hub.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+                let _ = sink.send(close_frame(close::POLICY, &why)).await;
+                return why;
+            }
+        };
+        if let Err(e) = self.subscribe_all(sink, initial, None).await {
+            return e;
+        }
+        if self.endpoint == Endpoint::Dashboard
+            && let Err(e) = self.snapshot(sink).await
+        {
+            return e;
+        }
+        let mut ping = tokio::time::interval_at(Instant::now() + hb, hb);
+        let mut deadline = Instant::now() + hb * 2;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    let _ = sink.send(close_frame(close::GOING_AWAY, "hub shutting down")).await;
+                    return "shutdown".into();
+                }
+                _ = self.shared.notify.notified() => {
+                    if self.shared.lagged.load(Ordering::Acquire) {
+                        let _ = sink.send(close_frame(close::TRY_AGAIN_LATER,
+                            "too slow: resume from history")).await;
+                        return "slow consumer".into();
+                    }
+                }
+                msg = stream.next() => {
+                    deadline = Instant::now() + hb * 2;
+                    match msg {
+                        None => return "peer closed".into(),
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                                self.hub.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                                let _ = sink.send(close_frame(close::TOO_BIG, "message too big")).await;
+                            }
+                            return format!("read error: {text}");
+                        }
+                        Some(Ok(m)) => {
+                            if let Err(e) = self.inbound(sink, m, limits).await {
+                                return e;
+                            }
+                        }
+                    }
+                }
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { return "queue closed".into() };
+                    if let Err(e) = self.write_events(sink, ev, rx).await {
+                        return e;
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return "ping failed".into();
+                    }
+                    if let Some(hbf) = self.endpoint.heartbeat_frame()
+                        && sink.send(Message::text(hbf)).await.is_err()
+                    {
+                        return "heartbeat failed".into();
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    return "peer silent for two heartbeats".into();
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is queued (up to a batch), then
+    /// flushes once.
+    async fn write_events(
+        &mut self,
+        sink: &mut Sink,
+        first: Arc<HubEvent>,
+        rx: &mut mpsc::Receiver<Arc<HubEvent>>,
+    ) -> Result<(), String> {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(ev) = next.take() {
+            if self.should_send(&ev) {
+                let frame = ev.render(self.endpoint.wire());
+                sink.feed(Message::Text(Utf8Bytes::from(&*frame)))
+                    .await
+                    .map_err(|e| format!("send failed: {e}"))?;
+            }
+            n += 1;
+            if n < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        sink.flush().await.map_err(|e| format!("send failed: {e}"))
+    }
+
+    /// The exactly-once filter; records the sequence when it passes.
+    fn should_send(&mut self, ev: &HubEvent) -> bool {
+        if !self.endpoint.passes(&ev.channel) {
+            return false;
+        }
+        let last = self.last_sent.entry(ev.channel.to_string()).or_insert(0);
+        if ev.seq <= *last {
+            return false;
+        }
+        *last = ev.seq;
+        true
+    }
+
+    fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn subscribe_all(
+        &mut self,
+        sink: &mut Sink,
+        channels: Vec<String>,
+        since: Option<crate::protocol::native::Position>,
+    ) -> Result<(), String> {
+        for ch in channels {
+            if self.channels.contains(&ch) {
+                continue;
+            }
+            let sub = self.hub.subscribe(self.conn, &self.id.user, &ch, self.subscriber(), since.clone());
+            self.channels.push(ch.clone());
+            if self.endpoint == Endpoint::Native {
+                let ack = serde_json::json!({"op": "subscribed", "channel": sub.channel,
+                    "epoch": sub.epoch, "seq": sub.head});
+                sink.feed(Message::text(ack.to_string()))
+                    .await
+                    .map_err(|e| format!("send failed: {e}"))?;
+                if let Some((requested, oldest)) = sub.gap {
+                    let gap = serde_json::json!({"op": "gap", "channel": sub.channel,
+                        "requested": requested, "oldest": oldest, "epoch": sub.epoch});
+                    sink.feed(Message::text(gap.to_string()))
+                        .await
+                        .map_err(|e| format!("send failed: {e}"))?;
+                }
+            }
+            // The position we resume from counts as sent, so live events
+            // at or below it are not repeated.
+            if let Some(p) = &since
+                && sub.gap.is_none()
+                && !grants::is_pattern(&ch)
+            {
+                self.last_sent.insert(ch.clone(), p.seq);
+            } else if !grants::is_pattern(&ch) && sub.backlog.is_empty() {
+                self.last_sent.insert(ch.clone(), sub.head);
+            }
+            for ev in sub.backlog {
+                if self.should_send(&ev) {
+                    let frame = ev.render(self.endpoint.wire());
+                    sink.feed(Message::Text(Utf8Bytes::from(&*frame)))
+                        .await
+                        .map_err(|e| format!("send failed: {e}"))?;
+                }
+            }
+        }
+        sink.flush().await.map_err(|e| format!("send failed: {e}"))
+    }
+
+    async fn snapshot(&mut self, sink: &mut Sink) -> Result<(), String> {
+        if let Some(ev) = self.hub.dashboard_snapshot() {
+            let frame = ev.render(self.endpoint.wire());
+            sink.send(Message::Text(Utf8Bytes::from(&*frame)))
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn send_text(&mut self, sink: &mut Sink, text: String) -> Result<(), String> {
+        sink.send(Message::text(text))
+            .await
+            .map_err(|e| format!("send failed: {e}"))
+    }
+
+    async fn inbound(&mut self, sink: &mut Sink, m: Message, _limits: &Limits) -> Result<(), String> {
+        let text = match m {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return self.reject(sink, ErrorCode::BadRequest, "binary messages are not accepted").await;
+            }
+            Message::Close(_) => return Err("peer closed".into()),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        self.hub.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        if self.limiter.check().is_err() {
+            self.hub.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let msg = "rate limit exceeded";
+            let frame = if self.endpoint == Endpoint::Native {
+                native_error(ErrorCode::RateLimited, msg)
+            } else {
+                serde_json::json!({"type": "error", "message": msg}).to_string()
+            };
+            let _ = sink.send(Message::text(frame)).await;
+            let _ = sink.send(close_frame(close::POLICY, msg)).await;
+            return Err(msg.into());
+        }
+        if self.endpoint == Endpoint::Native {
+            return self.native(sink, text.as_str()).await;
+        }
+        match self.endpoint.command(&self.id, text.as_str()) {
+            Reply::Send(frames) => {
+                for f in frames {
+                    self.send_text(sink, f).await?;
+                }
+                Ok(())
+            }
+            Reply::Subscribe(chans, frames) => {
+                for f in frames {
+                    self.send_text(sink, f).await?;
+                }
+                self.subscribe_all(sink, chans, None).await
+            }
+            Reply::Unsubscribe(chans) => {
+                for ch in chans {
+                    self.hub.unsubscribe(self.conn, &ch);
+                    self.channels.retain(|c| c != &ch);
+                }
+                Ok(())
+            }
+            Reply::Snapshot => self.snapshot(sink).await,
+            Reply::Nothing => Ok(()),
+        }
+    }
+
+    async fn reject(&mut self, sink: &mut Sink, code: ErrorCode, msg: &str) -> Result<(), String> {
+        let frame = if self.endpoint == Endpoint::Native {
+            native_error(code, msg)
+        } else {
+            serde_json::json!({"type": "error", "message": msg}).to_string()
+        };
+        self.send_text(sink, frame).await
+    }
+
+    async fn native(&mut self, sink: &mut Sink, text: &str) -> Result<(), String> {
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let why = format!("not a valid message: {e}");
+                return self.reject(sink, ErrorCode::BadRequest, &why).await;
+            }
+        };
+        match msg {
+            ClientMessage::Ping => self.send_text(sink, r#"{"op":"pong"}"#.into()).await,
+            ClientMessage::Subscribe { channel, since } => {
+                if !grants::valid(&channel) {
+                    return self.reject(sink, ErrorCode::BadRequest, "invalid channel name").await;
+                }
+                if !self.id.may_read(&channel) {
+                    let why = format!("not allowed to read {channel}");
+                    return self.reject(sink, ErrorCode::Forbidden, &why).await;
+                }
+                self.subscribe_all(sink, vec![channel], since).await
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                self.hub.unsubscribe(self.conn, &channel);
+                self.channels.retain(|c| c != &channel);
+                let ack = serde_json::json!({"op": "unsubscribed", "channel": channel});
+                self.send_text(sink, ack.to_string()).await
+            }
+            ClientMessage::Publish { channel, kind, severity, id, data } => {
+                if !self.id.publish {
+                    return self.reject(sink, ErrorCode::Forbidden, "publishing needs the publish scope").await;
+                }
+                match self.hub.publish(NewEvent { channel, kind, severity, id, data }) {
+                    Ok(p) => {
+                        let ack = serde_json::json!({"op": "published", "channel": p.channel,
+                            "seq": p.seq, "id": p.id, "duplicate": p.duplicate});
+                        self.send_text(sink, ack.to_string()).await
+                    }
+                    Err(e) => self.reject(sink, ErrorCode::BadRequest, &e.to_string()).await,
+                }
+            }
+        }
+    }
+}

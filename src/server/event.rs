@@ -1,0 +1,236 @@
+//! The hub's stored event and its renderings: one [`HubEvent`] per published
+//! message, shared by every subscriber through an `Arc`, rendered at most
+//! once per wire format (native, and each backend style) however many
+//! connections receive it.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::protocol::Severity;
+
+/// The wire formats the hub renders events in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    Native,
+    /// `{"type","timestamp","data"}` — merchant, dashboard and HR styles.
+    Typed,
+    /// `{"type","timestamp","client_id","data"}` — compliance.
+    Compliance,
+    /// `{"type","timestamp", …data fields at the top level}` — trading.
+    Flat,
+}
+
+const WIRES: usize = 4;
+
+impl Wire {
+    fn index(self) -> usize {
+        match self {
+            Wire::Native => 0,
+            Wire::Typed => 1,
+            Wire::Compliance => 2,
+            Wire::Flat => 3,
+        }
+    }
+}
+
+/// An event as published to the hub, before it has a sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub channel: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Makes retries idempotent: a second publish with the same id on the
+    /// same channel returns the first one's sequence and is not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// A stored, sequenced event.
+#[derive(Debug)]
+pub struct HubEvent {
+    pub channel: Arc<str>,
+    pub seq: u64,
+    pub kind: String,
+    pub severity: Severity,
+    pub time: DateTime<Utc>,
+    pub id: Option<String>,
+    pub data: Box<RawValue>,
+    rendered: [OnceLock<Arc<str>>; WIRES],
+}
+
+/// The on-disk / on-Redis form of a [`HubEvent`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: Severity,
+    pub ts: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub data: Box<RawValue>,
+}
+
+impl HubEvent {
+    pub fn new(
+        channel: Arc<str>,
+        seq: u64,
+        kind: String,
+        severity: Severity,
+        time: DateTime<Utc>,
+        id: Option<String>,
+        data: Box<RawValue>,
+    ) -> HubEvent {
+        HubEvent {
+            channel,
+            seq,
+            kind,
+            severity,
+            time,
+            id,
+            data,
+            rendered: Default::default(),
+        }
+    }
+
+    pub fn from_stored(channel: Arc<str>, s: StoredEvent) -> HubEvent {
+        HubEvent::new(channel, s.seq, s.kind, s.severity, s.ts, s.id, s.data)
+    }
+
+    pub fn to_stored(&self) -> StoredEvent {
+        StoredEvent {
+            seq: self.seq,
+            kind: self.kind.clone(),
+            severity: self.severity,
+            ts: self.time,
+            id: self.id.clone(),
+            data: self.data.clone(),
+        }
+    }
+
+    fn ts(&self) -> String {
+        self.time.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// The event in `wire` format, rendered once and shared.
+    pub fn render(&self, wire: Wire) -> Arc<str> {
+        Arc::clone(self.rendered[wire.index()].get_or_init(|| Arc::from(self.render_now(wire))))
+    }
+
+    fn render_now(&self, wire: Wire) -> String {
+        let ts = self.ts();
+        match wire {
+            Wire::Native => {
+                let msg = crate::protocol::native::EventMessage {
+                    op: "event",
+                    channel: &self.channel,
+                    seq: self.seq,
+                    kind: &self.kind,
+                    severity: self.severity,
+                    ts: &ts,
+                    id: self.id.as_deref(),
+                    data: &self.data,
+                };
+                serde_json::to_string(&msg).expect("an event message serializes")
+            }
+            Wire::Typed => {
+                let mut m = Map::new();
+                m.insert("type".into(), Value::from(self.kind.as_str()));
+                m.insert("timestamp".into(), Value::from(ts));
+                if let Some(id) = &self.id {
+                    m.insert("id".into(), Value::from(id.as_str()));
+                }
+                m.insert("data".into(), self.data_value());
+                Value::Object(m).to_string()
+            }
+            Wire::Compliance => {
+                let mut m = Map::new();
+                m.insert("type".into(), Value::from(self.kind.as_str()));
+                m.insert("timestamp".into(), Value::from(ts));
+                if let Some(c) = compliance_client(&self.channel) {
+                    m.insert("client_id".into(), Value::from(c));
+                }
+                m.insert("data".into(), self.data_value());
+                Value::Object(m).to_string()
+            }
+            Wire::Flat => {
+                let mut m = Map::new();
+                m.insert("type".into(), Value::from(self.kind.as_str()));
+                match self.data_value() {
+                    Value::Object(fields) => {
+                        for (k, v) in fields {
+                            if k != "type" {
+                                m.insert(k, v);
+                            }
+                        }
+                    }
+                    Value::Null => {}
+                    other => {
+                        m.insert("data".into(), other);
+                    }
+                }
+                m.entry("timestamp").or_insert(Value::from(ts));
+                Value::Object(m).to_string()
+            }
+        }
+    }
+
+    fn data_value(&self) -> Value {
+        serde_json::from_str(self.data.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// The client id of a compliance channel: `client:c1` or `msp:m1/client:c1`.
+pub fn compliance_client(channel: &str) -> Option<&str> {
+    channel
+        .rsplit('/')
+        .next()
+        .and_then(|last| last.strip_prefix("client:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(channel: &str, kind: &str, data: &str) -> HubEvent {
+        HubEvent::new(
+            Arc::from(channel),
+            7,
+            kind.into(),
+            Severity::Critical,
+            DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            Some("e-1".into()),
+            RawValue::from_string(data.into()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn renders_every_wire_once() {
+        let e = ev("msp:m1/client:c1", "alert", r#"{"severity":"high"}"#);
+        let n = e.render(Wire::Native);
+        assert_eq!(
+            &*n,
+            r#"{"op":"event","channel":"msp:m1/client:c1","seq":7,"type":"alert","severity":"critical","ts":"2026-03-01T12:00:00.000Z","id":"e-1","data":{"severity":"high"}}"#
+        );
+        assert!(Arc::ptr_eq(&n, &e.render(Wire::Native)));
+        assert_eq!(
+            &*e.render(Wire::Compliance),
+            r#"{"type":"alert","timestamp":"2026-03-01T12:00:00.000Z","client_id":"c1","data":{"severity":"high"}}"#
+        );
+        let t = ev("user:u1", "risk_alert", r#"{"sessionId":"S1","alertLevel":"critical"}"#);
+        assert_eq!(
+            &*t.render(Wire::Flat),
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","timestamp":"2026-03-01T12:00:00.000Z"}"#
+        );
+    }
+}

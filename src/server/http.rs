@@ -1,0 +1,150 @@
+//! The hub's HTTP endpoints: `POST /api/v1/publish` (one event or a batch,
+//! idempotent by `id`), `GET /api/v1/ws/stats`, `GET /metrics` (Prometheus
+//! text), `GET /healthz`, and `GET /api/v1/dashboard` (the dashboard style's
+//! polling snapshot). All but health need a token unless in dev mode.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Identity;
+use super::event::NewEvent;
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (status, Json(json!({"error": msg}))).into_response()
+}
+
+fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Response> {
+    let token = super::auth::token_from(headers, None);
+    st.auth.verify(token.as_deref()).map_err(|e| {
+        st.hub.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        error(StatusCode::UNAUTHORIZED, &e.to_string())
+    })
+}
+
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = identify(&st, &headers) {
+        return r;
+    }
+    Json(st.hub.stats()).into_response()
+}
+
+pub(super) async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let id = match identify(&st, &headers) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if !id.may_read("dashboard") {
+        return error(StatusCode::FORBIDDEN, "not allowed to read the dashboard");
+    }
+    match st.hub.dashboard_snapshot() {
+        Some(ev) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            ev.data.get().to_owned(),
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no dashboard data yet"),
+    }
+}
+
+pub(super) async fn publish(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let id = match identify(&st, &headers) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if !id.publish {
+        return error(StatusCode::FORBIDDEN, "publishing needs the publish scope");
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
+    };
+    let batch = matches!(value, Value::Array(_));
+    let items = match value {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<NewEvent>(item) {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("event {i}: {e} (expected {{\"channel\", \"type\", \"data\"}})"),
+                );
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        match st.hub.publish(e) {
+            Ok(p) => results.push(p),
+            Err(err) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": format!("event {i}: {err}"), "published": results})),
+                )
+                    .into_response();
+            }
+        }
+    }
+    if batch {
+        Json(json!({"published": results})).into_response()
+    } else {
+        Json(json!(results.pop())).into_response()
+    }
+}
+
+pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = identify(&st, &headers) {
+        return r;
+    }
+    let s = st.hub.stats();
+    let mut reg = Registry::with_prefix("riskwatch_hub");
+    let gauge = |v: usize| {
+        let g: Gauge = Gauge::default();
+        g.set(v as i64);
+        g
+    };
+    let counter = |v: u64| {
+        let c: Counter = Counter::default();
+        c.inc_by(v);
+        c
+    };
+    reg.register("connections", "Open WebSocket connections", gauge(s.total_connections));
+    reg.register("channels_subscribed", "Channels with at least one subscriber", gauge(s.connections_by_channel.len()));
+    reg.register("messages_published", "Events published", counter(s.messages_published));
+    reg.register("messages_delivered", "Events queued to subscribers", counter(s.messages_delivered));
+    reg.register("messages_in", "Messages received from clients", counter(s.messages_in));
+    reg.register("dropped_slow_consumers", "Events not queued because a subscriber was too slow", counter(s.dropped_slow_consumers));
+    reg.register("rate_limited", "Connections closed for exceeding the rate limit", counter(s.rate_limited));
+    reg.register("oversized", "Inbound messages over the size limit", counter(s.oversized));
+    reg.register("rejected_auth", "Requests refused for authentication", counter(s.rejected_auth));
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}

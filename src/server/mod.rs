@@ -1,0 +1,295 @@
+//! The riskwatch hub (`riskwatch serve`): the native protocol and the five
+//! backend styles' endpoints over one listener, JWT auth, the publish API,
+//! stats, Prometheus metrics, health, limits, graceful shutdown, and
+//! optional durable history.
+//!
+//! # Layout
+//! - `hub`: channels, sequences, history, subscribers, fan-out, stats.
+//! - `conn`: one WebSocket connection's task.
+//! - `endpoint`: per-style paths, channels, greetings and commands.
+//! - `event`: the stored event and its per-format renderings.
+//! - `auth`, `grants`: tokens, claims and channel permissions.
+//! - `http`: publish, stats, metrics, health and the dashboard snapshot.
+//! - `store`: history on disk for `--data-dir`.
+
+pub mod auth;
+mod conn;
+pub mod endpoint;
+pub mod event;
+pub mod grants;
+mod http;
+pub mod hub;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use auth::{Auth, Claims, Identity};
+pub use event::NewEvent;
+pub use hub::{Hub, HubLimits, Published};
+
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest inbound message. Default 64 KiB.
+    pub max_message: usize,
+    /// Inbound messages per second per connection (token bucket). Default 20.
+    pub rate_per_sec: u32,
+    /// Bucket size. Default 40.
+    pub rate_burst: u32,
+    /// Connections one user may hold. Default 20.
+    pub max_conns_per_user: usize,
+    /// Events queued for one connection before it is closed with 1013.
+    /// Default 1024.
+    pub send_queue: usize,
+    /// Hub pings; a peer silent for two intervals is dropped. Default 30 s.
+    pub heartbeat: Duration,
+    /// Largest published `data`. Default 64 KiB.
+    pub max_publish: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 64 * 1024,
+            rate_per_sec: 20,
+            rate_burst: 40,
+            max_conns_per_user: 20,
+            send_queue: 1024,
+            heartbeat: Duration::from_secs(30),
+            max_publish: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn rate(mut self, per_sec: u32, burst: u32) -> Self {
+        self.rate_per_sec = per_sec;
+        self.rate_burst = burst;
+        self
+    }
+    pub fn send_queue(mut self, n: usize) -> Self {
+        self.send_queue = n;
+        self
+    }
+    pub fn heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat = d;
+        self
+    }
+    pub fn max_conns_per_user(mut self, n: usize) -> Self {
+        self.max_conns_per_user = n;
+        self
+    }
+    pub fn max_message(mut self, n: usize) -> Self {
+        self.max_message = n;
+        self
+    }
+}
+
+/// Everything `riskwatch serve` is configured with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    pub auth: Auth,
+    pub limits: Limits,
+    pub history: HubLimits,
+    /// Durable history directory. Default none (memory only).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    pub fn new(auth: Auth) -> ServerConfig {
+        ServerConfig {
+            auth,
+            limits: Limits::default(),
+            history: HubLimits::default(),
+            data_dir: None,
+        }
+    }
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+    pub fn history(mut self, h: HubLimits) -> Self {
+        self.history = h;
+        self
+    }
+    pub fn data_dir(mut self, d: Option<PathBuf>) -> Self {
+        self.data_dir = d;
+        self
+    }
+}
+
+/// Why the hub cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("--insecure-dev is only allowed on a loopback address, not {0}")]
+    InsecureNotLoopback(SocketAddr),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot read the listener address: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Clone)]
+struct AppState {
+    hub: Arc<Hub>,
+    auth: Auth,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// A running hub.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves on `listener` until [`Server::shutdown`].
+    pub fn start(listener: TcpListener, cfg: ServerConfig) -> Result<Server, ServerError> {
+        let addr = listener.local_addr()?;
+        if cfg.auth.is_insecure() && !addr.ip().is_loopback() {
+            return Err(ServerError::InsecureNotLoopback(addr));
+        }
+        let store: Option<Arc<dyn store::Store>> = match &cfg.data_dir {
+            Some(d) => Some(Arc::new(store::FileStore::open(d, cfg.history.history_len.max(cfg.history.offline_keep))?)),
+            None => None,
+        };
+        let hub = Arc::new(Hub::new(cfg.history.clone(), cfg.limits.max_publish, store));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let state = AppState {
+            hub: Arc::clone(&hub),
+            auth: cfg.auth.clone(),
+            limits: cfg.limits.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        let app = Router::new()
+            .route("/healthz", get(http::healthz))
+            .route("/metrics", get(http::metrics))
+            .route("/api/v1/ws/stats", get(http::stats))
+            .route("/api/v1/publish", post(http::publish))
+            .route("/api/v1/dashboard", get(http::dashboard))
+            .fallback(websocket)
+            .with_state(state);
+        let stop = shutdown.clone();
+        let task_hub = Arc::clone(&hub);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "hub server failed");
+            }
+            tracker.close();
+            // Connections got their 1001; give them a moment to go.
+            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+            task_hub.flush();
+        });
+        tracing::info!(%addr, "hub listening");
+        Ok(Server {
+            addr,
+            hub,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// A token that stops the hub when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Closes every connection with 1001, flushes history and stops.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the hub stops (after its shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Every path not routed above: a WebSocket endpoint, or 404.
+async fn websocket(State(st): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let Some(endpoint) = endpoint::route(&path) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such endpoint\n").into_response();
+    };
+    let token = auth::token_from(req.headers(), query.as_deref());
+    let verdict = st.auth.verify(token.as_deref());
+    let (mut parts, _body) = req.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &st).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let limits = st.limits.clone();
+    let ws = ws
+        .max_message_size(limits.max_message)
+        .max_frame_size(limits.max_message)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20);
+    let identity = match verdict {
+        Ok(id) => id,
+        Err(e) => {
+            st.hub.counters.rejected_auth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%path, error = %e, "authentication refused");
+            return match endpoint.refusal() {
+                endpoint::Refusal::Http => {
+                    (axum::http::StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response()
+                }
+                endpoint::Refusal::Close1008 => ws.on_upgrade(move |mut socket| async move {
+                    use axum::extract::ws::{CloseFrame, Message};
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: crate::protocol::native::close::POLICY,
+                            reason: e.to_string().into(),
+                        })))
+                        .await;
+                }),
+            };
+        }
+    };
+    if st.hub.connections_of(&identity.user) >= limits.max_conns_per_user {
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many connections for this user\n",
+        )
+            .into_response();
+    }
+    let hub = Arc::clone(&st.hub);
+    let shutdown = st.shutdown.clone();
+    let tracker = st.tracker.clone();
+    ws.on_upgrade(move |socket| {
+        tracker.track_future(conn::run(socket, hub, endpoint, identity, limits, shutdown))
+    })
+}

@@ -1,0 +1,66 @@
+//! Compliance engagement per client under MSPs: `engagement_update` with
+//! departments / applications / agents, `interaction_update` counters, and
+//! now and then an `alert` with a severity, as the compliance seed
+//! broadcasts them.
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const APPS: [&str; 4] = ["ChatGPT", "Copilot", "Gemini", "Claude"];
+const ALERTS: [(&str, &str); 4] = [
+    ("low", "New AI application seen"),
+    ("medium", "Policy exception requested"),
+    ("high", "Suspicious activity detected"),
+    ("high", "Sensitive data pasted into an unapproved app"),
+];
+/// (msp, client) pairs.
+pub const CLIENTS: [(&str, &str); 3] = [("m1", "c1"), ("m1", "c2"), ("m2", "c3")];
+
+#[derive(Debug)]
+pub struct ComplianceSim {
+    rng: StdRng,
+    daily: Vec<u64>,
+}
+
+impl ComplianceSim {
+    pub fn new(seed: u64) -> ComplianceSim {
+        ComplianceSim {
+            rng: StdRng::seed_from_u64(seed ^ 0x434f),
+            daily: vec![0; CLIENTS.len()],
+        }
+    }
+
+    /// The channel of a client: `msp:{m}/client:{c}`.
+    pub fn channel(msp: &str, client: &str) -> String {
+        format!("msp:{msp}/client:{client}")
+    }
+
+    /// `(channel, message)` pairs.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
+        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut out = Vec::new();
+        for (i, (msp, client)) in CLIENTS.iter().enumerate() {
+            let ch = Self::channel(msp, client);
+            let n = self.rng.random_range(0..8u64);
+            self.daily[i] += n;
+            let app = APPS[self.rng.random_range(0..APPS.len())];
+            out.push((ch.clone(), json!({"type": "interaction_update", "timestamp": ts, "client_id": client,
+                "data": {"app_id": app, "interaction_count": n, "total_daily_interactions": self.daily[i]}})));
+            if self.rng.random_bool(0.2) {
+                out.push((ch.clone(), json!({"type": "engagement_update", "timestamp": ts, "client_id": client,
+                    "data": {"departments": [{"name": "Engineering", "engagement": self.rng.random_range(40..95)},
+                                             {"name": "Sales", "engagement": self.rng.random_range(30..90)}],
+                             "applications": APPS.iter().map(|a| json!({"name": a, "users": self.rng.random_range(0..50)})).collect::<Vec<_>>(),
+                             "agents": self.rng.random_range(1..12)}})));
+            }
+            if self.rng.random_bool(0.04) {
+                let (sev, what) = ALERTS[self.rng.random_range(0..ALERTS.len())];
+                out.push((ch, json!({"type": "alert", "timestamp": ts, "client_id": client,
+                    "data": {"severity": sev, "details": what, "app": app}})));
+            }
+        }
+        out
+    }
+}

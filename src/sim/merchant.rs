@@ -1,0 +1,78 @@
+//! Merchant risk assessments: each assessment's score walks; a
+//! `riskUpdate` per tick, a `riskPrediction` now and then, and a `riskAlert`
+//! when the score crosses 70 (high) or 85 (critical), re-armed below.
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const FACTORS: [&str; 5] = ["chargeback_rate", "velocity", "refund_ratio", "geo_mismatch", "new_device"];
+const LEVELS: [(f64, &str); 2] = [(70.0, "high"), (85.0, "critical")];
+
+#[derive(Debug)]
+struct Assessment {
+    id: String,
+    merchant: String,
+    score: f64,
+    alerted: usize,
+}
+
+#[derive(Debug)]
+pub struct MerchantSim {
+    rng: StdRng,
+    items: Vec<Assessment>,
+}
+
+impl MerchantSim {
+    pub fn new(seed: u64, n: usize) -> MerchantSim {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x4d52);
+        let items = (1..=n.max(1))
+            .map(|i| Assessment {
+                id: format!("as-{i}"),
+                merchant: format!("m-{}", 1000 + i),
+                score: rng.random_range(30.0..60.0),
+                alerted: 0,
+            })
+            .collect();
+        MerchantSim { rng, items }
+    }
+
+    pub fn assessment_ids(&self) -> Vec<String> {
+        self.items.iter().map(|a| a.id.clone()).collect()
+    }
+
+    /// `(assessment_id, message)` pairs.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
+        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut out = Vec::new();
+        for a in &mut self.items {
+            let prev = a.score;
+            a.score = (a.score + self.rng.random_range(-4.0..4.4)).clamp(0.0, 100.0);
+            out.push((a.id.clone(), json!({"type": "riskUpdate", "timestamp": ts, "data": {
+                "assessment_id": a.id, "merchant_id": a.merchant, "score": round1(a.score),
+                "previous_score": round1(prev)}})));
+            if self.rng.random_bool(0.1) {
+                out.push((a.id.clone(), json!({"type": "riskPrediction", "timestamp": ts, "data": {
+                    "assessment_id": a.id, "merchant_id": a.merchant, "horizon_days": 30,
+                    "predicted_score": round1((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0)),
+                    "confidence": round1(self.rng.random_range(0.6..0.95))}})));
+            }
+            let level = LEVELS.iter().filter(|(t, _)| a.score >= *t).count();
+            if level > a.alerted {
+                let (t, sev) = LEVELS[level - 1];
+                let factor = FACTORS[self.rng.random_range(0..FACTORS.len())];
+                out.push((a.id.clone(), json!({"type": "riskAlert", "timestamp": ts, "data": {
+                    "assessment_id": a.id, "merchant_id": a.merchant, "severity": sev,
+                    "score": round1(a.score), "threshold": t, "factor": factor,
+                    "message": format!("Risk score {:.0} crossed {t} ({})", a.score, factor.replace('_', " "))}})));
+            }
+            a.alerted = level;
+        }
+        out
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
