@@ -45,8 +45,12 @@ pub(super) struct Prepared {
 
 impl Prepared {
     pub fn new(cfg: ClientConfig) -> Result<Prepared, ClientError> {
+        // The URL as typed may carry credentials: errors show it redacted.
+        let shown = Url::parse(cfg.url.trim())
+            .map(|u| redact_url(&u))
+            .unwrap_or_else(|_| redact_unparsed(&cfg.url));
         let bad = |reason: &str| ClientError::BadUrl {
-            url: cfg.url.clone(),
+            url: shown.clone(),
             reason: reason.to_owned(),
         };
         let url = Url::parse(cfg.url.trim()).map_err(|e| bad(&e.to_string()))?;
@@ -65,7 +69,6 @@ impl Prepared {
             ));
         }
         let url_redacted = redact_url(&url);
-        // Keep the bad-URL error free of credentials too.
         let style = cfg.style.or_else(|| Style::from_path(url.path()));
         let tls = tls::client_config(cfg.extra_ca.as_deref())?;
         let poll_url = poll::resolve(&cfg.poll, &url, style.unwrap_or(Style::Generic))?;
@@ -124,6 +127,19 @@ impl Prepared {
         WebSocketConfig::default()
             .max_message_size(Some(hard))
             .max_frame_size(Some(hard))
+    }
+}
+
+/// A URL that does not parse, cut before its query and userinfo, so a
+/// token typed into it never reaches an error message.
+fn redact_unparsed(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or_default();
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => no_query.to_owned(),
     }
 }
 

@@ -502,6 +502,23 @@ mod tests {
     }
 
     #[test]
+    fn bad_urls_do_not_echo_tokens() {
+        for url in ["https://h/x?token=s3cret", "ws://u:s3cret@h:99999/", "nonsense?token=s3cret"] {
+            let e = Client::connect_blocking_check(url);
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+
+    impl Client {
+        fn connect_blocking_check(url: &str) -> String {
+            connection::Prepared::new(ClientConfig::new(url))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        }
+    }
+
+    #[test]
     fn urls_are_redacted() {
         let u = url::Url::parse("wss://me:pw@h:9/ws/engagement?token=abc&x=1").unwrap();
         assert_eq!(redact_url(&u), "wss://me@h:9/ws/engagement?x=1");

@@ -71,7 +71,7 @@ pub(super) fn describe(e: &Event) -> Description {
         }
         "algorithm_decision" => {
             let dec = text("decision").unwrap_or_default();
-            let conf = num("confidence").map(|c| format!(" ({}% confidence)", fmt_num(pct(c))));
+            let conf = num("confidence").map(|c| format!(" ({:.0}% confidence)", pct(c)));
             let why = text("reasoning").unwrap_or_default();
             (
                 format!("Algorithm: {dec}{}", conf.unwrap_or_default()),

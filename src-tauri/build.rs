@@ -1,0 +1,13 @@
+//! Build script: reads the Tauri config at the repository root, embeds
+//! `ui/dist`, and generates the permission for each app command, so the
+//! capability files can grant exactly the commands the window uses.
+
+fn main() {
+    let attributes = tauri_build::Attributes::new()
+        .config_path("../tauri.conf.json")
+        .app_manifest(tauri_build::AppManifest::new().commands(&["snapshot"]));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        // A build script reports through panics; `{:#}` keeps the cause chain.
+        panic!("tauri build failed: {error:#}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The desktop crate's one error type. Across Tauri's IPC it serializes as
+//! its message, so the UI gets a readable string and no internals.
+
+use riskwatch::client::ClientError;
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The demo server could not bind a loopback port. Fatal for demo mode;
+    /// the window shows it as `offline`.
+    #[error("cannot start the demo server: {0}")]
+    Demo(#[from] std::io::Error),
+    /// The configured URL or settings can never work. A misuse; the window
+    /// shows it as `offline`.
+    #[error("{}", client_error_text(.0))]
+    Client(#[from] ClientError),
+    /// A panic while the feed was being updated left it unreadable. A bug.
+    #[error("the event feed is unavailable after an internal error")]
+    FeedPoisoned,
+}
+
+/// The client's message without the URL as typed: it may carry credentials
+/// (`?token=`), and the window shows the redacted URL beside it anyway.
+fn client_error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::BadUrl { reason, .. } => format!("bad URL: {reason}"),
+        other => other.to_string(),
+    }
+}
+
+impl Serialize for Error {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_its_message_without_the_url() {
+        let e = Error::from(ClientError::BadUrl {
+            url: "https://h/ws?token=s3cret".into(),
+            reason: "the scheme must be ws:// or wss://".into(),
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#""bad URL: the scheme must be ws:// or wss://""#);
+    }
+}
