@@ -90,8 +90,17 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .limits(limits)
         .history(history)
         .data_dir(a.data_dir.clone());
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
+    // SO_REUSEADDR, so a restarted hub gets its port back at once while the
+    // old connections linger in TIME_WAIT.
+    let socket = if a.listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    let listener = socket
+        .bind(a.listen)
+        .and_then(|()| socket.listen(4096))
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let server = Server::start(listener, cfg)?;
     eprintln!("riskwatch: hub listening on {}", server.addr());

@@ -159,6 +159,20 @@ fn subject(keys: &Keys<'_>) -> Option<String> {
     })
 }
 
+/// A hub channel's last segment names what it is about when the event
+/// itself does not: `msp:m1/client:c1` → `client:c1`,
+/// `risk-assessment:as-1` → `assessment:as-1`, `department:d1`.
+fn subject_from_channel(channel: &str) -> Option<String> {
+    let last = channel.rsplit('/').next()?;
+    let (kind, id) = last.split_once(':')?;
+    let kind = match kind {
+        "client" | "department" => kind,
+        "risk-assessment" => "assessment",
+        _ => return None,
+    };
+    (!id.is_empty() && !id.contains('*')).then(|| format!("{kind}:{id}"))
+}
+
 fn build(
     kind: String,
     style: Style,
@@ -178,12 +192,13 @@ fn build(
         Some(t) => (t, true),
         None => (received_at, false),
     };
+    let subject = subject(&env.keys).or_else(|| env.channel.as_deref().and_then(subject_from_channel));
     Event {
         kind,
         severity,
         style,
         channel: env.channel.0.map(|c| c.into_owned()),
-        subject: subject(&env.keys),
+        subject,
         source: Arc::clone(source),
         time,
         server_time,

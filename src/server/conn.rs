@@ -27,6 +27,11 @@ use crate::protocol::native::{ClientMessage, ErrorCode, close};
 
 type Sink = SplitSink<WebSocket, Message>;
 
+const LAGGED: &str = "lagged";
+
+/// How long a lagging peer has to take its close frame.
+const LAGGED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Events written per flush when the queue has several waiting.
 const WRITE_BATCH: usize = 64;
 
@@ -135,9 +140,7 @@ impl Conn {
                 }
                 _ = self.shared.notify.notified() => {
                     if self.shared.lagged.load(Ordering::Acquire) {
-                        let _ = sink.send(close_frame(close::TRY_AGAIN_LATER,
-                            "too slow: resume from history")).await;
-                        return "slow consumer".into();
+                        return self.close_lagged(sink).await;
                     }
                 }
                 msg = stream.next() => {
@@ -161,8 +164,17 @@ impl Conn {
                 }
                 ev = rx.recv() => {
                     let Some(ev) = ev else { return "queue closed".into() };
-                    if let Err(e) = self.write_events(sink, ev, rx).await {
-                        return e;
+                    // A peer that stopped reading blocks the write; the hub
+                    // meanwhile overflows its queue and says so here.
+                    let shared = Arc::clone(&self.shared);
+                    let written = tokio::select! {
+                        r = self.write_events(sink, ev, rx) => r,
+                        _ = shared.notify.notified() => Err(LAGGED.into()),
+                    };
+                    match written {
+                        Ok(()) => {}
+                        Err(e) if e == LAGGED => return self.close_lagged(sink).await,
+                        Err(e) => return e,
                     }
                 }
                 _ = ping.tick() => {
@@ -180,6 +192,14 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Closes a connection that fell behind with 1013, waiting a bounded
+    /// time for the peer to drain what is already in flight.
+    async fn close_lagged(&mut self, sink: &mut Sink) -> String {
+        let frame = close_frame(close::TRY_AGAIN_LATER, "too slow: resume from history");
+        let _ = tokio::time::timeout(LAGGED_CLOSE_WAIT, sink.send(frame)).await;
+        "slow consumer".into()
     }
 
     /// Writes `first` and whatever else is queued (up to a batch), then

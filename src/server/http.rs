@@ -23,11 +23,11 @@ fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({"error": msg}))).into_response()
 }
 
-fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Response> {
+fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Box<Response>> {
     let token = super::auth::token_from(headers, None);
     st.auth.verify(token.as_deref()).map_err(|e| {
         st.hub.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
-        error(StatusCode::UNAUTHORIZED, &e.to_string())
+        Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string()))
     })
 }
 
@@ -37,7 +37,7 @@ pub(super) async fn healthz() -> &'static str {
 
 pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = identify(&st, &headers) {
-        return r;
+        return *r;
     }
     Json(st.hub.stats()).into_response()
 }
@@ -45,7 +45,7 @@ pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap) -> Res
 pub(super) async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let id = match identify(&st, &headers) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !id.may_read("dashboard") {
         return error(StatusCode::FORBIDDEN, "not allowed to read the dashboard");
@@ -67,7 +67,7 @@ pub(super) async fn publish(
 ) -> Response {
     let id = match identify(&st, &headers) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !id.publish {
         return error(StatusCode::FORBIDDEN, "publishing needs the publish scope");
@@ -115,7 +115,7 @@ pub(super) async fn publish(
 
 pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = identify(&st, &headers) {
-        return r;
+        return *r;
     }
     let s = st.hub.stats();
     let mut reg = Registry::with_prefix("riskwatch_hub");

@@ -63,6 +63,9 @@ impl Default for HubLimits {
     }
 }
 
+/// (user, channel) → where that user's connections left the channel.
+type CursorKey = (String, String);
+
 /// A connection's identity in the registry.
 pub type ConnId = u64;
 
@@ -217,7 +220,7 @@ pub struct Hub {
     /// Last sequence delivered per (user, `user:` channel), kept while the
     /// user is offline so a reconnect without a position still gets what it
     /// missed.
-    cursors: Mutex<HashMap<(String, String), (Arc<str>, u64)>>,
+    cursors: Mutex<HashMap<CursorKey, (Arc<str>, u64)>>,
     next_conn: AtomicU64,
     pub counters: Counters,
     store: Option<Arc<dyn Store>>,

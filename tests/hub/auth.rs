@@ -1,0 +1,124 @@
+//! Tokens: missing, expired, forged and out-of-scope, on the native
+//! endpoint, the compliance endpoint (close 1008) and the publish API.
+
+use std::time::Duration;
+
+use riskwatch::client::{Client, Notice, StopReason, Token};
+use riskwatch::server::auth::mint_hs256;
+use riskwatch::server::{Auth, Claims, NewEvent, ServerConfig};
+use riskwatch::ConnState;
+use serde_json::json;
+
+use super::support::*;
+
+fn claims(user: &str, channels: &[&str], publish: bool, ttl: i64) -> Claims {
+    Claims {
+        sub: user.into(),
+        role: Some("trader".into()),
+        channels: channels.iter().map(|s| s.to_string()).collect(),
+        publish,
+        msp: None,
+        client: None,
+        exp: (chrono::Utc::now().timestamp() + ttl) as u64,
+    }
+}
+
+fn token(c: &Claims) -> Token {
+    Token::new(mint_hs256(SECRET, c).unwrap())
+}
+
+async fn secure_hub() -> riskwatch::server::Server {
+    hub(ServerConfig::new(Auth::hs256(SECRET).unwrap())).await
+}
+
+async fn refused(url: String, t: Option<Token>) -> String {
+    let mut c = Client::connect(fast(url).token(t)).unwrap();
+    match stopped(&mut c, Duration::from_secs(10)).await {
+        ConnState::Stopped { reason: StopReason::AuthRefused(d) } => d,
+        other => panic!("expected an auth refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn missing_expired_and_forged_tokens_stop_the_client() {
+    let hub = secure_hub().await;
+    let u = url(hub.addr(), "/api/v1/stream");
+    let d = refused(u.clone(), None).await;
+    assert!(d.contains("401"), "{d}");
+    let expired = claims("u1", &["user:u1"], false, -3600);
+    refused(u.clone(), Some(token(&expired))).await;
+    let forged = Token::new(
+        mint_hs256(b"not-the-hub-secret-not-the-hub-secret", &claims("u1", &["*"], true, 3600)).unwrap(),
+    );
+    let d = refused(u.clone(), Some(forged.clone())).await;
+    assert!(!d.contains(forged.expose()), "the token must not appear in errors");
+    assert_eq!(hub.hub().stats().total_connections, 0);
+    assert!(hub.hub().stats().rejected_auth >= 3);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn compliance_endpoint_refuses_with_close_1008() {
+    let hub = secure_hub().await;
+    let d = refused(url(hub.addr(), "/ws/engagement"), None).await;
+    assert!(d.contains("1008"), "{d}");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn out_of_scope_channels_get_an_error_and_no_data() {
+    let hub = secure_hub().await;
+    let t = token(&claims("u1", &["user:u1"], false, 3600));
+    let mut c = Client::connect(
+        fast(url(hub.addr(), "/api/v1/stream"))
+            .token(Some(t))
+            .subscribe("user:u1")
+            .subscribe("user:u2"),
+    )
+    .unwrap();
+    match next_notice(&mut c, Duration::from_secs(5)).await {
+        Some(Notice::ServerError { code, message }) => {
+            assert_eq!(code, "forbidden");
+            assert!(message.contains("user:u2"), "{message}");
+        }
+        other => panic!("expected a forbidden notice, got {other:?}"),
+    }
+    let h = hub.hub();
+    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("user:u1") == Some(&1)).await);
+    let ev = |ch: &str, n: u64| -> NewEvent {
+        serde_json::from_value(json!({"channel": ch, "type": "risk_alert", "data": {"n": n}})).unwrap()
+    };
+    h.publish(ev("user:u2", 1)).unwrap();
+    h.publish(ev("user:u1", 2)).unwrap();
+    let e = next_event(&mut c, Duration::from_secs(5)).await.expect("own channel delivers");
+    assert_eq!(e.channel.as_deref(), Some("user:u1"));
+    assert_eq!(e.field("n"), Some(json!(2)));
+    assert!(next_event(&mut c, Duration::from_millis(300)).await.is_none());
+    assert!(!h.stats().connections_by_channel.contains_key("user:u2"));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishing_needs_the_publish_scope() {
+    let hub = secure_hub().await;
+    let http = http_client();
+    let api = format!("http://{}/api/v1/publish", hub.addr());
+    let body = json!({"channel": "user:u1", "type": "risk_alert", "data": {"alertLevel": "critical"}});
+    let r = http.post(&api).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let reader = mint_hs256(SECRET, &claims("u1", &["user:u1"], false, 3600)).unwrap();
+    let r = http.post(&api).bearer_auth(&reader).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let publisher = mint_hs256(SECRET, &claims("svc", &[], true, 3600)).unwrap();
+    let r = http.post(&api).bearer_auth(&publisher).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["seq"], 1);
+    // Stats and metrics need a token too.
+    let stats = format!("http://{}/api/v1/ws/stats", hub.addr());
+    assert_eq!(http.get(&stats).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(&stats).bearer_auth(&reader).send().await.unwrap().status(), 200);
+    let health = format!("http://{}/healthz", hub.addr());
+    assert_eq!(http.get(&health).send().await.unwrap().status(), 200);
+    hub.shutdown().await;
+}

@@ -1,0 +1,134 @@
+//! Per-connection limits: the inbound rate limit (error, then 1008), the
+//! inbound size limit (1009), and the slow consumer that is closed with 1013
+//! without delaying anyone else.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use riskwatch::client::Client;
+use riskwatch::server::{Auth, HubLimits, Limits, NewEvent, ServerConfig};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::support::*;
+
+type Raw = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw(addr: std::net::SocketAddr, path: &str) -> Raw {
+    let (ws, _) = tokio_tungstenite::connect_async(url(addr, path)).await.unwrap();
+    ws
+}
+
+/// Reads until a close frame; returns its code, or None if the stream ended
+/// without one.
+async fn close_code(ws: &mut Raw, within: Duration) -> (Option<u16>, Vec<String>) {
+    let mut texts = Vec::new();
+    let r = tokio::time::timeout(within, async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(Message::Text(t)) => texts.push(t.to_string()),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the hub should close the connection");
+    (r, texts)
+}
+
+#[tokio::test]
+async fn flooding_gets_an_error_then_close_1008() {
+    let hub = hub(ServerConfig::new(Auth::Insecure).limits(Limits::default().rate(5, 10))).await;
+    let mut ws = raw(hub.addr(), "/api/v1/stream").await;
+    for _ in 0..50 {
+        if ws.send(Message::text(r#"{"op":"ping"}"#)).await.is_err() {
+            break;
+        }
+    }
+    let (code, texts) = close_code(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1008));
+    assert!(texts.iter().any(|t| t.contains(r#""code":"rate_limited""#)), "{texts:?}");
+    assert!(hub.hub().stats().rate_limited >= 1);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_inbound_messages_close_with_1009() {
+    let hub = hub(ServerConfig::new(Auth::Insecure)).await;
+    let mut ws = raw(hub.addr(), "/api/v1/stream").await;
+    let big = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
+    let _ = ws.send(Message::text(big)).await;
+    let (code, _) = close_code(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1009));
+    assert_eq!(hub.hub().stats().oversized, 1);
+    // Just under the limit is fine.
+    let mut ok = raw(hub.addr(), "/api/v1/stream").await;
+    let fits = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(60 * 1024));
+    ok.send(Message::text(fits)).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ok.next().await
+                && t.contains("pong")
+            {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert_eq!(pong, Ok(true));
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
+    const N: u64 = 4_000;
+    let hub = hub(
+        ServerConfig::new(Auth::Insecure)
+            .limits(Limits::default().send_queue(256))
+            .history(HubLimits::default().history_len(10_000)),
+    )
+    .await;
+    // The stalled one subscribes, then never reads again.
+    let mut stalled = raw(hub.addr(), "/api/v1/stream").await;
+    stalled.send(Message::text(r#"{"op":"subscribe","channel":"s"}"#)).await.unwrap();
+    let mut fast_client = Client::connect(fast(url(hub.addr(), "/api/v1/stream")).subscribe("s")).unwrap();
+    let h = std::sync::Arc::clone(hub.hub());
+    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("s") == Some(&2)).await);
+
+    let pad = "p".repeat(4096);
+    let started = std::time::Instant::now();
+    let publisher = {
+        let h = std::sync::Arc::clone(&h);
+        tokio::spawn(async move {
+            for i in 1..=N {
+                let ev: NewEvent = serde_json::from_value(
+                    json!({"channel": "s", "type": "tick", "data": {"i": i, "pad": pad}}),
+                )
+                .unwrap();
+                h.publish(ev).unwrap();
+                // A rate a healthy reader keeps up with.
+                if i % 20 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
+    for i in 1..=N {
+        let e = next_event(&mut fast_client, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("the fast client stalled at {i}"));
+        assert_eq!(e.seq, Some(i));
+    }
+    publisher.await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(fast_client.stats().connects, 1, "the fast client was never dropped");
+    assert!(h.stats().dropped_slow_consumers >= 1);
+    // Now drain the stalled socket: after what was in flight comes 1013.
+    let (code, _) = close_code(&mut stalled, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1013));
+    eprintln!("fast client received {N} events of 4 KiB in {elapsed:?} beside a stalled reader");
+    hub.shutdown().await;
+}

@@ -1,0 +1,9 @@
+//! Hub integration tests: the real hub on 127.0.0.1 and the real client
+//! (or a raw WebSocket where the test needs to misbehave). One binary, a
+//! module per area.
+
+mod auth;
+mod limits;
+mod resume;
+mod styles;
+mod support;

@@ -1,0 +1,175 @@
+//! Shared helpers: start a hub, a cuttable TCP proxy, bounded waits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use riskwatch::client::{BackoffConfig, Client, ClientConfig, ClientUpdate, Notice};
+use riskwatch::server::{Auth, Server, ServerConfig};
+use riskwatch::{ConnState, Event};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+/// Binds 127.0.0.1:port with SO_REUSEADDR (0 = any free port).
+pub fn bind(port: u16) -> TcpListener {
+    let s = TcpSocket::new_v4().unwrap();
+    s.set_reuseaddr(true).unwrap();
+    s.bind(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    s.listen(1024).unwrap()
+}
+
+pub async fn hub(cfg: ServerConfig) -> Server {
+    Server::start(bind(0), cfg).unwrap()
+}
+
+pub async fn dev_hub() -> Server {
+    hub(ServerConfig::new(Auth::Insecure)).await
+}
+
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+/// A client config tuned for tests: quick reconnects.
+pub fn fast(url: String) -> ClientConfig {
+    ClientConfig::new(url)
+        .backoff(
+            BackoffConfig::default()
+                .initial(Duration::from_millis(20))
+                .max(Duration::from_millis(150)),
+        )
+        .heartbeat(Duration::from_secs(5))
+}
+
+/// Waits for the next event, skipping states and notices.
+pub async fn next_event(c: &mut Client, within: Duration) -> Option<Event> {
+    tokio::time::timeout(within, async {
+        loop {
+            match c.next().await {
+                Some(ClientUpdate::Event(e)) => return Some(e),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Waits for the next update of any kind.
+pub async fn next_update(c: &mut Client, within: Duration) -> Option<ClientUpdate> {
+    tokio::time::timeout(within, c.next()).await.ok().flatten()
+}
+
+/// Waits until the client reports `Stopped` and returns its state.
+pub async fn stopped(c: &mut Client, within: Duration) -> ConnState {
+    tokio::time::timeout(within, async {
+        loop {
+            match c.next().await {
+                Some(ClientUpdate::State(s @ ConnState::Stopped { .. })) => return s,
+                Some(_) => continue,
+                None => return c.state(),
+            }
+        }
+    })
+    .await
+    .expect("the client should stop")
+}
+
+/// Waits for a notice.
+pub async fn next_notice(c: &mut Client, within: Duration) -> Option<Notice> {
+    tokio::time::timeout(within, async {
+        loop {
+            match c.next().await {
+                Some(ClientUpdate::Notice(n)) => return Some(n),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Polls `cond` every 10 ms for at most `within`.
+pub async fn until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// A TCP proxy in front of the hub whose connections can be cut abruptly
+/// (no close frame) and which can refuse new ones for a while.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    cut: Arc<Notify>,
+    open: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = bind(0);
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(Notify::new());
+        let open = Arc::new(AtomicBool::new(true));
+        let (c2, o2) = (Arc::clone(&cut), Arc::clone(&open));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else { return };
+                if !o2.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let cut = Arc::clone(&c2);
+                tokio::spawn(async move {
+                    let Ok(up) = TcpStream::connect(upstream).await else { return };
+                    let (mut dr, mut dw) = down.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut dr, &mut uw) => {}
+                        _ = tokio::io::copy(&mut ur, &mut dw) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            open,
+            task,
+        }
+    }
+
+    /// Drops every open connection without a close frame.
+    pub fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP client (rustls needs its crypto provider chosen once).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
