@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use riskwatch::server::backplane::Backplane;
 use riskwatch::server::{Auth, Claims, HubLimits, Limits, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,10 @@ pub struct ServeArgs {
     /// Keep channel history on disk here, so resume works across restarts.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Share channels, sequences and history with other hubs through this
+    /// Redis (redis://host:port/db). History then lives in Redis.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Messages kept per channel.
     #[arg(long, default_value_t = 1000)]
     history_len: usize,
@@ -86,10 +91,21 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .rate(a.rate.max(1), a.rate.max(1) * 2)
         .max_conns_per_user(a.max_conns_per_user.max(1))
         .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
+    let backplane = match &a.redis {
+        Some(url) => {
+            let bp = Backplane::connect(url, a.history_len.max(a.offline_keep), Duration::from_secs(a.history_secs))
+                .await
+                .context("cannot connect to Redis")?;
+            eprintln!("riskwatch: sharing channels through Redis");
+            Some(std::sync::Arc::new(bp))
+        }
+        None => None,
+    };
     let cfg = ServerConfig::new(auth)
         .limits(limits)
         .history(history)
-        .data_dir(a.data_dir.clone());
+        .data_dir(a.data_dir.clone())
+        .backplane(backplane);
     // SO_REUSEADDR, so a restarted hub gets its port back at once while the
     // old connections linger in TIME_WAIT.
     let socket = if a.listen.is_ipv4() {

@@ -257,6 +257,12 @@ impl Conn {
             if self.channels.contains(&ch) {
                 continue;
             }
+            if let Err(e) = self.hub.prepare(&ch).await {
+                tracing::warn!(error = %e, channel = %ch, "channel state unavailable");
+                let why = format!("channel {ch} is unavailable right now");
+                self.reject(sink, ErrorCode::Internal, &why).await?;
+                continue;
+            }
             let sub = self.hub.subscribe(self.conn, &self.id.user, &ch, self.subscriber(), since.clone());
             self.channels.push(ch.clone());
             if self.endpoint == Endpoint::Native {
@@ -400,7 +406,7 @@ impl Conn {
                 if !self.id.publish {
                     return self.reject(sink, ErrorCode::Forbidden, "publishing needs the publish scope").await;
                 }
-                match self.hub.publish(NewEvent { channel, kind, severity, id, data }) {
+                match self.hub.publish_async(NewEvent { channel, kind, severity, id, data }).await {
                     Ok(p) => {
                         let ack = serde_json::json!({"op": "published", "channel": p.channel,
                             "seq": p.seq, "id": p.id, "duplicate": p.duplicate});

@@ -95,11 +95,15 @@ pub(super) async fn publish(
     }
     let mut results = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
-        match st.hub.publish(e) {
+        match st.hub.publish_async(e).await {
             Ok(p) => results.push(p),
             Err(err) => {
+                let status = match err {
+                    super::hub::PublishError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
                 return (
-                    StatusCode::BAD_REQUEST,
+                    status,
                     Json(json!({"error": format!("event {i}: {err}"), "published": results})),
                 )
                     .into_response();

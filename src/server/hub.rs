@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 
-use super::event::{HubEvent, NewEvent};
+use super::backplane::{Backplane, BackplaneError, Snapshot};
+use super::event::{HubEvent, NewEvent, StoredEvent};
 use super::grants;
 use super::store::Store;
 use crate::protocol::native::Position;
@@ -171,6 +172,9 @@ pub enum PublishError {
     NoType,
     #[error("event data is too large ({size} bytes, limit {max})")]
     TooLarge { size: usize, max: usize },
+    /// The shared backplane (Redis) could not take the event; retry.
+    #[error("the hub cannot store events right now: {0}")]
+    Unavailable(String),
 }
 
 /// What a subscriber gets on subscribe.
@@ -226,6 +230,8 @@ pub struct Hub {
     store: Option<Arc<dyn Store>>,
     /// The latest `dashboard_update` data, for the polling snapshot.
     dashboard: RwLock<Option<Arc<HubEvent>>>,
+    /// Redis, when several hubs share channels.
+    backplane: OnceLock<Arc<Backplane>>,
 }
 
 /// Epochs are random so that a hub that lost its history is detected.
@@ -246,6 +252,7 @@ impl Hub {
             counters: Counters::default(),
             store,
             dashboard: RwLock::new(None),
+            backplane: OnceLock::new(),
         };
         hub.restore();
         hub
@@ -339,10 +346,10 @@ impl Hub {
         self.patterns.write().expect("patterns lock").remove(&conn);
     }
 
-    /// Publishes one event: sequence, history, persistence, fan-out.
-    pub fn publish(&self, ev: NewEvent) -> Result<Published, PublishError> {
+    /// Checks an event and renders its data once.
+    fn check(&self, ev: &NewEvent) -> Result<(Severity, Box<RawValue>), PublishError> {
         if !grants::valid(&ev.channel) || grants::is_pattern(&ev.channel) {
-            return Err(PublishError::BadChannel(ev.channel));
+            return Err(PublishError::BadChannel(ev.channel.clone()));
         }
         if ev.kind.trim().is_empty() {
             return Err(PublishError::NoType);
@@ -355,7 +362,34 @@ impl Hub {
             });
         }
         let severity = ev.severity.unwrap_or_else(|| infer_severity(&ev.kind, &data_text));
-        let data = RawValue::from_string(data_text).expect("serialized JSON is valid");
+        Ok((severity, RawValue::from_string(data_text).expect("serialized JSON is valid")))
+    }
+
+    /// Uses Redis for every channel from now on.
+    pub fn set_backplane(&self, bp: Arc<Backplane>) {
+        let _ = self.backplane.set(bp);
+    }
+
+    /// Publishes one event, through the backplane when there is one.
+    pub async fn publish_async(&self, ev: NewEvent) -> Result<Published, PublishError> {
+        match self.backplane.get() {
+            None => self.publish(ev),
+            Some(bp) => {
+                let (severity, data) = self.check(&ev)?;
+                Ok(bp.publish(&ev, (&severity, &data)).await?)
+            }
+        }
+    }
+
+    /// Publishes one event on this hub alone: sequence, history,
+    /// persistence, fan-out. With a backplane, use [`Hub::publish_async`].
+    pub fn publish(&self, ev: NewEvent) -> Result<Published, PublishError> {
+        if self.backplane.get().is_some() {
+            return Err(PublishError::Unavailable(
+                "this hub shares channels through Redis: publish asynchronously".into(),
+            ));
+        }
+        let (severity, data) = self.check(&ev)?;
         let now = Utc::now();
         let chan = self.channel(&ev.channel);
         let mut c = chan.lock().expect("channel lock");
@@ -369,59 +403,158 @@ impl Hub {
                 duplicate: true,
             });
         }
-        c.head += 1;
+        let seq = c.head + 1;
         let stored = Arc::new(HubEvent::new(
             Arc::clone(&c.name),
-            c.head,
+            seq,
             ev.kind,
             severity,
             now,
             ev.id.clone(),
             data,
         ));
-        if let Some(id) = &ev.id {
-            let head = c.head;
-            c.ids.insert(id.clone(), head);
-        }
         if let Some(store) = &self.store
             && let Err(e) = store.append(&c.name, &c.epoch, &stored.to_stored())
         {
             tracing::error!(error = %e, channel = %c.name, "could not persist an event");
         }
-        c.history.push_back(Arc::clone(&stored));
-        c.prune(&self.limits, now);
-        let mut delivered = 0u64;
-        for sub in c.subscribers.values() {
-            if sub.offer(&stored) {
-                delivered += 1;
-            } else {
-                self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        // Pattern subscribers are offered the event under the channel lock
-        // too, so they see this channel's sequence in order.
-        for subs in self.patterns.read().expect("patterns lock").values() {
-            if let Some((_, sub)) = subs.iter().find(|(p, _)| grants::matches(p, &stored.channel)) {
-                if sub.offer(&stored) {
-                    delivered += 1;
-                } else {
-                    self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        let seq = c.head;
+        self.append_locked(&mut c, stored, now);
         drop(c);
-        if stored.kind == "dashboard_update" {
-            *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(&stored));
-        }
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
         Ok(Published {
             channel: ev.channel,
             seq,
             id: ev.id,
             duplicate: false,
         })
+    }
+
+    /// Appends the next event of a locked channel and offers it to every
+    /// subscriber, pattern ones included, so all see the channel in order.
+    fn append_locked(&self, c: &mut Channel, stored: Arc<HubEvent>, now: DateTime<Utc>) {
+        c.head = stored.seq;
+        if let Some(id) = &stored.id {
+            c.ids.insert(id.clone(), stored.seq);
+        }
+        c.history.push_back(Arc::clone(&stored));
+        c.prune(&self.limits, now);
+        let mut delivered = 0u64;
+        let mut offer = |sub: &Subscriber| {
+            if sub.offer(&stored) {
+                delivered += 1;
+            } else {
+                self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        for sub in c.subscribers.values() {
+            offer(sub);
+        }
+        for subs in self.patterns.read().expect("patterns lock").values() {
+            if let Some((_, sub)) = subs.iter().find(|(p, _)| grants::matches(p, &stored.channel)) {
+                offer(sub);
+            }
+        }
+        if stored.kind == "dashboard_update" {
+            *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(&stored));
+        }
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    /// Makes sure this hub holds a channel's state before a subscriber
+    /// relies on it (backplane only; otherwise nothing to do).
+    pub async fn prepare(&self, channel: &str) -> Result<(), BackplaneError> {
+        let Some(bp) = self.backplane.get() else {
+            return Ok(());
+        };
+        if grants::is_pattern(channel) || bp.mark_loaded(channel) {
+            return Ok(());
+        }
+        let snap = bp.snapshot(channel, 0).await?;
+        self.load(channel, snap, u64::MAX);
+        Ok(())
+    }
+
+    /// Sets a channel's copy from Redis, keeping only events below `below`
+    /// (the one being ingested is delivered separately). Never moves a
+    /// channel backwards.
+    fn load(&self, channel: &str, snap: Snapshot, below: u64) {
+        if snap.epoch.is_empty() {
+            return;
+        }
+        let chan = self.channel(channel);
+        let mut c = chan.lock().expect("channel lock");
+        let head = snap.head.min(below.saturating_sub(1));
+        if *c.epoch == *snap.epoch && c.head >= head {
+            return;
+        }
+        c.epoch = Arc::from(snap.epoch.as_str());
+        c.head = head;
+        c.history.clear();
+        c.ids.clear();
+        for s in snap.events.into_iter().filter(|e| e.seq <= head) {
+            let ev = Arc::new(HubEvent::from_stored(Arc::clone(&c.name), s));
+            if let Some(id) = &ev.id {
+                c.ids.insert(id.clone(), ev.seq);
+            }
+            c.history.push_back(ev);
+        }
+        c.prune(&self.limits, Utc::now());
+    }
+
+    /// Takes one event from the backplane: delivers it in sequence order,
+    /// filling a hole from Redis first.
+    pub async fn ingest(&self, channel: &str, epoch: &str, ev: StoredEvent) -> Result<(), BackplaneError> {
+        let Some(bp) = self.backplane.get() else {
+            return Ok(());
+        };
+        if !bp.mark_loaded(channel) {
+            let snap = bp.snapshot(channel, 0).await?;
+            self.load(channel, snap, ev.seq);
+        }
+        let (local_epoch, head) = {
+            let chan = self.channel(channel);
+            let c = chan.lock().expect("channel lock");
+            (c.epoch.to_string(), c.head)
+        };
+        if local_epoch == epoch && ev.seq > head + 1 {
+            let snap = bp.snapshot(channel, head).await?;
+            for missing in snap.events.into_iter().filter(|e| e.seq < ev.seq) {
+                self.apply(channel, epoch, missing);
+            }
+        }
+        self.apply(channel, epoch, ev);
+        Ok(())
+    }
+
+    /// Re-reads a channel after the backplane subscription was lost.
+    pub async fn resync(&self, channel: &str) -> Result<(), BackplaneError> {
+        let Some(bp) = self.backplane.get() else {
+            return Ok(());
+        };
+        let head = self.channel(channel).lock().expect("channel lock").head;
+        let snap = bp.snapshot(channel, head).await?;
+        let epoch = snap.epoch.clone();
+        for ev in snap.events {
+            self.apply(channel, &epoch, ev);
+        }
+        Ok(())
+    }
+
+    fn apply(&self, channel: &str, epoch: &str, ev: StoredEvent) {
+        let chan = self.channel(channel);
+        let mut c = chan.lock().expect("channel lock");
+        if *c.epoch != *epoch {
+            // Redis lost the channel (flushed): follow its new generation.
+            c.epoch = Arc::from(epoch);
+            c.head = ev.seq.saturating_sub(1);
+            c.history.clear();
+            c.ids.clear();
+        }
+        if ev.seq <= c.head {
+            return;
+        }
+        let stored = Arc::new(HubEvent::from_stored(Arc::clone(&c.name), ev));
+        self.append_locked(&mut c, stored, Utc::now());
     }
 
     /// Subscribes `conn` to a channel or pattern. With `since` (or, for a

@@ -13,6 +13,7 @@
 //! - `store`: history on disk for `--data-dir`.
 
 pub mod auth;
+pub mod backplane;
 mod conn;
 pub mod endpoint;
 pub mod event;
@@ -106,8 +107,11 @@ pub struct ServerConfig {
     pub auth: Auth,
     pub limits: Limits,
     pub history: HubLimits,
-    /// Durable history directory. Default none (memory only).
+    /// Durable history directory. Default none (memory only). Not used
+    /// with a backplane, where Redis holds the history.
     pub data_dir: Option<PathBuf>,
+    /// Redis, to share channels with other hubs. Default none.
+    pub backplane: Option<Arc<backplane::Backplane>>,
 }
 
 impl ServerConfig {
@@ -117,7 +121,12 @@ impl ServerConfig {
             limits: Limits::default(),
             history: HubLimits::default(),
             data_dir: None,
+            backplane: None,
         }
+    }
+    pub fn backplane(mut self, b: Option<Arc<backplane::Backplane>>) -> Self {
+        self.backplane = b;
+        self
     }
     pub fn limits(mut self, l: Limits) -> Self {
         self.limits = l;
@@ -170,12 +179,17 @@ impl Server {
             return Err(ServerError::InsecureNotLoopback(addr));
         }
         let store: Option<Arc<dyn store::Store>> = match &cfg.data_dir {
+            Some(_) if cfg.backplane.is_some() => None,
             Some(d) => Some(Arc::new(store::FileStore::open(d, cfg.history.history_len.max(cfg.history.offline_keep))?)),
             None => None,
         };
         let hub = Arc::new(Hub::new(cfg.history.clone(), cfg.limits.max_publish, store));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        if let Some(bp) = &cfg.backplane {
+            hub.set_backplane(Arc::clone(bp));
+            tokio::spawn(Arc::clone(bp).run(Arc::clone(&hub), shutdown.clone()));
+        }
         let state = AppState {
             hub: Arc::clone(&hub),
             auth: cfg.auth.clone(),

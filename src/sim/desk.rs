@@ -170,19 +170,17 @@ pub async fn run(hub: Arc<Hub>, opts: DeskOptions, stop: CancellationToken) {
     let mut fast = tokio::time::interval(opts.trading_tick);
     let mut slow = tokio::time::interval(opts.slow_tick);
     let mut dash = tokio::time::interval(opts.dashboard_tick);
-    let publish = |evs: Vec<NewEvent>| {
+    loop {
+        let evs = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = fast.tick() => desk.trading(Utc::now()),
+            _ = slow.tick() => desk.slow(Utc::now()),
+            _ = dash.tick() => vec![desk.dashboard(Utc::now())],
+        };
         for e in evs {
-            if let Err(err) = hub.publish(e) {
+            if let Err(err) = hub.publish_async(e).await {
                 tracing::warn!(error = %err, "demo publish failed");
             }
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = fast.tick() => publish(desk.trading(Utc::now())),
-            _ = slow.tick() => publish(desk.slow(Utc::now())),
-            _ = dash.tick() => publish(vec![desk.dashboard(Utc::now())]),
         }
     }
 }

@@ -132,3 +132,15 @@ async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
     eprintln!("fast client received {N} events of 4 KiB in {elapsed:?} beside a stalled reader");
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_every_client_with_1001() {
+    let hub = dev_hub().await;
+    let mut a = raw(hub.addr(), "/api/v1/stream").await;
+    let mut b = raw(hub.addr(), "/ws").await;
+    let h = std::sync::Arc::clone(hub.hub());
+    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 2).await);
+    hub.shutdown().await;
+    assert_eq!(close_code(&mut a, Duration::from_secs(5)).await.0, Some(1001));
+    assert_eq!(close_code(&mut b, Duration::from_secs(5)).await.0, Some(1001));
+}

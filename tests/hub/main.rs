@@ -4,6 +4,7 @@
 
 mod auth;
 mod limits;
+mod redis_nodes;
 mod resume;
 mod styles;
 mod support;

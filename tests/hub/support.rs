@@ -114,6 +114,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     cut: Arc<Notify>,
     open: Arc<AtomicBool>,
+    upstream: Arc<std::sync::Mutex<SocketAddr>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -124,6 +125,8 @@ impl Proxy {
         let cut = Arc::new(Notify::new());
         let open = Arc::new(AtomicBool::new(true));
         let (c2, o2) = (Arc::clone(&cut), Arc::clone(&open));
+        let upstream = Arc::new(std::sync::Mutex::new(upstream));
+        let u2 = Arc::clone(&upstream);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((down, _)) = listener.accept().await else { return };
@@ -132,6 +135,7 @@ impl Proxy {
                     continue;
                 }
                 let cut = Arc::clone(&c2);
+                let upstream = *u2.lock().unwrap();
                 tokio::spawn(async move {
                     let Ok(up) = TcpStream::connect(upstream).await else { return };
                     let (mut dr, mut dw) = down.into_split();
@@ -148,8 +152,14 @@ impl Proxy {
             addr,
             cut,
             open,
+            upstream,
             task,
         }
+    }
+
+    /// Sends new connections to another hub.
+    pub fn point_to(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
     }
 
     /// Drops every open connection without a close frame.
@@ -172,4 +182,41 @@ impl Drop for Proxy {
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// A redis-server of our own on a free loopback port, stopped on drop.
+pub struct Redis {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let port = bind(0).local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}/");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+            {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Redis { url, child }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

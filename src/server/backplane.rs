@@ -1,0 +1,263 @@
+//! Several hubs as one, through Redis (`--redis URL`).
+//!
+//! Redis is the authority for every channel's epoch, sequence and history;
+//! each hub keeps a local copy of the channels its clients use and fans out
+//! from it exactly as a single hub does.
+//!
+//! - **Publish**: one Lua script, atomic in Redis: create the epoch if new,
+//!   answer a repeated `id` with its first sequence, `INCR` the sequence,
+//!   `RPUSH` + `LTRIM` the history list, and `PUBLISH` the stored event on
+//!   `rw:events`. Sequence order is therefore pub/sub order.
+//! - **Deliver**: every hub subscribes to `rw:events` and ingests each event
+//!   into its local channel in sequence order; a hole (a hub that joined late
+//!   or missed messages while its subscription reconnected) is filled from
+//!   the Redis history before anything after it is delivered.
+//! - **Resume on another hub**: the epoch is shared, so a client that was on
+//!   hub A resumes on hub B from its last sequence, from B's copy (loaded
+//!   from Redis on first use).
+//!
+//! Why lists and pub/sub rather than streams: the history must be trimmed to
+//! a count and read by sequence range, which a capped list plus the
+//! sequence inside each entry does in one `LRANGE`; pub/sub gives push
+//! delivery with Redis's own ordering. A stream would add consumer-group
+//! state that nothing here needs.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{NewEvent, StoredEvent};
+use super::hub::{Hub, Published, PublishError};
+
+const EVENTS: &str = "rw:events";
+
+const PUBLISH: &str = r#"
+-- KEYS: epoch, seq, hist, ids   ARGV: channel, epoch candidate, id, body, keep, id ttl
+redis.call('SETNX', KEYS[1], ARGV[2])
+local epoch = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '' then
+  local seen = redis.call('HGET', KEYS[4], ARGV[3])
+  if seen then return {tonumber(seen), epoch, 1} end
+end
+local seq = redis.call('INCR', KEYS[2])
+local entry = '{"seq":' .. seq .. ',' .. string.sub(ARGV[4], 2)
+redis.call('RPUSH', KEYS[3], entry)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], seq)
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
+end
+redis.call('PUBLISH', 'rw:events', '{"channel":' .. cjson.encode(ARGV[1]) .. ',"epoch":' .. cjson.encode(epoch) .. ',"ev":' .. entry .. '}')
+return {seq, epoch, 0}
+"#;
+
+/// A Redis failure: publishes fail with it; delivery retries.
+#[derive(Debug, thiserror::Error)]
+pub enum BackplaneError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis returned an unreadable entry: {0}")]
+    Corrupt(String),
+}
+
+fn keys(channel: &str) -> [String; 4] {
+    [
+        format!("rw:ch:{{{channel}}}:epoch"),
+        format!("rw:ch:{{{channel}}}:seq"),
+        format!("rw:ch:{{{channel}}}:hist"),
+        format!("rw:ch:{{{channel}}}:ids"),
+    ]
+}
+
+/// The event without its sequence (Redis assigns it).
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    severity: crate::protocol::Severity,
+    ts: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    channel: String,
+    epoch: String,
+    ev: StoredEvent,
+}
+
+/// A channel's state in Redis.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub epoch: String,
+    pub head: u64,
+    pub events: Vec<StoredEvent>,
+}
+
+/// The Redis connection of one hub.
+#[derive(Debug)]
+pub struct Backplane {
+    client: redis::Client,
+    conn: MultiplexedConnection,
+    script: redis::Script,
+    keep: usize,
+    id_ttl: u64,
+    /// Channels this hub holds a copy of.
+    loaded: Mutex<HashSet<String>>,
+}
+
+impl Backplane {
+    pub async fn connect(url: &str, keep: usize, id_ttl: Duration) -> Result<Backplane, BackplaneError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok(Backplane {
+            client,
+            conn,
+            script: redis::Script::new(PUBLISH),
+            keep: keep.max(1),
+            id_ttl: id_ttl.as_secs().max(1),
+            loaded: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Publishes through Redis; the event reaches local subscribers when it
+    /// comes back on `rw:events`.
+    pub async fn publish(&self, ev: &NewEvent, body: (&crate::protocol::Severity, &RawValue)) -> Result<Published, BackplaneError> {
+        let [k_epoch, k_seq, k_hist, k_ids] = keys(&ev.channel);
+        let body = serde_json::to_string(&Body {
+            kind: &ev.kind,
+            severity: *body.0,
+            ts: chrono::Utc::now(),
+            id: ev.id.as_deref(),
+            data: body.1,
+        })
+        .expect("an event body serializes");
+        let epoch = format!("{:016x}", rand::random::<u64>());
+        let mut conn = self.conn.clone();
+        let (seq, _epoch, dup): (u64, String, u8) = self
+            .script
+            .key(k_epoch)
+            .key(k_seq)
+            .key(k_hist)
+            .key(k_ids)
+            .arg(&ev.channel)
+            .arg(epoch)
+            .arg(ev.id.as_deref().unwrap_or(""))
+            .arg(body)
+            .arg(self.keep)
+            .arg(self.id_ttl)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Published {
+            channel: ev.channel.clone(),
+            seq,
+            id: ev.id.clone(),
+            duplicate: dup == 1,
+        })
+    }
+
+    /// A channel's epoch, head and stored events after `after`.
+    pub async fn snapshot(&self, channel: &str, after: u64) -> Result<Snapshot, BackplaneError> {
+        let [k_epoch, k_seq, k_hist, _] = keys(channel);
+        let mut conn = self.conn.clone();
+        // A channel gets its epoch on first use, so a subscriber that comes
+        // before the first publish already holds the right one.
+        let candidate = format!("{:016x}", rand::random::<u64>());
+        let (_, epoch, head, entries): ((), Option<String>, Option<u64>, Vec<String>) = redis::pipe()
+            .atomic()
+            .set_nx(&k_epoch, candidate)
+            .get(&k_epoch)
+            .get(&k_seq)
+            .lrange(&k_hist, 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        let mut events = Vec::with_capacity(entries.len());
+        for e in entries {
+            let ev: StoredEvent =
+                serde_json::from_str(&e).map_err(|err| BackplaneError::Corrupt(err.to_string()))?;
+            if ev.seq > after {
+                events.push(ev);
+            }
+        }
+        Ok(Snapshot {
+            epoch: epoch.unwrap_or_default(),
+            head: head.unwrap_or(0),
+            events,
+        })
+    }
+
+    /// Whether this hub already holds `channel`; marks it held.
+    pub fn mark_loaded(&self, channel: &str) -> bool {
+        !self.loaded.lock().expect("loaded lock").insert(channel.to_owned())
+    }
+
+    pub fn loaded(&self) -> Vec<String> {
+        self.loaded.lock().expect("loaded lock").iter().cloned().collect()
+    }
+
+    /// Receives `rw:events` and ingests them into `hub` until `stop`,
+    /// resubscribing (and resynchronising every held channel) after a lost
+    /// subscription.
+    pub async fn run(self: Arc<Self>, hub: Arc<Hub>, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match self.client.get_async_pubsub().await {
+                Ok(mut ps) => {
+                    if let Err(e) = ps.subscribe(EVENTS).await {
+                        tracing::warn!(error = %e, "redis subscribe failed");
+                    } else {
+                        backoff = Duration::from_millis(100);
+                        // Anything published while we were not listening.
+                        for ch in self.loaded() {
+                            if let Err(e) = hub.resync(&ch).await {
+                                tracing::warn!(error = %e, channel = %ch, "resync failed");
+                            }
+                        }
+                        let mut stream = ps.on_message();
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                msg = stream.next() => {
+                                    let Some(msg) = msg else { break };
+                                    let Ok(payload) = msg.get_payload::<String>() else { continue };
+                                    match serde_json::from_str::<Envelope>(&payload) {
+                                        Ok(env) => {
+                                            if let Err(e) = hub.ingest(&env.channel, &env.epoch, env.ev).await {
+                                                tracing::warn!(error = %e, "ingest failed");
+                                            }
+                                        }
+                                        Err(e) => tracing::warn!(error = %e, "unreadable event on rw:events"),
+                                    }
+                                }
+                            }
+                        }
+                        tracing::warn!("redis subscription lost; reconnecting");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "redis unreachable; retrying"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+impl From<BackplaneError> for PublishError {
+    fn from(e: BackplaneError) -> Self {
+        PublishError::Unavailable(e.to_string())
+    }
+}
