@@ -1,0 +1,402 @@
+//! The `riskwatch` binary's contract: `watch URL --json --count N` prints
+//! exactly N JSON lines (type, severity, data, notify) and exits 0; refused
+//! authentication exits 3 without showing the token; a bad URL exits 2 with
+//! one clear line; the help documents every option; `demo` works offline.
+
+use serde_json::{Value, json};
+
+use std::time::Duration;
+
+use crate::client::styles::{HR_DEPARTMENT, HR_EMPLOYEE};
+use crate::common::{Server, TOKEN, cli, cli_for, finish_cli, ms, spawn_cli, wait_until, within};
+
+/// Options of `riskwatch watch`, all of which its help must document.
+const WATCH_OPTIONS: &[&str] = &[
+    "--token",
+    "--auth",
+    "--json",
+    "--count",
+    "--heartbeat",
+    "--subscribe",
+    "--style",
+    "--ca-file",
+    "--label",
+    "--max-message-size",
+    "--poll-url",
+    "--no-poll",
+    "--poll-interval",
+    "--backoff-initial",
+    "--backoff-max",
+    "--connect-timeout",
+    "--verbose",
+];
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\nstdout:\n{stdout}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn watch_json_count_prints_exactly_n_events_from_the_trading_style() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"heartbeat","timestamp":"2026-03-01T12:00:00Z"}"#.into(),
+            r#"{"type":"session_status","sessionId":"S42","status":"emergency_stopped","timestamp":"2026-03-01T12:00:00Z","data":{"currentPnL":-5000,"lossLimitUtilization":100}}"#.into(),
+            r#"{"type":"risk_alert","sessionId":"S42","alertLevel":"warning","alertType":"loss_limit","message":"80% used","currentValue":80,"threshold":80,"timestamp":"2026-03-01T12:00:01Z"}"#.into(),
+            r#"{"type":"ping"}"#.into(),
+            r#"{"type":"risk_alert","sessionId":"S42","alertLevel":"critical","alertType":"loss_limit","message":"90% used","currentValue":90,"threshold":90}"#.into(),
+            r#"{"type":"market_data","symbol":"SPY","price":501.25,"volume":10}"#.into(),
+            r#"{"type":"system_notification","message":"must not be printed"}"#.into(),
+        ])
+        .await;
+        let url = server.url("/ws");
+        let run = cli(
+            &["watch", &url, "--json", "--count", "4", "--subscribe", "user:u1", "--subscribe", "sessions:u1"],
+            &[("RISKWATCH_TOKEN", TOKEN)],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        let lines = json_lines(&run.stdout);
+        assert_eq!(lines.len(), 4, "stdout:\n{}", run.stdout);
+        let summary: Vec<(Value, Value, Value)> = lines
+            .iter()
+            .map(|l| (l["type"].clone(), l["severity"].clone(), l["notify"].clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (json!("session_status"), json!("emergency"), json!(true)),
+                (json!("risk_alert"), json!("warning"), json!(false)),
+                (json!("risk_alert"), json!("critical"), json!(true)),
+                (json!("market_data"), json!("info"), json!(false)),
+            ]
+        );
+        // `data`: the message's data field, else its other top-level fields.
+        assert_eq!(lines[0]["data"], json!({"currentPnL":-5000,"lossLimitUtilization":100}));
+        assert_eq!(
+            lines[1]["data"],
+            json!({"sessionId":"S42","alertLevel":"warning","alertType":"loss_limit","message":"80% used","currentValue":80,"threshold":80})
+        );
+        assert_eq!(lines[3]["data"], json!({"symbol":"SPY","price":501.25,"volume":10}));
+        assert_eq!(lines[0]["subject"], "session:S42");
+        assert_eq!(lines[0]["time"], "2026-03-01T12:00:00Z");
+        for l in &lines {
+            assert!(l.is_object());
+            assert_eq!(l["style"], "trading");
+        }
+        // States went to stderr, not stdout; the token nowhere.
+        assert!(run.stderr.contains("connected"), "{}", run.stderr);
+        assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
+        // The token went in the header, the subscriptions as the style's
+        // subscribe command.
+        let req = &server.requests()[0];
+        assert_eq!(req.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        let sent: Vec<Value> = server.texts_on(0).iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        assert_eq!(sent[0], json!({"type":"subscribe","channels":["user:u1","sessions:u1"]}));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_json_data_field_for_hr_alerts() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"connection","status":"connected"}"#.into(),
+            HR_DEPARTMENT.into(),
+            HR_EMPLOYEE.into(),
+        ])
+        .await;
+        let url = server.url("/api/v1/ws/alerts");
+        let run = cli(&["watch", &url, "--json", "--count", "2"], &[]).await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        let lines = json_lines(&run.stdout);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["type"], "department_critical");
+        assert_eq!(lines[0]["severity"], "critical");
+        assert_eq!(lines[0]["notify"], true);
+        assert_eq!(
+            lines[0]["data"],
+            json!({"department_id":"dept-123","department_name":"Engineering","overall_risk":"critical","engagement_score":45.5})
+        );
+        assert_eq!(lines[1]["type"], "employee_stress");
+        assert_eq!(lines[1]["severity"], "warning");
+        assert_eq!(lines[1]["notify"], false);
+        let v: Value = serde_json::from_str(HR_EMPLOYEE).unwrap();
+        assert_eq!(lines[1]["data"], v["data"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_human_output_is_one_line_per_event() {
+    within(40, async {
+        let server = Server::sending(vec![
+            HR_EMPLOYEE.into(),
+            r#"{"type":"risk_alert","sessionId":"S7","alertLevel":"emergency","alertType":"loss_limit","message":"limit hit\u001b[2J","currentValue":100,"threshold":100}"#.into(),
+        ])
+        .await;
+        let url = server.url("/api/v1/ws/alerts");
+        let run = cli(&["watch", &url, "--count", "2"], &[]).await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", run.stdout);
+        assert!(lines[0].contains("WARN") && lines[0].contains("High stress: John Doe"), "{}", lines[0]);
+        assert!(lines[1].contains("EMRG") && lines[1].contains("session S7"), "{}", lines[1]);
+        // No terminal escape from the server reaches the terminal.
+        assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_auth_refused_exits_3_without_the_token() {
+    within(40, async {
+        let server = Server::sending(vec![]).await;
+        server.refuse_with(401);
+        // Token by option, header style.
+        let url = server.url("/ws");
+        let run = cli(&["watch", &url, "--token", TOKEN, "--json"], &[]).await;
+        assert_eq!(run.code, Some(3), "stderr:\n{}", run.stderr);
+        assert!(
+            run.stderr.to_lowercase().contains("authentication refused"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains(TOKEN) && !run.stdout.contains(TOKEN),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+        assert_eq!(server.attempts(), 1, "no retry after a refusal");
+
+        // Token in the URL's query (compliance style), refused by close 1008.
+        let server = Server::start(|c| async move { c.close(1008, "invalid token").await }).await;
+        let url = format!("{}?token={TOKEN}", server.url("/ws/engagement"));
+        let run = cli(&["watch", &url], &[]).await;
+        assert_eq!(run.code, Some(3), "stderr:\n{}", run.stderr);
+        assert!(
+            run.stderr.to_lowercase().contains("authentication refused"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(TOKEN), "{}", run.stderr);
+        assert_eq!(
+            server.requests()[0].query_param("token").as_deref(),
+            Some(TOKEN)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_bad_url_exits_2_with_one_clear_line() {
+    within(40, async {
+        for url in ["http://x", "not a url", "ws://"] {
+            let run = cli(&["watch", url], &[]).await;
+            assert_eq!(run.code, Some(2), "{url}: {run:?}");
+            let lines: Vec<&str> = run
+                .stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            assert_eq!(lines.len(), 1, "{url}: one line, got {:?}", run.stderr);
+            assert!(lines[0].starts_with("riskwatch: "), "{}", lines[0]);
+            assert!(run.stdout.is_empty());
+        }
+        let run = cli(&["watch", "http://x"], &[]).await;
+        assert!(
+            run.stderr.contains("ws://"),
+            "says what is expected: {}",
+            run.stderr
+        );
+        // A nonsensical setting is a usage error too.
+        let run = cli(&["watch", "ws://127.0.0.1:9/ws", "--heartbeat", "0"], &[]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn help_documents_every_option() {
+    within(40, async {
+        let run = cli(&["watch", "--help"], &[]).await;
+        assert_eq!(run.code, Some(0));
+        for opt in WATCH_OPTIONS {
+            assert!(
+                run.stdout.contains(opt),
+                "`riskwatch watch --help` lacks {opt}:\n{}",
+                run.stdout
+            );
+        }
+        assert!(run.stdout.contains("RISKWATCH_TOKEN"));
+        let run = cli(&["--help"], &[]).await;
+        assert_eq!(run.code, Some(0));
+        for word in [
+            "watch",
+            "demo",
+            "Exit codes",
+            "RISKWATCH_TOKEN",
+            "--verbose",
+        ] {
+            assert!(
+                run.stdout.contains(word),
+                "`riskwatch --help` lacks {word}:\n{}",
+                run.stdout
+            );
+        }
+        let run = cli(&["demo", "--help"], &[]).await;
+        assert_eq!(run.code, Some(0));
+        for opt in ["--json", "--count", "--seed", "--tick-ms"] {
+            assert!(
+                run.stdout.contains(opt),
+                "`riskwatch demo --help` lacks {opt}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn top_level_help_documents_every_watch_option() {
+    within(40, async {
+        let run = cli(&["--help"], &[]).await;
+        for opt in WATCH_OPTIONS {
+            assert!(
+                run.stdout.contains(opt),
+                "`riskwatch --help` lacks {opt}:\n{}",
+                run.stdout
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn demo_prints_json_events_and_exits() {
+    within(40, async {
+        let run = cli(&["demo", "--count", "5", "--json"], &[]).await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        let lines = json_lines(&run.stdout);
+        assert_eq!(lines.len(), 5, "{}", run.stdout);
+        let sev = ["info", "warning", "critical", "emergency"];
+        for l in &lines {
+            assert!(l["type"].is_string());
+            assert!(sev.contains(&l["severity"].as_str().unwrap()), "{l}");
+            let critical = matches!(l["severity"].as_str(), Some("critical" | "emergency"));
+            assert_eq!(l["notify"], critical);
+            assert!(l["data"].is_object());
+            assert_eq!(l["source"], "demo");
+        }
+    })
+    .await;
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn watch_unreachable_host_keeps_retrying_with_one_line_per_attempt() {
+    within(40, async {
+        let url = format!("ws://127.0.0.1:{}/ws", closed_port());
+        let args = [
+            "watch",
+            &url,
+            "--token",
+            TOKEN,
+            "--backoff-initial",
+            "0.05",
+            "--backoff-max",
+            "0.1",
+        ];
+        let run = cli_for(&args, ms(1500)).await;
+        assert!(run.killed, "still retrying after 1.5 s: {run:?}");
+        assert!(run.stdout.is_empty());
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        let attempts: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.contains("reconnecting (attempt"))
+            .collect();
+        assert!(attempts.len() >= 3, "{}", run.stderr);
+        assert!(attempts[0].contains("attempt 1 "), "{}", attempts[0]);
+        assert!(attempts[1].contains("attempt 2 "), "{}", attempts[1]);
+        for l in &lines {
+            assert!(l.starts_with("riskwatch: "), "{l}");
+        }
+        assert!(!run.stderr.contains(TOKEN));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_announces_connecting_first() {
+    within(40, async {
+        let url = format!("ws://127.0.0.1:{}/ws", closed_port());
+        let run = cli_for(&["watch", &url, "--backoff-initial", "0.05"], ms(800)).await;
+        let first = run.stderr.lines().next().unwrap_or_default().to_owned();
+        assert_eq!(
+            first,
+            format!("riskwatch: connecting to {url}"),
+            "{}",
+            run.stderr
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_interrupted_exits_130() {
+    within(40, async {
+        let server = Server::sending(vec![]).await;
+        let url = server.url("/ws");
+        let child = spawn_cli(&["watch".into(), url, "--json".into()], &[]);
+        let pid = child.id();
+        wait_until("the CLI connected", Duration::from_secs(10), || {
+            server.upgrades() >= 1
+        })
+        .await;
+        tokio::time::sleep(ms(200)).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let run = tokio::task::spawn_blocking(move || finish_cli(child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(!run.killed, "did not exit on SIGINT: {run:?}");
+        assert_eq!(run.code, Some(130), "{run:?}");
+        assert!(run.stdout.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_closes_the_connection_cleanly_when_done() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"market_data","symbol":"SPY","price":1,"volume":1}"#.into(),
+        ])
+        .await;
+        let url = server.url("/ws");
+        let run = cli(&["watch", &url, "--json", "--count", "1"], &[]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        wait_until("the server saw close 1000", Duration::from_secs(3), || {
+            server
+                .received()
+                .iter()
+                .any(|(_, g)| *g == crate::common::Got::Close(Some(1000)))
+        })
+        .await;
+    })
+    .await;
+}
