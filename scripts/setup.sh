@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
   # build: the Tauri desktop shell
   pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev
-  librsvg2-dev libsoup-3.0-dev libssl-dev
+  librsvg2-dev libsoup-3.0-dev libssl-dev libdbus-1-dev
   # tests: display, session bus, notifications, keyring, webdriver, redis
   xvfb xauth x11-utils dbus dbus-x11 dunst gnome-keyring libsecret-tools
   at-spi2-core webkit2gtk-driver imagemagick redis-server procps

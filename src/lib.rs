@@ -12,6 +12,16 @@
 //! - [`client`]: the reconnecting WebSocket client: TLS, auth, backoff,
 //!   heartbeat, subscriptions, resume, HTTP polling fallback, observable
 //!   connection state.
+//! - [`engine`]: the alert engine between the client and the sinks:
+//!   per-profile preferences (`engine::prefs`), threshold rules with
+//!   rising-edge state (`engine::rules`), dedupe, bursts and repeats
+//!   (`engine::dedupe`); `Engine::decide` is a pure function of state,
+//!   event and time.
+//! - [`inbox`]: the local SQLite store of listed events (WAL, batched
+//!   writer, acknowledgements, search, retention).
+//! - [`notifier`]: OS notifications (notify-rust) for the engine's
+//!   decisions, degrading to a logged warning without a server.
+//! - [`credentials`]: tokens in the OS keyring, one entry per profile.
 //! - [`server`]: the hub (`riskwatch serve`): native protocol and the five
 //!   styles' endpoints, auth, history and resume, publish API, stats.
 //! - [`sim`]: deterministic simulators of every backend style.
@@ -22,7 +32,11 @@
 //! callers of this library.
 
 pub mod client;
+pub mod credentials;
 pub mod demo;
+pub mod engine;
+pub mod inbox;
+pub mod notifier;
 pub mod protocol;
 pub mod server;
 pub mod sim;

@@ -1,6 +1,8 @@
 //! The command line: argument definitions (clap), logging set-up, and the
 //! mapping from outcomes to exit codes. `anyhow` lives here, at the edge.
 
+mod alerting;
+mod login;
 mod output;
 mod serve;
 mod watch;
@@ -8,7 +10,7 @@ mod watch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Exit codes, documented in `riskwatch --help`.
 pub mod exit {
@@ -52,6 +54,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Mint a development token for a hub started with --jwt-secret.
     Token(serve::TokenArgs),
+    /// Store a profile's token in the OS keyring (read without echo, or
+    /// from standard input when it is not a terminal).
+    Login(login::LoginArgs),
+    /// Remove a profile's token from the OS keyring.
+    Logout(login::LogoutArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,8 +87,9 @@ struct OutputArgs {
 
 #[derive(Debug, Clone, Args)]
 struct WatchArgs {
-    /// WebSocket URL (ws:// or wss://), e.g. ws://host:8000/api/v1/ws/alerts
-    url: String,
+    /// WebSocket URL (ws:// or wss://), e.g. ws://host:8000/api/v1/ws/alerts.
+    /// Optional with --profile when the profile's preferences have a url.
+    url: Option<String>,
     /// Bearer token. Prefer the RISKWATCH_TOKEN environment variable: a
     /// command-line argument is visible to other users of this machine.
     #[arg(long, env = "RISKWATCH_TOKEN", hide_env_values = true)]
@@ -91,6 +99,8 @@ struct WatchArgs {
     auth: AuthArg,
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    alert: alerting::AlertArgs,
     /// Heartbeat interval in seconds; no traffic for two intervals means the
     /// connection is dead and is replaced.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
@@ -138,6 +148,8 @@ struct WatchArgs {
 struct DemoArgs {
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    alert: alerting::AlertArgs,
     /// Simulator seed: the same seed gives the same market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -147,7 +159,11 @@ struct DemoArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = with_watch_summary(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,6 +182,8 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => watch::demo(args).await,
             Command::Serve(args) => serve::serve(args).await,
             Command::Token(args) => serve::token(args),
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
         }
     });
     let code = code.unwrap_or_else(|e| {
@@ -175,6 +193,33 @@ pub fn main() -> ExitCode {
     // Do not wait for lingering connection tasks.
     rt.shutdown_background();
     ExitCode::from(code)
+}
+
+/// `riskwatch --help` documents every option: the top-level help ends with
+/// a summary of `watch`'s options, taken from their own definitions so it
+/// never goes stale.
+fn with_watch_summary(cmd: clap::Command) -> clap::Command {
+    let Some(watch) = cmd.find_subcommand("watch") else {
+        return cmd;
+    };
+    let mut lines = vec!["Options of `riskwatch watch` (see `riskwatch watch --help`):".to_owned()];
+    for arg in watch.get_arguments() {
+        let (Some(long), Some(help)) = (arg.get_long(), arg.get_help()) else {
+            continue;
+        };
+        let help = help.to_string();
+        let first = help
+            .split(". ")
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.');
+        lines.push(format!("  --{long:<20} {first}"));
+    }
+    let existing = cmd
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    cmd.after_help(format!("{}\n\n{existing}", lines.join("\n")))
 }
 
 fn init_logging(verbose: u8) {

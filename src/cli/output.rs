@@ -5,6 +5,7 @@
 use std::io::{self, IsTerminal, Write};
 
 use riskwatch::client::{ConnState, Notice};
+use riskwatch::engine::Decision;
 use riskwatch::{Event, Severity};
 use serde_json::json;
 
@@ -30,13 +31,17 @@ impl Printer {
         }
     }
 
-    /// Prints one event. An error means stdout is gone (a closed pipe).
-    pub fn event(&mut self, e: &Event) -> io::Result<()> {
+    /// Prints one event, with the alert engine's decision when there is
+    /// one: then `severity` is the severity after rules, `notify` whether
+    /// the engine raised a notification, and `reasons` says why. An error
+    /// means stdout is gone (a closed pipe).
+    pub fn event_with(&mut self, e: &Event, decision: Option<&Decision>) -> io::Result<()> {
+        let severity = decision.map_or(e.severity, |d| d.severity_after_rules);
         if self.json {
-            let line = json!({
+            let mut line = json!({
                 "type": e.kind,
-                "severity": e.severity,
-                "notify": notify_by_default(e),
+                "severity": severity,
+                "notify": decision.map_or_else(|| notify_by_default(e), |d| d.notify.is_some()),
                 "data": e.data(),
                 "time": e.time,
                 "channel": e.channel,
@@ -46,11 +51,14 @@ impl Printer {
                 "seq": e.seq,
                 "style": e.style,
             });
+            if let (Some(d), Some(obj)) = (decision, line.as_object_mut()) {
+                obj.insert("reasons".into(), json!(d.reasons));
+            }
             serde_json::to_writer(&mut self.out, &line)?;
             writeln!(self.out)?;
         } else {
             let d = e.describe();
-            let (tag, color) = match e.severity {
+            let (tag, color) = match severity {
                 Severity::Info => ("INFO", "\x1b[2m"),
                 Severity::Warning => ("WARN", "\x1b[33m"),
                 Severity::Critical => ("CRIT", "\x1b[1;31m"),
@@ -103,7 +111,7 @@ pub fn notice(source: &str, n: &Notice) {
 
 /// Replaces control characters (escape sequences a hostile server could use
 /// to rewrite the terminal) with U+FFFD.
-fn sanitize(s: &str) -> String {
+pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()

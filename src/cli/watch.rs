@@ -10,8 +10,10 @@ use riskwatch::client::{
     AuthMode, BackoffConfig, Client, ClientConfig, ClientError, ClientUpdate, ConnState, PollMode,
     StopReason, Token,
 };
+use riskwatch::credentials;
 use riskwatch::demo::{DemoOptions, DemoServer};
 
+use super::alerting::{self, Alerting, Signals};
 use super::output::{self, Printer};
 use super::{AuthArg, DemoArgs, OutputArgs, WatchArgs, exit};
 
@@ -22,7 +24,7 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
         .with_context(|| format!("--{name} must be a positive number of seconds, not {v}"))
 }
 
-fn config(a: &WatchArgs) -> anyhow::Result<ClientConfig> {
+fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
     let style = a.style.as_deref().map(str::parse::<Style>).transpose()?;
     let poll = match (&a.poll_url, a.no_poll) {
         (_, true) => PollMode::Off,
@@ -35,7 +37,7 @@ fn config(a: &WatchArgs) -> anyhow::Result<ClientConfig> {
         AuthArg::Query => AuthMode::Query,
         AuthArg::Both => AuthMode::Both,
     };
-    let mut cfg = ClientConfig::new(a.url.clone())
+    let mut cfg = ClientConfig::new(url)
         .token(
             a.token
                 .as_deref()
@@ -64,18 +66,71 @@ fn config(a: &WatchArgs) -> anyhow::Result<ClientConfig> {
     Ok(cfg)
 }
 
-pub async fn watch(args: WatchArgs) -> anyhow::Result<u8> {
-    let cfg = match config(&args) {
+pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
+    // Preferences first: a profile may supply the URL and style.
+    let loaded = if args.alert.active() {
+        match alerting::load_prefs(&args.alert) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("riskwatch: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(profile) = args.alert.profile.clone() {
+        if let Some((p, _)) = &loaded {
+            if args.url.is_none() {
+                args.url = p.url.as_ref().map(|u| u.as_str().to_owned());
+            }
+            if args.style.is_none() {
+                args.style = p.style.clone();
+            }
+        }
+        if args.label.is_none() {
+            args.label = Some(profile.clone());
+        }
+        if args.token.is_none() {
+            let name = profile.clone();
+            match tokio::task::spawn_blocking(move || credentials::get(&name)).await? {
+                Ok(Some(t)) => args.token = Some(t.expose().to_owned()),
+                Ok(None) => eprintln!(
+                    "riskwatch: no token stored for profile {profile} (riskwatch login {profile}); connecting without one"
+                ),
+                Err(e) => eprintln!("riskwatch: {e}; connecting without a token"),
+            }
+        }
+    }
+    let Some(url) = args.url.clone() else {
+        eprintln!("riskwatch: give a URL, or a --profile whose preferences have a url");
+        return Ok(exit::USAGE);
+    };
+    let cfg = match config(&args, url) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("riskwatch: {e:#}");
             return Ok(exit::USAGE);
         }
     };
-    run(cfg, &args.out).await
+    let alerting = match Alerting::start(&args.alert, loaded) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("riskwatch: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    run(cfg, &args.out, alerting).await
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+    let alerting = match Alerting::start(&args.alert, None) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("riskwatch: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
     let server = DemoServer::start_local(
         DemoOptions::default()
             .seed(args.seed)
@@ -85,12 +140,20 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     .context("cannot start the demo server on 127.0.0.1")?;
     eprintln!("riskwatch: demo server on {}", server.url());
     let cfg = ClientConfig::new(server.url()).label("demo");
-    let code = run(cfg, &args.out).await;
+    let code = run(cfg, &args.out, alerting).await;
     server.shutdown().await;
     code
 }
 
-async fn run(cfg: ClientConfig, out: &OutputArgs) -> anyhow::Result<u8> {
+async fn run(
+    cfg: ClientConfig,
+    out: &OutputArgs,
+    alerting: Option<(Alerting, Signals)>,
+) -> anyhow::Result<u8> {
+    let (mut alerting, mut signals) = match alerting {
+        Some((a, s)) => (Some(a), Some(s)),
+        None => (None, None),
+    };
     let mut client = match Client::connect(cfg) {
         Ok(c) => c,
         Err(
@@ -113,8 +176,14 @@ async fn run(cfg: ClientConfig, out: &OutputArgs) -> anyhow::Result<u8> {
     loop {
         let update = tokio::select! {
             _ = &mut ctrl_c => {
-                client.shutdown();
+                close(&mut client).await;
                 return Ok(exit::INTERRUPTED);
+            }
+            s = alerting::next_signal(&mut signals) => {
+                if let Some(a) = alerting.as_mut() {
+                    a.on_signal(s);
+                }
+                continue;
             }
             u = client.next() => u,
         };
@@ -123,14 +192,19 @@ async fn run(cfg: ClientConfig, out: &OutputArgs) -> anyhow::Result<u8> {
         };
         match update {
             ClientUpdate::Event(e) => {
-                if printer.event(&e).is_err() {
+                let decision = alerting.as_mut().map(|a| a.on_event(&e));
+                if decision.as_ref().is_some_and(|d| !d.list) {
+                    // Filtered out by the preferences: not shown, not stored.
+                    continue;
+                }
+                if printer.event_with(&e, decision.as_ref()).is_err() {
                     // stdout closed (e.g. piped into `head`): we are done.
-                    client.shutdown();
+                    close(&mut client).await;
                     return Ok(exit::OK);
                 }
                 seen += 1;
                 if out.count.is_some_and(|n| seen >= n) {
-                    client.shutdown();
+                    close(&mut client).await;
                     return Ok(exit::OK);
                 }
             }
@@ -152,4 +226,18 @@ async fn run(cfg: ClientConfig, out: &OutputArgs) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// Closes the connection with 1000 and waits (briefly) until the client has
+/// said goodbye, so the server sees a clean close rather than a dead peer.
+async fn close(client: &mut Client) {
+    client.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(u) = client.next().await {
+            if matches!(u, ClientUpdate::State(ConnState::Stopped { .. })) {
+                return;
+            }
+        }
+    })
+    .await;
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use riskwatch::client::{Client, ClientConfig, PollMode};
-use riskwatch::server::{Auth, NewEvent, ServerConfig};
+use riskwatch::server::NewEvent;
 use riskwatch::{Event, Severity, Style};
 use serde_json::{Value, json};
 

@@ -60,11 +60,6 @@ pub async fn next_event(c: &mut Client, within: Duration) -> Option<Event> {
     .flatten()
 }
 
-/// Waits for the next update of any kind.
-pub async fn next_update(c: &mut Client, within: Duration) -> Option<ClientUpdate> {
-    tokio::time::timeout(within, c.next()).await.ok().flatten()
-}
-
 /// Waits until the client reports `Stopped` and returns its state.
 pub async fn stopped(c: &mut Client, within: Duration) -> ConnState {
     tokio::time::timeout(within, async {
