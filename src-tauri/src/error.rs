@@ -8,8 +8,12 @@ use serde::{Serialize, Serializer};
 pub enum Error {
     /// The demo server could not bind a loopback port. Fatal for demo mode;
     /// the window shows it as `offline`.
-    #[error("cannot start the demo server: {0}")]
-    Demo(#[from] std::io::Error),
+    #[error("cannot start the demo hub: {0}")]
+    Demo(String),
+    /// The inbox could not be opened or read (disk full, permissions, a
+    /// corrupt file). Alerts are then neither stored nor listed.
+    #[error("inbox: {0}")]
+    Inbox(String),
     /// The configured URL or settings can never work. A misuse; the window
     /// shows it as `offline`.
     #[error("{}", client_error_text(.0))]

@@ -79,6 +79,8 @@ impl Feed {
             events: inner.events.iter().cloned().collect(),
             source: self.source.clone(),
             demo: self.demo,
+            inbox: Default::default(),
+            tab: None,
         })
     }
 

@@ -1,57 +1,93 @@
-//! The riskwatch desktop shell: one Tauri window that shows the live
-//! connection state and the latest events of one configured server. A thin
-//! caller of the `riskwatch` library; the dashboards grow from here.
+//! The riskwatch desktop shell: a Tauri window and a tray icon over the
+//! `riskwatch` library. With no server configured it is in demo mode: the
+//! embedded hub runs the desk simulators on 127.0.0.1 and a native client
+//! watches every desk channel.
 //!
-//! Data flows one way: `link` (demo server or configured URL → client) →
-//! `feed::Feed` (state + ring buffer of the last 50 events) → Tauri events
-//! [`EVENT_CONN_STATE`] and [`EVENT_EVENT`] → the webview. A page that loads
-//! late catches up with the `snapshot` command.
+//! Data flows one way: `link` (demo hub or configured URL → client) →
+//! `alerts` (engine → inbox, OS notifications) and `feed::Feed` (state +
+//! ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
+//! [`EVENT_EVENT`] and [`EVENT_INBOX`] → the webview and the tray. A page
+//! that loads late catches up with the `snapshot` command.
 //!
 //! # Layout
 //! - `settings`: `--url` / `RISKWATCH_URL`, and the token from
 //!   `RISKWATCH_TOKEN` only.
-//! - `link`: opens the one connection (starting the demo server when no URL
-//!   is configured), pumps its updates into the feed and out to the webview,
-//!   and closes it on exit.
+//! - `link`: starts the demo hub when no URL is configured, opens the
+//!   connection, pumps its updates through `alerts` into the feed and out to
+//!   the webview, and closes it on exit.
+//! - `alerts`: engine, inbox (SQLite under the data directory, or
+//!   `$RISKWATCH_DATA_DIR`), notifier, pause.
+//! - `tray`: icon variants, tooltip, menu.
 //! - `feed`: the state the window shows, with the ring buffer. Pure.
 //! - `view`: the typed payloads the webview receives, mirrored in
-//!   `ui/src/ipc.ts`. Never the raw payload, never the token.
-//! - `commands`: the Tauri commands, thin adapters over `feed`.
+//!   `ui/src/ipc.ts`. Never the raw message, never the token.
+//! - `commands`: the Tauri commands, thin adapters over `feed` and `alerts`.
 //! - `error`: the crate's error, serialized as its message across IPC.
 //!
 //! Configuration lives in `tauri.conf.json` at the repository root; the
 //! window's permissions in `src-tauri/capabilities/`.
 
+mod alerts;
 mod commands;
 mod error;
 mod feed;
 mod link;
 mod settings;
+mod tray;
 mod view;
 
 use std::process::ExitCode;
 
-use tauri::{Manager, RunEvent};
+use tauri::{Manager, RunEvent, WindowEvent};
 use tracing_subscriber::EnvFilter;
 
 /// Tauri event carrying a `LinkState` (see `ui/src/ipc.ts`) whenever the state changes.
 pub const EVENT_CONN_STATE: &str = "conn-state";
 /// Tauri event carrying one `EventView` per new event.
 pub const EVENT_EVENT: &str = "event";
+/// Tauri event carrying `InboxCounts` after the inbox changed.
+pub const EVENT_INBOX: &str = "inbox";
 
-/// Runs the desktop app until its window closes.
+/// Runs the desktop app until it is quit (closing the window hides it).
 pub fn run() -> ExitCode {
     let settings = settings::Settings::from_env();
     init_tracing();
-
-    let link = tauri::async_runtime::block_on(link::Link::open(settings));
-    let feed = feed::Feed::new(link.source.clone(), link.demo, link.state.clone());
+    let start_tab = commands::StartTab(settings.tab.clone());
 
     let app = tauri::Builder::default()
-        .manage(feed)
-        .invoke_handler(tauri::generate_handler![commands::snapshot])
+        // First: a second launch hands over to the running instance (which
+        // shows its window) and exits here, before starting a hub or
+        // opening the inbox.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tray::show_main(app);
+        }))
+        // Start at login: off until chosen from the tray menu.
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .manage(start_tab)
+        .invoke_handler(tauri::generate_handler![
+            commands::snapshot,
+            commands::inbox_search,
+            commands::inbox_acknowledge
+        ])
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
-            let running = link.start(app.handle().clone());
+            let link = tauri::async_runtime::block_on(async move { link::Link::open(settings) });
+            app.manage(feed::Feed::new(link.source.clone(), link.demo, link.state.clone()));
+            let committed = open_alerts(app.handle(), if link.demo { "demo" } else { "default" });
+            tray::create(app.handle());
+            let running = link.start(app.handle().clone(), committed);
             app.manage(running);
             Ok(())
         })
@@ -64,13 +100,35 @@ pub fn run() -> ExitCode {
         }
     };
     app.run(|app, event| {
-        if let RunEvent::Exit = event
-            && let Some(running) = app.try_state::<link::Running>()
-        {
-            running.stop();
+        if let RunEvent::Exit = event {
+            if let Some(running) = app.try_state::<link::Running>() {
+                running.stop();
+            }
+            if let Some(alerts) = app.try_state::<alerts::Alerts>() {
+                alerts.close();
+            }
         }
     });
     ExitCode::SUCCESS
+}
+
+/// Opens the profile's inbox with the engine and notifier and manages them;
+/// without an inbox the app runs on, showing but not storing alerts.
+fn open_alerts(app: &tauri::AppHandle, profile: &str) -> Option<std::sync::mpsc::Receiver<riskwatch::inbox::Committed>> {
+    let Some(path) = alerts::inbox_path(profile) else {
+        tracing::error!("no data directory: alerts are not stored");
+        return None;
+    };
+    match alerts::Alerts::open(&path, true) {
+        Ok((alerts, committed)) => {
+            app.manage(alerts);
+            Some(committed)
+        }
+        Err(error) => {
+            tracing::error!(%error, "no inbox: alerts are not stored");
+            None
+        }
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default of `info`.

@@ -18,6 +18,15 @@ struct Args {
         hide_env_values = true
     )]
     url: Option<String>,
+    /// A channel to subscribe to on the server (repeatable, or
+    /// comma-separated in RISKWATCH_CHANNELS). Demo mode subscribes to
+    /// every demo channel itself.
+    #[arg(long = "channel", value_name = "CHANNEL", env = "RISKWATCH_CHANNELS", value_delimiter = ',')]
+    channels: Vec<String>,
+    /// The dashboard to open on: trading, hr, merchant, compliance, inbox
+    /// or events.
+    #[arg(long, value_name = "TAB", env = "RISKWATCH_TAB")]
+    tab: Option<String>,
 }
 
 /// What the app was asked to connect to.
@@ -27,6 +36,10 @@ pub struct Settings {
     pub url: Option<String>,
     /// Its `Debug` never shows the secret.
     pub token: Option<Token>,
+    /// Channels to subscribe to (URL mode).
+    pub channels: Vec<String>,
+    /// The dashboard to open on; the UI ignores names it does not know.
+    pub tab: Option<String>,
 }
 
 impl Settings {
@@ -41,6 +54,13 @@ impl Settings {
         Settings {
             url: args.url.filter(|u| !u.trim().is_empty()),
             token: token.map(Token::new).filter(|t| !t.expose().is_empty()),
+            channels: args
+                .channels
+                .into_iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect(),
+            tab: args.tab.filter(|t| !t.trim().is_empty()),
         }
     }
 }
@@ -60,6 +80,15 @@ mod tests {
         assert_eq!(s.url.as_deref(), Some("wss://h/ws"));
         assert_eq!(s.token.as_ref().map(Token::expose), Some("t0k"));
         assert!(!format!("{s:?}").contains("t0k"));
+    }
+
+    #[test]
+    fn channels_repeat_or_split_on_commas() {
+        let s = parse(
+            &["riskwatch-desktop", "--channel", "dashboard,market:SPY", "--channel", " sessions:demo "],
+            None,
+        );
+        assert_eq!(s.channels, ["dashboard", "market:SPY", "sessions:demo"]);
     }
 
     #[test]

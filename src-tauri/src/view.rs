@@ -1,10 +1,12 @@
 //! What the webview receives: small typed views built from the library's
-//! types, mirrored field for field in `ui/src/ipc.ts`. Never the raw
-//! payload (the UI needs only the description), never the token.
+//! types, mirrored field for field in `ui/src/ipc.ts`. The event's `data`
+//! (the dashboards' numbers) but never the raw message, never the token.
 
 use chrono::{DateTime, Utc};
+use riskwatch::inbox::StoredAlert;
 use riskwatch::{ConnState, Event, Severity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One event as the window lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +25,26 @@ pub struct EventView {
     /// The server's time when it gave one, else the receipt time.
     pub time: DateTime<Utc>,
     pub channel: Option<String>,
+    /// The event's data (the native envelope's `data`, else the whole
+    /// message), for the dashboards. Server text: render it as text.
+    pub data: Value,
+}
+
+/// The dashboards' part of a message: the native envelope's `data`, else
+/// the whole message; `null` when it is not JSON.
+fn event_data(event: &Event) -> Value {
+    match serde_json::from_str::<Value>(event.payload.get()) {
+        Ok(Value::Object(mut obj)) => match obj.remove("data") {
+            Some(data) if obj.contains_key("op") => data,
+            Some(data) => {
+                obj.insert("data".into(), data);
+                Value::Object(obj)
+            }
+            None => Value::Object(obj),
+        },
+        Ok(other) => other,
+        Err(_) => Value::Null,
+    }
 }
 
 impl EventView {
@@ -38,6 +60,7 @@ impl EventView {
             source: event.source.to_string(),
             time: event.time,
             channel: event.channel.clone(),
+            data: event_data(event),
         }
     }
 }
@@ -67,6 +90,102 @@ pub struct Snapshot {
     pub source: String,
     /// Whether the built-in demo server is the source.
     pub demo: bool,
+    pub inbox: InboxCounts,
+    /// The dashboard to open on (`--tab`), if any.
+    pub tab: Option<String>,
+}
+
+/// The inbox's counts, for the tray, the tab and the header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InboxCounts {
+    /// Stored alerts.
+    pub total: u64,
+    /// Unacknowledged alerts (capped at [`InboxCounts::UNREAD_CAP`]).
+    pub unread: u64,
+    /// Unacknowledged critical and emergency alerts.
+    pub critical: u64,
+    /// Notifications are paused until then (`None`: not paused).
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl InboxCounts {
+    /// Unread counts stop here ("999+").
+    pub const UNREAD_CAP: u64 = 999;
+}
+
+/// One stored alert as the inbox lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub kind: String,
+    /// After rules.
+    pub severity: Severity,
+    pub title: String,
+    pub body: String,
+    pub subject: Option<String>,
+    pub source: String,
+    pub channel: Option<String>,
+    pub time: DateTime<Utc>,
+    pub acknowledged: Option<DateTime<Utc>>,
+}
+
+impl AlertView {
+    pub fn new(a: &StoredAlert) -> AlertView {
+        let d = a.event.describe();
+        AlertView {
+            id: a.id,
+            kind: a.event.kind.clone(),
+            severity: a.severity,
+            title: d.title,
+            body: d.body,
+            subject: a.event.subject.clone(),
+            source: a.event.source.to_string(),
+            channel: a.event.channel.clone(),
+            time: a.event.time,
+            acknowledged: a.acknowledged,
+        }
+    }
+}
+
+/// The inbox filter the UI sends (`inbox_search`). Every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxFilter {
+    /// Case-insensitive substring of the payload, subject or channel.
+    pub text: Option<String>,
+    pub kind: Option<String>,
+    pub min_severity: Option<Severity>,
+    pub source: Option<String>,
+    /// Only unacknowledged alerts.
+    pub unread_only: bool,
+    /// Default and maximum 200.
+    pub limit: Option<usize>,
+}
+
+impl InboxFilter {
+    pub const MAX: usize = 200;
+
+    pub fn query(&self) -> riskwatch::inbox::Query {
+        let mut q = riskwatch::inbox::Query::default()
+            .limit(self.limit.unwrap_or(Self::MAX).clamp(1, Self::MAX));
+        let nonblank = |s: &Option<String>| s.as_ref().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if let Some(t) = nonblank(&self.text) {
+            q = q.text(t);
+        }
+        if let Some(k) = nonblank(&self.kind) {
+            q = q.kind(k);
+        }
+        if let Some(s) = nonblank(&self.source) {
+            q = q.source(s);
+        }
+        if let Some(s) = self.min_severity {
+            q = q.min_severity(s);
+        }
+        if self.unread_only {
+            q = q.acknowledged(false);
+        }
+        q
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +214,8 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "body", "channel", "key", "kind", "severity", "source", "subject", "time", "title"
+                "body", "channel", "data", "key", "kind", "severity", "source", "subject", "time",
+                "title"
             ]
         );
         assert_eq!(v["key"], 7);
@@ -130,5 +250,81 @@ mod tests {
             serde_json::to_value(&s).unwrap(),
             json!({"state": "offline", "error": "bad URL"})
         );
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+        k.sort_unstable();
+        k
+    }
+
+    /// The field names `ui/src/ipc.ts` declares for each payload.
+    #[test]
+    fn payloads_have_the_fields_ipc_ts_expects() {
+        let counts = InboxCounts {
+            total: 3,
+            unread: 2,
+            critical: 1,
+            paused_until: Some(Utc::now()),
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&counts).unwrap()),
+            ["critical", "paused_until", "total", "unread"]
+        );
+        let snap = Snapshot {
+            state: LinkState::Client(ConnState::Connected),
+            events: vec![EventView::new(1, &alert())],
+            source: "demo".into(),
+            demo: true,
+            inbox: counts,
+            tab: Some("hr".into()),
+        };
+        let v = serde_json::to_value(&snap).unwrap();
+        assert_eq!(keys(&v), ["demo", "events", "inbox", "source", "state", "tab"]);
+        assert_eq!(v["events"][0]["data"]["sessionId"], "S1");
+        let stored = StoredAlert {
+            id: 9,
+            event: alert(),
+            severity: Severity::Critical,
+            key: Some("k".into()),
+            received: Utc::now(),
+            acknowledged: None,
+        };
+        let v = serde_json::to_value(AlertView::new(&stored)).unwrap();
+        assert_eq!(
+            keys(&v),
+            [
+                "acknowledged", "body", "channel", "id", "kind", "severity", "source", "subject",
+                "time", "title"
+            ]
+        );
+        assert_eq!(v["id"], 9);
+        assert_eq!(v["severity"], "critical");
+    }
+
+    #[test]
+    fn the_inbox_filter_reads_what_ipc_ts_sends() {
+        let f: InboxFilter = serde_json::from_value(json!({
+            "text": "loss", "kind": null, "min_severity": "critical", "source": "",
+            "unread_only": true, "limit": 5000
+        }))
+        .unwrap();
+        assert_eq!(f.min_severity, Some(Severity::Critical));
+        let q = f.query();
+        assert_eq!(q.limit, InboxFilter::MAX);
+        assert_eq!(q.text.as_deref(), Some("loss"));
+        assert!(q.sources.is_empty() && q.kinds.is_empty());
+        assert_eq!(q.acknowledged, Some(false));
+        assert!(serde_json::from_value::<InboxFilter>(json!({"bogus": 1})).is_err());
+        assert_eq!(serde_json::from_value::<InboxFilter>(json!({})).unwrap(), InboxFilter::default());
+    }
+
+    #[test]
+    fn native_envelopes_give_their_data() {
+        let text = r#"{"op":"event","channel":"dashboard","seq":3,"type":"dashboard_update","severity":"info","ts":"2025-01-02T03:04:05Z","data":{"total_risks":7}}"#;
+        let source: Arc<str> = Arc::from("demo");
+        if let Ok(Frame::Event(e)) = decode(text, &source, Utc::now()) {
+            assert_eq!(EventView::new(1, &e).data, json!({"total_risks": 7}));
+        }
     }
 }

@@ -41,6 +41,44 @@ export interface EventView {
   /** RFC 3339. */
   time: string;
   channel: string | null;
+  /** The event's data for the dashboards (server values: render as text). */
+  data: unknown;
+}
+
+/** `view::InboxCounts`. */
+export interface InboxCounts {
+  total: number;
+  /** Capped at 999. */
+  unread: number;
+  /** Unacknowledged critical and emergency alerts. */
+  critical: number;
+  /** RFC 3339, or null when notifications are not paused. */
+  paused_until: string | null;
+}
+
+/** One stored alert (`view::AlertView`). All text is server text. */
+export interface AlertView {
+  id: number;
+  kind: string;
+  severity: Severity;
+  title: string;
+  body: string;
+  subject: string | null;
+  source: string;
+  channel: string | null;
+  time: string;
+  /** RFC 3339 when acknowledged, else null. */
+  acknowledged: string | null;
+}
+
+/** `view::InboxFilter`; every field optional. */
+export interface InboxFilter {
+  text?: string | null;
+  kind?: string | null;
+  min_severity?: Severity | null;
+  source?: string | null;
+  unread_only?: boolean;
+  limit?: number | null;
 }
 
 /** `view::Snapshot`; `events` oldest first. */
@@ -49,15 +87,20 @@ export interface Snapshot {
   events: EventView[];
   source: string;
   demo: boolean;
+  inbox: InboxCounts;
+  /** The dashboard to open on (`--tab`), if any. */
+  tab: string | null;
 }
 
 /** Tauri event names (`EVENT_CONN_STATE`, `EVENT_EVENT` in src-tauri). */
 const CONN_STATE = "conn-state";
 const EVENT = "event";
+const INBOX = "inbox";
 
 export interface FeedHandlers {
   state(state: LinkState): void;
   event(event: EventView): void;
+  inbox(counts: InboxCounts): void;
 }
 
 /**
@@ -74,10 +117,30 @@ export async function openFeed(
   try {
     unlisten.push(await listen<LinkState>(CONN_STATE, (e) => handlers.state(e.payload)));
     unlisten.push(await listen<EventView>(EVENT, (e) => handlers.event(e.payload)));
+    unlisten.push(await listen<InboxCounts>(INBOX, (e) => handlers.inbox(e.payload)));
     const snapshot = await invoke<Snapshot>("snapshot");
     return { snapshot, close };
   } catch (error) {
     close();
+    throw new Error(errorText(error));
+  }
+}
+
+/** Stored alerts matching `filter`, newest first. */
+export async function searchInbox(filter: InboxFilter): Promise<AlertView[]> {
+  try {
+    return await invoke<AlertView[]>("inbox_search", { filter });
+  } catch (error) {
+    throw new Error(errorText(error));
+  }
+}
+
+/** Acknowledges alerts by id; resolves with how many changed. New counts
+ * follow as an `inbox` event. */
+export async function acknowledge(ids: readonly number[]): Promise<number> {
+  try {
+    return await invoke<number>("inbox_acknowledge", { ids });
+  } catch (error) {
     throw new Error(errorText(error));
   }
 }

@@ -14,6 +14,7 @@ function ev(key: number): EventView {
     source: "demo",
     time: "2025-01-02T03:04:05Z",
     channel: null,
+    data: null,
   };
 }
 

@@ -1,0 +1,304 @@
+//! The alert engine between the connection and the user: every event goes
+//! through [`riskwatch::engine::Engine`] ([`desktop_prefs`] for now); what
+//! it lists is stored in the inbox (SQLite), what it says should notify
+//! becomes an OS notification through [`riskwatch::notifier`] unless
+//! notifications are paused. Managed Tauri state; no webview types here.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+
+use chrono::{DateTime, Utc};
+use riskwatch::engine::{Engine, Notification, Prefs};
+use riskwatch::{Event, Severity};
+use riskwatch::inbox::{Committed, Inbox, InboxError, Query, Record, Writer, WriterConfig};
+use riskwatch::notifier::{Notifier, NotifierConfig, action};
+use tauri::{AppHandle, Manager};
+use tokio::sync::Semaphore;
+
+use crate::error::Error;
+use crate::view::{AlertView, InboxCounts, InboxFilter};
+
+/// Engine, inbox and notifier.
+#[derive(Debug)]
+pub struct Alerts {
+    engine: Mutex<Engine>,
+    /// `None` once the writer failed (logged once).
+    writer: Mutex<Option<Writer>>,
+    /// A second connection for searches and acknowledgements.
+    reader: Mutex<Inbox>,
+    notifier: Option<Notifier>,
+    /// Bounds the threads waiting on a bubble's Acknowledge / Open.
+    waiting: Arc<Semaphore>,
+    paused_until: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// Most notifications waiting for an action at once (each holds a thread).
+const MAX_WAITING: usize = 16;
+
+impl Alerts {
+    /// Opens (creating) the inbox at `path`; returns the receiver of its
+    /// commit reports. `notify`: raise OS notifications at all.
+    pub fn open(path: &Path, notify: bool) -> Result<(Alerts, mpsc::Receiver<Committed>), Error> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Inbox(e.to_string()))?;
+        }
+        let (writer, committed) = Writer::spawn(path, WriterConfig::default())?;
+        let reader = Inbox::open(path)?;
+        tracing::info!(inbox = %path.display(), notify, "alerting");
+        let alerts = Alerts {
+            engine: Mutex::new(Engine::new(desktop_prefs(), Vec::new())),
+            writer: Mutex::new(Some(writer)),
+            reader: Mutex::new(reader),
+            notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
+            waiting: Arc::new(Semaphore::new(MAX_WAITING)),
+            paused_until: Mutex::new(None),
+        };
+        Ok((alerts, committed))
+    }
+
+    /// Runs one event through the engine: stores it when listed; returns the
+    /// notification to raise, if any and not paused.
+    pub fn on_event(&self, event: &Event, now: DateTime<Utc>) -> Option<Notification> {
+        let decision = lock(&self.engine).ok()?.decide(event, now);
+        if decision.list {
+            let record = Record::new(event.clone(), now)
+                .severity(decision.severity_after_rules)
+                .key(decision.key.clone());
+            if let Ok(mut writer) = lock(&self.writer)
+                && let Some(w) = writer.as_mut()
+                && let Err(error) = w.push(record)
+            {
+                tracing::error!(%error, "the inbox stopped storing events");
+                *writer = None;
+            }
+        }
+        decision.notify.filter(|_| !self.paused(now))
+    }
+
+    /// Repeats of unacknowledged critical alerts due at `now`.
+    pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
+        let due = lock(&self.engine).map(|mut e| e.tick(now)).unwrap_or_default();
+        if self.paused(now) { Vec::new() } else { due }
+    }
+
+    /// Shows `n` in the background (failures are logged by the notifier).
+    /// The bubble's Acknowledge acknowledges the alert (inbox, engine,
+    /// tray); Open shows the window.
+    pub fn raise(&self, app: &AppHandle, n: Notification) {
+        let Some(notifier) = self.notifier.clone() else {
+            return;
+        };
+        let app = app.clone();
+        let waiting = Arc::clone(&self.waiting);
+        tauri::async_runtime::spawn(async move {
+            let alert = n.alert.clone();
+            let Ok(shown) = notifier.show(n).await else {
+                return;
+            };
+            if !shown.actions {
+                return;
+            }
+            let Ok(permit) = waiting.try_acquire_owned() else {
+                return;
+            };
+            let picked = tauri::async_runtime::spawn_blocking(move || {
+                let picked = shown.wait_for_action();
+                drop(permit);
+                picked
+            })
+            .await
+            .ok()
+            .flatten();
+            match (picked.as_deref(), alert) {
+                (Some(action::ACKNOWLEDGE), Some(key)) => {
+                    if let Some(alerts) = app.try_state::<Alerts>() {
+                        match alerts.acknowledge_key(&key) {
+                            Ok(n) => tracing::info!(stored = n, "acknowledged from a notification"),
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot acknowledge from the notification")
+                            }
+                        }
+                    }
+                    crate::link::notify_inbox(&app);
+                }
+                (Some(action::OPEN), _) => crate::tray::show_main(&app),
+                _ => {}
+            }
+        });
+    }
+
+    /// Acknowledges one alert by its engine key (a notification's action).
+    pub fn acknowledge_key(&self, key: &str) -> Result<usize, Error> {
+        if let Ok(writer) = lock(&self.writer)
+            && let Some(w) = writer.as_ref()
+        {
+            // Rows still queued would miss the acknowledgement.
+            w.flush()?;
+        }
+        let n = lock(&self.reader)?.acknowledge_key(key, Utc::now())?;
+        lock(&self.engine)?.acknowledge(key);
+        Ok(n)
+    }
+
+    pub fn pause_until(&self, until: Option<DateTime<Utc>>) {
+        if let Ok(mut p) = lock(&self.paused_until) {
+            *p = until;
+        }
+        tracing::info!(?until, "notifications paused until");
+    }
+
+    fn paused(&self, now: DateTime<Utc>) -> bool {
+        lock(&self.paused_until)
+            .map(|p| p.is_some_and(|t| now < t))
+            .unwrap_or(false)
+    }
+
+    pub fn counts(&self) -> Result<InboxCounts, Error> {
+        let reader = lock(&self.reader)?;
+        let unread = reader
+            .search(&Query::default().acknowledged(false).limit(InboxCounts::UNREAD_CAP as usize))?
+            .len() as u64;
+        let now = Utc::now();
+        Ok(InboxCounts {
+            total: reader.count()?,
+            unread,
+            critical: reader.unacknowledged_critical()?,
+            paused_until: lock(&self.paused_until)?.filter(|t| now < *t),
+        })
+    }
+
+    pub fn search(&self, filter: &InboxFilter) -> Result<Vec<AlertView>, Error> {
+        let found = lock(&self.reader)?.search(&filter.query())?;
+        Ok(found.iter().map(AlertView::new).collect())
+    }
+
+    /// Acknowledges these alerts in the inbox and in the engine (no more
+    /// repeats). Returns how many changed.
+    pub fn acknowledge(&self, ids: &[i64]) -> Result<usize, Error> {
+        let reader = lock(&self.reader)?;
+        let mut keys = Vec::new();
+        for id in ids {
+            if let Some(key) = reader.get(*id)?.and_then(|a| a.key) {
+                keys.push(key);
+            }
+        }
+        let n = reader.acknowledge(ids, Utc::now())?;
+        drop(reader);
+        let mut engine = lock(&self.engine)?;
+        for key in keys {
+            engine.acknowledge(&key);
+        }
+        Ok(n)
+    }
+
+    /// Commits what is queued and stops the writer. Idempotent.
+    pub fn close(&self) {
+        let writer = lock(&self.writer).ok().and_then(|mut w| w.take());
+        if let Some(w) = writer
+            && let Err(error) = w.close()
+        {
+            tracing::warn!(%error, "closing the inbox");
+        }
+    }
+}
+
+/// The library's default preferences, except that the inbox keeps warnings
+/// and above: the dashboards show every tick and score from the live feed,
+/// and an inbox of market data would bury the alerts (at 40 events/s in
+/// demo mode). Critical and emergency notify, as by default.
+pub fn desktop_prefs() -> Prefs {
+    let mut prefs = Prefs::default();
+    prefs.severity.list = Severity::Warning;
+    prefs
+}
+
+impl From<InboxError> for Error {
+    fn from(e: InboxError) -> Error {
+        Error::Inbox(e.to_string())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
+    m.lock().map_err(|_| Error::FeedPoisoned)
+}
+
+/// Where the inbox lives: `$RISKWATCH_DATA_DIR/<profile>/inbox.sqlite3`
+/// when set (tests), else the library's default data directory.
+pub fn inbox_path(profile: &str) -> Option<PathBuf> {
+    match std::env::var_os("RISKWATCH_DATA_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join(profile).join("inbox.sqlite3")),
+        None => Inbox::default_path(profile),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use riskwatch::protocol::{Frame, decode};
+
+    fn event(text: &str) -> Event {
+        let source: Arc<str> = Arc::from("demo");
+        match decode(text, &source, Utc::now()).expect("decodes") {
+            Frame::Event(e) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stores_notifies_counts_and_acknowledges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alerts, committed) = Alerts::open(&dir.path().join("a/inbox.sqlite3"), false).unwrap();
+        let now = Utc::now();
+        let critical = event(
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"<img src=x onerror=alert(1)>","currentValue":92,"threshold":90}"#,
+        );
+        let n = alerts.on_event(&critical, now).expect("critical notifies");
+        assert!(n.title.contains("S1") || n.body.contains("img"), "{n:?}");
+        alerts.pause_until(Some(now + chrono::Duration::hours(1)));
+        assert!(alerts.on_event(&critical, now).is_none(), "paused");
+        alerts.pause_until(None);
+        let _ = committed.recv().unwrap();
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+        let counts = alerts.counts().unwrap();
+        assert!(counts.critical >= 1, "{counts:?}");
+        let tick = event(r#"{"type":"market_data","symbol":"SPY","price":1}"#);
+        assert!(alerts.on_event(&tick, now).is_none());
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+        let listed = alerts.search(&InboxFilter::default()).unwrap();
+        assert!(!listed.is_empty());
+        assert!(listed.iter().all(|a| a.kind != "market_data"), "info is not stored");
+        // A notification's Acknowledge: by the engine's key.
+        let key = n.alert.clone().expect("an alert notification names its alert");
+        assert!(alerts.acknowledge_key(&key).unwrap() >= 1);
+        assert_eq!(alerts.counts().unwrap().critical, 0);
+        // The inbox's: by id (already acknowledged ones do not count again).
+        let other = event(
+            r#"{"type":"risk_alert","sessionId":"S2","alertLevel":"high","alertType":"drawdown","message":"m","currentValue":1,"threshold":1}"#,
+        );
+        alerts.on_event(&other, now);
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+        let ids: Vec<i64> = alerts
+            .search(&InboxFilter::default())
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(alerts.acknowledge(&ids).unwrap(), 1);
+        assert_eq!(alerts.counts().unwrap().unread, 0);
+        alerts.close();
+    }
+}

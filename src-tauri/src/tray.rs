@@ -1,0 +1,257 @@
+//! The tray: an icon whose variant shows the state (live, reconnecting,
+//! offline, unacknowledged critical), a tooltip with the counts, and a menu:
+//! Open, Pause notifications for an hour or until tomorrow, Resume, Start at
+//! login (tauri-plugin-autostart; off by default), Quit.
+//! The variant and tooltip are pure functions ([`Variant::of`],
+//! [`tooltip`]) so tests check them without a tray.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
+use riskwatch::ConnState;
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Wry};
+use tauri_plugin_autostart::ManagerExt;
+
+use crate::alerts::Alerts;
+use crate::feed::Feed;
+use crate::view::{InboxCounts, LinkState};
+
+const TRAY_ID: &str = "main";
+
+/// Which icon the tray shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Live,
+    Reconnecting,
+    Offline,
+    /// Unacknowledged critical or emergency alerts, whatever the connection.
+    Critical,
+}
+
+impl Variant {
+    pub fn of(state: &LinkState, counts: &InboxCounts) -> Variant {
+        if counts.critical > 0 {
+            return Variant::Critical;
+        }
+        match state {
+            LinkState::Client(ConnState::Connected) => Variant::Live,
+            LinkState::Client(
+                ConnState::Connecting | ConnState::Reconnecting { .. } | ConnState::Polling { .. },
+            ) => Variant::Reconnecting,
+            _ => Variant::Offline,
+        }
+    }
+
+    fn image(self) -> Option<Image<'static>> {
+        let bytes: &'static [u8] = match self {
+            Variant::Live => include_bytes!("../../icons/tray-live.png"),
+            Variant::Reconnecting => include_bytes!("../../icons/tray-reconnecting.png"),
+            Variant::Offline => include_bytes!("../../icons/tray-offline.png"),
+            Variant::Critical => include_bytes!("../../icons/tray-critical.png"),
+        };
+        Image::from_bytes(bytes)
+            .map_err(|error| tracing::warn!(%error, "tray icon"))
+            .ok()
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Variant::Live => "live",
+            Variant::Reconnecting => "reconnecting",
+            Variant::Offline => "offline",
+            Variant::Critical => "unacknowledged critical alerts",
+        }
+    }
+}
+
+/// The tooltip: state, counts and the pause.
+pub fn tooltip(variant: Variant, counts: &InboxCounts) -> String {
+    let unread = if counts.unread >= InboxCounts::UNREAD_CAP {
+        format!("{}+", InboxCounts::UNREAD_CAP)
+    } else {
+        counts.unread.to_string()
+    };
+    let mut text = format!(
+        "riskwatch — {}\n{} critical unacknowledged · {} unread",
+        variant.text(),
+        counts.critical,
+        unread
+    );
+    if let Some(until) = counts.paused_until {
+        let local = until.with_timezone(&Local);
+        text.push_str(&format!("\nNotifications paused until {}", local.format("%a %H:%M")));
+    }
+    text
+}
+
+/// The next local midnight after `now` ("until tomorrow").
+pub fn tomorrow(now: DateTime<Utc>) -> DateTime<Utc> {
+    let date = now.with_timezone(&Local).date_naive() + Duration::days(1);
+    Local
+        .from_local_datetime(&date.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now + Duration::hours(24))
+}
+
+/// The last variant shown, so the icon is only replaced on a real change.
+#[derive(Debug, Default)]
+struct Shown(Mutex<Option<(Variant, String)>>);
+
+/// Builds the tray. Errors are logged: the app works without one.
+pub fn create(app: &AppHandle) {
+    if let Err(error) = build(app) {
+        tracing::warn!(%error, "no tray icon");
+    }
+    app.manage(Shown::default());
+    refresh(app);
+}
+
+fn build(app: &AppHandle) -> tauri::Result<()> {
+    let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
+    let hour = MenuItem::with_id(app, "pause-hour", "Pause notifications for 1 hour", true, None::<&str>)?;
+    let day = MenuItem::with_id(app, "pause-day", "Pause notifications until tomorrow", true, None::<&str>)?;
+    let resume = MenuItem::with_id(app, "resume", "Resume notifications", true, None::<&str>)?;
+    let autostart_on = app.autolaunch().is_enabled().unwrap_or(false);
+    let autostart = CheckMenuItem::with_id(app, "autostart", "Start at login", true, autostart_on, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let sep = PredefinedMenuItem::separator(app)?;
+    let sep2 = PredefinedMenuItem::separator(app)?;
+    let sep3 = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(
+        app,
+        &[&open, &sep, &hour, &day, &resume, &sep2, &autostart, &sep3, &quit],
+    )?;
+    app.manage(AutostartItem(autostart));
+    let mut builder = TrayIconBuilder::with_id(TRAY_ID)
+        .tooltip("riskwatch")
+        .menu(&menu)
+        .on_menu_event(on_menu);
+    if let Some(icon) = Variant::Reconnecting.image() {
+        builder = builder.icon(icon);
+    }
+    builder.build(app)?;
+    Ok(())
+}
+
+fn on_menu(app: &AppHandle, event: MenuEvent) {
+    let alerts = app.try_state::<Alerts>();
+    let now = Utc::now();
+    match event.id.as_ref() {
+        "open" => show_main(app),
+        "pause-hour" => alerts.iter().for_each(|a| a.pause_until(Some(now + Duration::hours(1)))),
+        "pause-day" => alerts.iter().for_each(|a| a.pause_until(Some(tomorrow(now)))),
+        "resume" => alerts.iter().for_each(|a| a.pause_until(None)),
+        "autostart" => toggle_autostart(app),
+        "quit" => app.exit(0),
+        _ => return,
+    }
+    crate::link::notify_inbox(app);
+}
+
+/// The tray's "Start at login" item, kept to show the real state.
+struct AutostartItem(CheckMenuItem<Wry>);
+
+/// Turns start at login on or off, then shows what the system now says.
+fn toggle_autostart(app: &AppHandle) {
+    let launcher = app.autolaunch();
+    let on = launcher.is_enabled().unwrap_or(false);
+    let result = if on { launcher.disable() } else { launcher.enable() };
+    if let Err(error) = result {
+        tracing::warn!(%error, "cannot change start at login");
+    }
+    let now = launcher.is_enabled().unwrap_or(false);
+    tracing::info!(enabled = now, "start at login");
+    if let Some(item) = app.try_state::<AutostartItem>() {
+        let _ = item.0.set_checked(now);
+    }
+}
+
+/// Shows, unminimizes and focuses the main window.
+pub fn show_main(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Brings the icon and tooltip up to date with the feed and the inbox.
+pub fn refresh(app: &AppHandle) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let state = match app.try_state::<Feed>().map(|f| f.snapshot()) {
+        Some(Ok(s)) => s.state,
+        _ => return,
+    };
+    let counts = app
+        .try_state::<Alerts>()
+        .and_then(|a| a.counts().ok())
+        .unwrap_or_default();
+    let variant = Variant::of(&state, &counts);
+    let text = tooltip(variant, &counts);
+    let Some(shown) = app.try_state::<Shown>() else {
+        return;
+    };
+    let Ok(mut last) = shown.0.lock() else {
+        return;
+    };
+    let (icon_changed, text_changed) = match &*last {
+        Some((v, t)) => (*v != variant, *t != text),
+        None => (true, true),
+    };
+    if icon_changed && let Some(icon) = variant.image() {
+        let _ = tray.set_icon(Some(icon));
+    }
+    if text_changed {
+        let _ = tray.set_tooltip(Some(&text));
+    }
+    *last = Some((variant, text));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn critical_wins_then_the_connection_decides() {
+        let mut c = InboxCounts::default();
+        let live = LinkState::Client(ConnState::Connected);
+        assert_eq!(Variant::of(&live, &c), Variant::Live);
+        let rec = LinkState::Client(ConnState::Reconnecting {
+            attempt: 1,
+            retry_in_ms: 500,
+            error: "refused".into(),
+        });
+        assert_eq!(Variant::of(&rec, &c), Variant::Reconnecting);
+        let off = LinkState::Offline { error: "x".into() };
+        assert_eq!(Variant::of(&off, &c), Variant::Offline);
+        c.critical = 2;
+        assert_eq!(Variant::of(&live, &c), Variant::Critical);
+        assert!(Variant::Critical.image().is_some());
+    }
+
+    #[test]
+    fn tooltip_has_counts_and_caps_unread() {
+        let c = InboxCounts {
+            total: 5000,
+            unread: InboxCounts::UNREAD_CAP,
+            critical: 3,
+            paused_until: None,
+        };
+        let t = tooltip(Variant::Critical, &c);
+        assert!(t.contains("3 critical unacknowledged"), "{t}");
+        assert!(t.contains("999+ unread"), "{t}");
+    }
+
+    #[test]
+    fn tomorrow_is_later_and_within_a_day() {
+        let now = Utc::now();
+        let t = tomorrow(now);
+        assert!(t > now && t <= now + Duration::hours(25), "{t}");
+    }
+}
