@@ -5,7 +5,11 @@
 fn main() {
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")
-        .app_manifest(tauri_build::AppManifest::new().commands(&["snapshot", "inbox_search", "inbox_acknowledge"]));
+        .app_manifest(tauri_build::AppManifest::new().commands(&[
+            "snapshot",
+            "inbox_search",
+            "inbox_acknowledge",
+        ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         // A build script reports through panics; `{:#}` keeps the cause chain.
         panic!("tauri build failed: {error:#}");

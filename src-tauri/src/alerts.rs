@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use chrono::{DateTime, Utc};
 use riskwatch::engine::{Engine, Notification, Prefs};
-use riskwatch::{Event, Severity};
 use riskwatch::inbox::{Committed, Inbox, InboxError, Query, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
+use riskwatch::{Event, Severity};
 use tauri::{AppHandle, Manager};
 use tokio::sync::Semaphore;
 
@@ -77,7 +77,9 @@ impl Alerts {
 
     /// Repeats of unacknowledged critical alerts due at `now`.
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
-        let due = lock(&self.engine).map(|mut e| e.tick(now)).unwrap_or_default();
+        let due = lock(&self.engine)
+            .map(|mut e| e.tick(now))
+            .unwrap_or_default();
         if self.paused(now) { Vec::new() } else { due }
     }
 
@@ -156,7 +158,11 @@ impl Alerts {
     pub fn counts(&self) -> Result<InboxCounts, Error> {
         let reader = lock(&self.reader)?;
         let unread = reader
-            .search(&Query::default().acknowledged(false).limit(InboxCounts::UNREAD_CAP as usize))?
+            .search(
+                &Query::default()
+                    .acknowledged(false)
+                    .limit(InboxCounts::UNREAD_CAP as usize),
+            )?
             .len() as u64;
         let now = Utc::now();
         Ok(InboxCounts {
@@ -276,9 +282,15 @@ mod tests {
         }
         let listed = alerts.search(&InboxFilter::default()).unwrap();
         assert!(!listed.is_empty());
-        assert!(listed.iter().all(|a| a.kind != "market_data"), "info is not stored");
+        assert!(
+            listed.iter().all(|a| a.kind != "market_data"),
+            "info is not stored"
+        );
         // A notification's Acknowledge: by the engine's key.
-        let key = n.alert.clone().expect("an alert notification names its alert");
+        let key = n
+            .alert
+            .clone()
+            .expect("an alert notification names its alert");
         assert!(alerts.acknowledge_key(&key).unwrap() >= 1);
         assert_eq!(alerts.counts().unwrap().critical, 0);
         // The inbox's: by id (already acknowledged ones do not count again).

@@ -30,14 +30,21 @@ pub struct StartTab(pub Option<String>);
 
 /// Stored alerts matching `filter`, newest first.
 #[tauri::command]
-pub fn inbox_search(alerts: State<'_, Alerts>, filter: InboxFilter) -> Result<Vec<AlertView>, Error> {
+pub fn inbox_search(
+    alerts: State<'_, Alerts>,
+    filter: InboxFilter,
+) -> Result<Vec<AlertView>, Error> {
     alerts.search(&filter)
 }
 
 /// Acknowledges these alerts; returns how many changed. The new counts
 /// follow as an `inbox` event.
 #[tauri::command]
-pub fn inbox_acknowledge(app: AppHandle, alerts: State<'_, Alerts>, ids: Vec<i64>) -> Result<usize, Error> {
+pub fn inbox_acknowledge(
+    app: AppHandle,
+    alerts: State<'_, Alerts>,
+    ids: Vec<i64>,
+) -> Result<usize, Error> {
     let n = alerts.acknowledge(&ids)?;
     crate::link::notify_inbox(&app);
     Ok(n)

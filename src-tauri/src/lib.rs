@@ -84,7 +84,11 @@ pub fn run() -> ExitCode {
         // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
             let link = tauri::async_runtime::block_on(async move { link::Link::open(settings) });
-            app.manage(feed::Feed::new(link.source.clone(), link.demo, link.state.clone()));
+            app.manage(feed::Feed::new(
+                link.source.clone(),
+                link.demo,
+                link.state.clone(),
+            ));
             let committed = open_alerts(app.handle(), if link.demo { "demo" } else { "default" });
             tray::create(app.handle());
             let running = link.start(app.handle().clone(), committed);
@@ -114,7 +118,10 @@ pub fn run() -> ExitCode {
 
 /// Opens the profile's inbox with the engine and notifier and manages them;
 /// without an inbox the app runs on, showing but not storing alerts.
-fn open_alerts(app: &tauri::AppHandle, profile: &str) -> Option<std::sync::mpsc::Receiver<riskwatch::inbox::Committed>> {
+fn open_alerts(
+    app: &tauri::AppHandle,
+    profile: &str,
+) -> Option<std::sync::mpsc::Receiver<riskwatch::inbox::Committed>> {
     let Some(path) = alerts::inbox_path(profile) else {
         tracing::error!("no data directory: alerts are not stored");
         return None;

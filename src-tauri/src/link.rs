@@ -46,9 +46,12 @@ impl DemoHub {
         let demo_err = |e: &dyn std::fmt::Display| Error::Demo(e.to_string());
         let std_listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .map_err(|e| demo_err(&e))?;
-        std_listener.set_nonblocking(true).map_err(|e| demo_err(&e))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| demo_err(&e))?;
         let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| demo_err(&e))?;
-        let server = Server::start(listener, ServerConfig::new(Auth::Insecure)).map_err(|e| demo_err(&e))?;
+        let server =
+            Server::start(listener, ServerConfig::new(Auth::Insecure)).map_err(|e| demo_err(&e))?;
         let desk = CancellationToken::new();
         async_runtime::spawn(desk::run(
             Arc::clone(server.hub()),

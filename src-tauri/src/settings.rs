@@ -21,7 +21,12 @@ struct Args {
     /// A channel to subscribe to on the server (repeatable, or
     /// comma-separated in RISKWATCH_CHANNELS). Demo mode subscribes to
     /// every demo channel itself.
-    #[arg(long = "channel", value_name = "CHANNEL", env = "RISKWATCH_CHANNELS", value_delimiter = ',')]
+    #[arg(
+        long = "channel",
+        value_name = "CHANNEL",
+        env = "RISKWATCH_CHANNELS",
+        value_delimiter = ','
+    )]
     channels: Vec<String>,
     /// The dashboard to open on: trading, hr, merchant, compliance, inbox
     /// or events.
@@ -85,7 +90,13 @@ mod tests {
     #[test]
     fn channels_repeat_or_split_on_commas() {
         let s = parse(
-            &["riskwatch-desktop", "--channel", "dashboard,market:SPY", "--channel", " sessions:demo "],
+            &[
+                "riskwatch-desktop",
+                "--channel",
+                "dashboard,market:SPY",
+                "--channel",
+                " sessions:demo ",
+            ],
             None,
         );
         assert_eq!(s.channels, ["dashboard", "market:SPY", "sessions:demo"]);

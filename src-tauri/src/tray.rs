@@ -82,7 +82,10 @@ pub fn tooltip(variant: Variant, counts: &InboxCounts) -> String {
     );
     if let Some(until) = counts.paused_until {
         let local = until.with_timezone(&Local);
-        text.push_str(&format!("\nNotifications paused until {}", local.format("%a %H:%M")));
+        text.push_str(&format!(
+            "\nNotifications paused until {}",
+            local.format("%a %H:%M")
+        ));
     }
     text
 }
@@ -112,18 +115,39 @@ pub fn create(app: &AppHandle) {
 
 fn build(app: &AppHandle) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
-    let hour = MenuItem::with_id(app, "pause-hour", "Pause notifications for 1 hour", true, None::<&str>)?;
-    let day = MenuItem::with_id(app, "pause-day", "Pause notifications until tomorrow", true, None::<&str>)?;
+    let hour = MenuItem::with_id(
+        app,
+        "pause-hour",
+        "Pause notifications for 1 hour",
+        true,
+        None::<&str>,
+    )?;
+    let day = MenuItem::with_id(
+        app,
+        "pause-day",
+        "Pause notifications until tomorrow",
+        true,
+        None::<&str>,
+    )?;
     let resume = MenuItem::with_id(app, "resume", "Resume notifications", true, None::<&str>)?;
     let autostart_on = app.autolaunch().is_enabled().unwrap_or(false);
-    let autostart = CheckMenuItem::with_id(app, "autostart", "Start at login", true, autostart_on, None::<&str>)?;
+    let autostart = CheckMenuItem::with_id(
+        app,
+        "autostart",
+        "Start at login",
+        true,
+        autostart_on,
+        None::<&str>,
+    )?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let sep = PredefinedMenuItem::separator(app)?;
     let sep2 = PredefinedMenuItem::separator(app)?;
     let sep3 = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
-        &[&open, &sep, &hour, &day, &resume, &sep2, &autostart, &sep3, &quit],
+        &[
+            &open, &sep, &hour, &day, &resume, &sep2, &autostart, &sep3, &quit,
+        ],
     )?;
     app.manage(AutostartItem(autostart));
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
@@ -142,8 +166,12 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
     let now = Utc::now();
     match event.id.as_ref() {
         "open" => show_main(app),
-        "pause-hour" => alerts.iter().for_each(|a| a.pause_until(Some(now + Duration::hours(1)))),
-        "pause-day" => alerts.iter().for_each(|a| a.pause_until(Some(tomorrow(now)))),
+        "pause-hour" => alerts
+            .iter()
+            .for_each(|a| a.pause_until(Some(now + Duration::hours(1)))),
+        "pause-day" => alerts
+            .iter()
+            .for_each(|a| a.pause_until(Some(tomorrow(now)))),
         "resume" => alerts.iter().for_each(|a| a.pause_until(None)),
         "autostart" => toggle_autostart(app),
         "quit" => app.exit(0),
@@ -159,7 +187,11 @@ struct AutostartItem(CheckMenuItem<Wry>);
 fn toggle_autostart(app: &AppHandle) {
     let launcher = app.autolaunch();
     let on = launcher.is_enabled().unwrap_or(false);
-    let result = if on { launcher.disable() } else { launcher.enable() };
+    let result = if on {
+        launcher.disable()
+    } else {
+        launcher.enable()
+    };
     if let Err(error) = result {
         tracing::warn!(%error, "cannot change start at login");
     }

@@ -168,7 +168,11 @@ impl InboxFilter {
     pub fn query(&self) -> riskwatch::inbox::Query {
         let mut q = riskwatch::inbox::Query::default()
             .limit(self.limit.unwrap_or(Self::MAX).clamp(1, Self::MAX));
-        let nonblank = |s: &Option<String>| s.as_ref().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let nonblank = |s: &Option<String>| {
+            s.as_ref()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        };
         if let Some(t) = nonblank(&self.text) {
             q = q.text(t);
         }
@@ -280,7 +284,10 @@ mod tests {
             tab: Some("hr".into()),
         };
         let v = serde_json::to_value(&snap).unwrap();
-        assert_eq!(keys(&v), ["demo", "events", "inbox", "source", "state", "tab"]);
+        assert_eq!(
+            keys(&v),
+            ["demo", "events", "inbox", "source", "state", "tab"]
+        );
         assert_eq!(v["events"][0]["data"]["sessionId"], "S1");
         let stored = StoredAlert {
             id: 9,
@@ -294,8 +301,16 @@ mod tests {
         assert_eq!(
             keys(&v),
             [
-                "acknowledged", "body", "channel", "id", "kind", "severity", "source", "subject",
-                "time", "title"
+                "acknowledged",
+                "body",
+                "channel",
+                "id",
+                "kind",
+                "severity",
+                "source",
+                "subject",
+                "time",
+                "title"
             ]
         );
         assert_eq!(v["id"], 9);
@@ -316,7 +331,10 @@ mod tests {
         assert!(q.sources.is_empty() && q.kinds.is_empty());
         assert_eq!(q.acknowledged, Some(false));
         assert!(serde_json::from_value::<InboxFilter>(json!({"bogus": 1})).is_err());
-        assert_eq!(serde_json::from_value::<InboxFilter>(json!({})).unwrap(), InboxFilter::default());
+        assert_eq!(
+            serde_json::from_value::<InboxFilter>(json!({})).unwrap(),
+            InboxFilter::default()
+        );
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub struct ServeArgs {
     insecure_dev: bool,
     /// HS256 secret for verifying tokens (at least 32 bytes). Prefer the
     /// environment variable.
-    #[arg(long, env = "RISKWATCH_JWT_SECRET", hide_env_values = true, conflicts_with = "jwt_public_key")]
+    #[arg(
+        long,
+        env = "RISKWATCH_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
     jwt_secret: Option<String>,
     /// RS256 or ES256 public key (PEM) for verifying tokens.
     #[arg(long, value_name = "FILE")]
@@ -80,7 +85,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         }
     };
     if auth.is_insecure() && !a.listen.ip().is_loopback() {
-        eprintln!("riskwatch: --insecure-dev (implied by --demo without a JWT option) is only allowed on a loopback address, not {}", a.listen);
+        eprintln!(
+            "riskwatch: --insecure-dev (implied by --demo without a JWT option) is only allowed on a loopback address, not {}",
+            a.listen
+        );
         return Ok(exit::USAGE);
     }
     let history = HubLimits::default()
@@ -93,9 +101,13 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
     let backplane = match &a.redis {
         Some(url) => {
-            let bp = Backplane::connect(url, a.history_len.max(a.offline_keep), Duration::from_secs(a.history_secs))
-                .await
-                .context("cannot connect to Redis")?;
+            let bp = Backplane::connect(
+                url,
+                a.history_len.max(a.offline_keep),
+                Duration::from_secs(a.history_secs),
+            )
+            .await
+            .context("cannot connect to Redis")?;
             eprintln!("riskwatch: sharing channels through Redis");
             Some(std::sync::Arc::new(bp))
         }
@@ -123,8 +135,15 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     let stop = CancellationToken::new();
     if a.demo {
         let opts = DeskOptions::default().seed(a.seed).speed(a.demo_speed);
-        tokio::spawn(desk::run(std::sync::Arc::clone(server.hub()), opts, stop.clone()));
-        eprintln!("riskwatch: demo simulators running (channels: {})", desk::channels().join(", "));
+        tokio::spawn(desk::run(
+            std::sync::Arc::clone(server.hub()),
+            opts,
+            stop.clone(),
+        ));
+        eprintln!(
+            "riskwatch: demo simulators running (channels: {})",
+            desk::channels().join(", ")
+        );
     }
     let token = server.shutdown_token();
     tokio::select! {

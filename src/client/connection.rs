@@ -235,7 +235,10 @@ pub(super) async fn run(
     };
     // The watch channel starts at `Connecting`; the stream says so too, so a
     // consumer sees every state from the first.
-    let _ = task.tx.send(ClientUpdate::State(ConnState::Connecting)).await;
+    let _ = task
+        .tx
+        .send(ClientUpdate::State(ConnState::Connecting))
+        .await;
     let reason = task.main_loop().await;
     tracing::info!(source = %task.p.label, %reason, "client stopped");
     task.set_state(ConnState::Stopped { reason }).await;

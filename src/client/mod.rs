@@ -503,7 +503,11 @@ mod tests {
 
     #[test]
     fn bad_urls_do_not_echo_tokens() {
-        for url in ["https://h/x?token=s3cret", "ws://u:s3cret@h:99999/", "nonsense?token=s3cret"] {
+        for url in [
+            "https://h/x?token=s3cret",
+            "ws://u:s3cret@h:99999/",
+            "nonsense?token=s3cret",
+        ] {
             let e = Client::connect_blocking_check(url);
             assert!(!e.contains("s3cret"), "{e}");
         }

@@ -192,7 +192,8 @@ fn build(
         Some(t) => (t, true),
         None => (received_at, false),
     };
-    let subject = subject(&env.keys).or_else(|| env.channel.as_deref().and_then(subject_from_channel));
+    let subject =
+        subject(&env.keys).or_else(|| env.channel.as_deref().and_then(subject_from_channel));
     Event {
         kind,
         severity,

@@ -127,9 +127,14 @@ pub(super) fn describe(e: &Event) -> Description {
             let name = text("employee_name")
                 .or_else(|| text("employee_id"))
                 .unwrap_or_default();
-            let dept = text("department").map(|d| format!(" ({d})")).unwrap_or_default();
+            let dept = text("department")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
             let stress = num("stress_rate").map(fmt_num).unwrap_or_default();
-            (format!("Employee {name}{dept}"), format!("stress rate {stress}"))
+            (
+                format!("Employee {name}{dept}"),
+                format!("stress rate {stress}"),
+            )
         }
         "department_update" => {
             let name = text("department_name")
@@ -145,7 +150,9 @@ pub(super) fn describe(e: &Event) -> Description {
         "interaction_update" => {
             let app = text("app_id").unwrap_or_default();
             let n = num("interaction_count").map(fmt_num).unwrap_or_default();
-            let total = num("total_daily_interactions").map(fmt_num).unwrap_or_default();
+            let total = num("total_daily_interactions")
+                .map(fmt_num)
+                .unwrap_or_default();
             (
                 "Interactions".to_owned(),
                 join_colon(&who, &format!("{app} +{n}, {total} today")),

@@ -182,7 +182,11 @@ impl Auth {
         if c.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject".into()));
         }
-        let grants: Vec<String> = c.channels.into_iter().filter(|g| grants::valid(g)).collect();
+        let grants: Vec<String> = c
+            .channels
+            .into_iter()
+            .filter(|g| grants::valid(g))
+            .collect();
         Ok(Identity {
             user: c.sub,
             role: c.role,
@@ -208,7 +212,9 @@ pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, jsonwebtoken
 pub fn token_from(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(v) = headers.get(http::header::AUTHORIZATION)
         && let Ok(s) = v.to_str()
-        && let Some(t) = s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer "))
+        && let Some(t) = s
+            .strip_prefix("Bearer ")
+            .or_else(|| s.strip_prefix("bearer "))
     {
         return Some(t.trim().to_owned());
     }
@@ -249,9 +255,15 @@ mod tests {
         let old = mint_hs256(SECRET, &claims(-3600)).unwrap();
         assert_eq!(auth.verify(Some(&old)), Err(AuthError::Expired));
         let forged = mint_hs256(b"another-secret-another-secret-xx", &claims(3600)).unwrap();
-        assert!(matches!(auth.verify(Some(&forged)), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            auth.verify(Some(&forged)),
+            Err(AuthError::Invalid(_))
+        ));
         assert_eq!(auth.verify(None), Err(AuthError::Missing));
-        assert!(matches!(auth.verify(Some("garbage")), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            auth.verify(Some("garbage")),
+            Err(AuthError::Invalid(_))
+        ));
         assert!(Auth::hs256(b"short").is_err());
     }
 

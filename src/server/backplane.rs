@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{NewEvent, StoredEvent};
-use super::hub::{Hub, Published, PublishError};
+use super::hub::{Hub, PublishError, Published};
 
 const EVENTS: &str = "rw:events";
 
@@ -115,7 +115,11 @@ pub struct Backplane {
 }
 
 impl Backplane {
-    pub async fn connect(url: &str, keep: usize, id_ttl: Duration) -> Result<Backplane, BackplaneError> {
+    pub async fn connect(
+        url: &str,
+        keep: usize,
+        id_ttl: Duration,
+    ) -> Result<Backplane, BackplaneError> {
         let client = redis::Client::open(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
         Ok(Backplane {
@@ -130,7 +134,11 @@ impl Backplane {
 
     /// Publishes through Redis; the event reaches local subscribers when it
     /// comes back on `rw:events`.
-    pub async fn publish(&self, ev: &NewEvent, body: (&crate::protocol::Severity, &RawValue)) -> Result<Published, BackplaneError> {
+    pub async fn publish(
+        &self,
+        ev: &NewEvent,
+        body: (&crate::protocol::Severity, &RawValue),
+    ) -> Result<Published, BackplaneError> {
         let [k_epoch, k_seq, k_hist, k_ids] = keys(&ev.channel);
         let body = serde_json::to_string(&Body {
             kind: &ev.kind,
@@ -171,14 +179,15 @@ impl Backplane {
         // A channel gets its epoch on first use, so a subscriber that comes
         // before the first publish already holds the right one.
         let candidate = format!("{:016x}", rand::random::<u64>());
-        let (_, epoch, head, entries): ((), Option<String>, Option<u64>, Vec<String>) = redis::pipe()
-            .atomic()
-            .set_nx(&k_epoch, candidate)
-            .get(&k_epoch)
-            .get(&k_seq)
-            .lrange(&k_hist, 0, -1)
-            .query_async(&mut conn)
-            .await?;
+        let (_, epoch, head, entries): ((), Option<String>, Option<u64>, Vec<String>) =
+            redis::pipe()
+                .atomic()
+                .set_nx(&k_epoch, candidate)
+                .get(&k_epoch)
+                .get(&k_seq)
+                .lrange(&k_hist, 0, -1)
+                .query_async(&mut conn)
+                .await?;
         let mut events = Vec::with_capacity(entries.len());
         for e in entries {
             let ev: StoredEvent =
@@ -196,11 +205,20 @@ impl Backplane {
 
     /// Whether this hub already holds `channel`; marks it held.
     pub fn mark_loaded(&self, channel: &str) -> bool {
-        !self.loaded.lock().expect("loaded lock").insert(channel.to_owned())
+        !self
+            .loaded
+            .lock()
+            .expect("loaded lock")
+            .insert(channel.to_owned())
     }
 
     pub fn loaded(&self) -> Vec<String> {
-        self.loaded.lock().expect("loaded lock").iter().cloned().collect()
+        self.loaded
+            .lock()
+            .expect("loaded lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Receives `rw:events` and ingests them into `hub` until `stop`,

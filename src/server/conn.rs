@@ -93,7 +93,9 @@ pub(super) async fn run(
         limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
     };
     let (mut sink, mut stream) = socket.split();
-    let reason = c.session(&mut sink, &mut stream, &mut rx, &limits, &shutdown).await;
+    let reason = c
+        .session(&mut sink, &mut stream, &mut rx, &limits, &shutdown)
+        .await;
     tracing::debug!(conn, user = %c.id.user, %reason, "connection closed");
     hub.disconnect(conn, &c.channels, &c.last_sent);
 }
@@ -116,7 +118,10 @@ impl Conn {
         let initial = match self.endpoint.initial_channels(&self.id) {
             Ok(c) => c,
             Err(why) => {
-                self.hub.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+                self.hub
+                    .counters
+                    .rejected_auth
+                    .fetch_add(1, Ordering::Relaxed);
                 let _ = sink.send(close_frame(close::POLICY, &why)).await;
                 return why;
             }
@@ -232,11 +237,15 @@ impl Conn {
         if !self.endpoint.passes(&ev.channel) {
             return false;
         }
-        let last = self.last_sent.entry(ev.channel.to_string()).or_insert(0);
-        if ev.seq <= *last {
-            return false;
+        // No allocation for a channel already seen (the common case).
+        if let Some(last) = self.last_sent.get_mut(&*ev.channel) {
+            if ev.seq <= *last {
+                return false;
+            }
+            *last = ev.seq;
+            return true;
         }
-        *last = ev.seq;
+        self.last_sent.insert(ev.channel.to_string(), ev.seq);
         true
     }
 
@@ -263,7 +272,13 @@ impl Conn {
                 self.reject(sink, ErrorCode::Internal, &why).await?;
                 continue;
             }
-            let sub = self.hub.subscribe(self.conn, &self.id.user, &ch, self.subscriber(), since.clone());
+            let sub = self.hub.subscribe(
+                self.conn,
+                &self.id.user,
+                &ch,
+                self.subscriber(),
+                since.clone(),
+            );
             self.channels.push(ch.clone());
             if self.endpoint == Endpoint::Native {
                 let ack = serde_json::json!({"op": "subscribed", "channel": sub.channel,
@@ -317,18 +332,35 @@ impl Conn {
             .map_err(|e| format!("send failed: {e}"))
     }
 
-    async fn inbound(&mut self, sink: &mut Sink, m: Message, _limits: &Limits) -> Result<(), String> {
+    async fn inbound(
+        &mut self,
+        sink: &mut Sink,
+        m: Message,
+        _limits: &Limits,
+    ) -> Result<(), String> {
         let text = match m {
             Message::Text(t) => t,
             Message::Binary(_) => {
-                return self.reject(sink, ErrorCode::BadRequest, "binary messages are not accepted").await;
+                return self
+                    .reject(
+                        sink,
+                        ErrorCode::BadRequest,
+                        "binary messages are not accepted",
+                    )
+                    .await;
             }
             Message::Close(_) => return Err("peer closed".into()),
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
-        self.hub.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .counters
+            .messages_in
+            .fetch_add(1, Ordering::Relaxed);
         if self.limiter.check().is_err() {
-            self.hub.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.hub
+                .counters
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
             let msg = "rate limit exceeded";
             let frame = if self.endpoint == Endpoint::Native {
                 native_error(ErrorCode::RateLimited, msg)
@@ -388,7 +420,9 @@ impl Conn {
             ClientMessage::Ping => self.send_text(sink, r#"{"op":"pong"}"#.into()).await,
             ClientMessage::Subscribe { channel, since } => {
                 if !grants::valid(&channel) {
-                    return self.reject(sink, ErrorCode::BadRequest, "invalid channel name").await;
+                    return self
+                        .reject(sink, ErrorCode::BadRequest, "invalid channel name")
+                        .await;
                 }
                 if !self.id.may_read(&channel) {
                     let why = format!("not allowed to read {channel}");
@@ -402,17 +436,42 @@ impl Conn {
                 let ack = serde_json::json!({"op": "unsubscribed", "channel": channel});
                 self.send_text(sink, ack.to_string()).await
             }
-            ClientMessage::Publish { channel, kind, severity, id, data } => {
+            ClientMessage::Publish {
+                channel,
+                kind,
+                severity,
+                id,
+                data,
+            } => {
                 if !self.id.publish {
-                    return self.reject(sink, ErrorCode::Forbidden, "publishing needs the publish scope").await;
+                    return self
+                        .reject(
+                            sink,
+                            ErrorCode::Forbidden,
+                            "publishing needs the publish scope",
+                        )
+                        .await;
                 }
-                match self.hub.publish_async(NewEvent { channel, kind, severity, id, data }).await {
+                match self
+                    .hub
+                    .publish_async(NewEvent {
+                        channel,
+                        kind,
+                        severity,
+                        id,
+                        data,
+                    })
+                    .await
+                {
                     Ok(p) => {
                         let ack = serde_json::json!({"op": "published", "channel": p.channel,
                             "seq": p.seq, "id": p.id, "duplicate": p.duplicate});
                         self.send_text(sink, ack.to_string()).await
                     }
-                    Err(e) => self.reject(sink, ErrorCode::BadRequest, &e.to_string()).await,
+                    Err(e) => {
+                        self.reject(sink, ErrorCode::BadRequest, &e.to_string())
+                            .await
+                    }
                 }
             }
         }

@@ -195,19 +195,24 @@ impl Endpoint {
         let ty = v.get("type").and_then(Value::as_str);
         let action = v.get("action").and_then(Value::as_str);
         match (self, ty, action) {
-            (_, Some("ping"), _) => {
-                Reply::Send(vec![json!({"type": "pong", "timestamp": now()}).to_string()])
-            }
-            (Endpoint::Dashboard, _, Some("ping")) => {
-                Reply::Send(vec![json!({"type": "pong", "timestamp": now()}).to_string()])
-            }
+            (_, Some("ping"), _) => Reply::Send(vec![
+                json!({"type": "pong", "timestamp": now()}).to_string(),
+            ]),
+            (Endpoint::Dashboard, _, Some("ping")) => Reply::Send(vec![
+                json!({"type": "pong", "timestamp": now()}).to_string(),
+            ]),
             (Endpoint::Dashboard, _, Some("refresh")) => Reply::Snapshot,
             (_, Some("pong" | "heartbeat"), _) => Reply::Nothing,
             (Endpoint::Trading, Some(op @ ("subscribe" | "unsubscribe")), _) => {
                 let chans: Vec<String> = v
                     .get("channels")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if op == "unsubscribe" {
                     return Reply::Unsubscribe(chans);
@@ -222,7 +227,10 @@ impl Endpoint {
                 Reply::Subscribe(ok, frames)
             }
             (Endpoint::Compliance { .. }, Some("subscribe"), _) => {
-                let client = v.get("client_id").and_then(Value::as_str).unwrap_or_default();
+                let client = v
+                    .get("client_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let visible = id.client.as_deref().is_none_or(|own| own == client)
                     && !grants::narrow(&id.grants, "msp:*").is_empty()
                     && !client.is_empty();
@@ -233,10 +241,14 @@ impl Endpoint {
                         .to_string(),
                     ])
                 } else {
-                    Reply::Send(vec![error(&format!("not allowed to subscribe to client {client}"))])
+                    Reply::Send(vec![error(&format!(
+                        "not allowed to subscribe to client {client}"
+                    ))])
                 }
             }
-            (_, Some(other), _) => Reply::Send(vec![error(&format!("unknown message type {other}"))]),
+            (_, Some(other), _) => {
+                Reply::Send(vec![error(&format!("unknown message type {other}"))])
+            }
             _ => Reply::Send(vec![error("message has no type")]),
         }
     }
@@ -291,10 +303,20 @@ mod tests {
         assert_eq!(route("/api/v1/stream"), Some(Endpoint::Native));
         assert_eq!(
             route("/ws/risk-assessment/a1"),
-            Some(Endpoint::Merchant { assessment: "a1".into() })
+            Some(Endpoint::Merchant {
+                assessment: "a1".into()
+            })
         );
-        assert_eq!(route("/ws/client/c1/engagement"), Some(Endpoint::Compliance { client: Some("c1".into()) }));
-        assert_eq!(route("/ws/engagement"), Some(Endpoint::Compliance { client: None }));
+        assert_eq!(
+            route("/ws/client/c1/engagement"),
+            Some(Endpoint::Compliance {
+                client: Some("c1".into())
+            })
+        );
+        assert_eq!(
+            route("/ws/engagement"),
+            Some(Endpoint::Compliance { client: None })
+        );
         assert_eq!(route("/api/v1/ws/alerts"), Some(Endpoint::Hr));
         assert_eq!(route("/ws"), Some(Endpoint::Trading));
         assert_eq!(route("/nope"), None);
@@ -310,7 +332,9 @@ mod tests {
             msp: Some("m1".into()),
             client: Some("c1".into()),
         };
-        let ep = Endpoint::Compliance { client: Some("c2".into()) };
+        let ep = Endpoint::Compliance {
+            client: Some("c2".into()),
+        };
         assert!(ep.initial_channels(&id).is_err());
         let ep = Endpoint::Compliance { client: None };
         assert_eq!(ep.initial_channels(&id).unwrap(), ["msp:m1/client:c1"]);

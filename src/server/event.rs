@@ -227,7 +227,11 @@ mod tests {
             &*e.render(Wire::Compliance),
             r#"{"type":"alert","timestamp":"2026-03-01T12:00:00.000Z","client_id":"c1","data":{"severity":"high"}}"#
         );
-        let t = ev("user:u1", "risk_alert", r#"{"sessionId":"S1","alertLevel":"critical"}"#);
+        let t = ev(
+            "user:u1",
+            "risk_alert",
+            r#"{"sessionId":"S1","alertLevel":"critical"}"#,
+        );
         assert_eq!(
             &*t.render(Wire::Flat),
             r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","timestamp":"2026-03-01T12:00:00.000Z"}"#

@@ -46,11 +46,7 @@ pub fn narrow(grants: &[String], want: &str) -> Vec<String> {
     if allowed(grants, want) {
         return vec![want.to_owned()];
     }
-    let mut out: Vec<String> = grants
-        .iter()
-        .filter(|g| covers(want, g))
-        .cloned()
-        .collect();
+    let mut out: Vec<String> = grants.iter().filter(|g| covers(want, g)).cloned().collect();
     out.sort();
     out.dedup();
     out
@@ -85,7 +81,10 @@ mod tests {
     #[test]
     fn narrowing_endpoint_wildcards() {
         assert_eq!(narrow(&g(&["msp:m1/*"]), "msp:*"), ["msp:m1/*"]);
-        assert_eq!(narrow(&g(&["department:*"]), "department:*"), ["department:*"]);
+        assert_eq!(
+            narrow(&g(&["department:*"]), "department:*"),
+            ["department:*"]
+        );
         assert_eq!(
             narrow(&g(&["department:eng", "user:u1"]), "department:*"),
             ["department:eng"]

@@ -26,7 +26,10 @@ fn error(status: StatusCode, msg: &str) -> Response {
 fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Box<Response>> {
     let token = super::auth::token_from(headers, None);
     st.auth.verify(token.as_deref()).map_err(|e| {
-        st.hub.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        st.hub
+            .counters
+            .rejected_auth
+            .fetch_add(1, Ordering::Relaxed);
         Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string()))
     })
 }
@@ -133,21 +136,60 @@ pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> R
         c.inc_by(v);
         c
     };
-    reg.register("connections", "Open WebSocket connections", gauge(s.total_connections));
-    reg.register("channels_subscribed", "Channels with at least one subscriber", gauge(s.connections_by_channel.len()));
-    reg.register("messages_published", "Events published", counter(s.messages_published));
-    reg.register("messages_delivered", "Events queued to subscribers", counter(s.messages_delivered));
-    reg.register("messages_in", "Messages received from clients", counter(s.messages_in));
-    reg.register("dropped_slow_consumers", "Events not queued because a subscriber was too slow", counter(s.dropped_slow_consumers));
-    reg.register("rate_limited", "Connections closed for exceeding the rate limit", counter(s.rate_limited));
-    reg.register("oversized", "Inbound messages over the size limit", counter(s.oversized));
-    reg.register("rejected_auth", "Requests refused for authentication", counter(s.rejected_auth));
+    reg.register(
+        "connections",
+        "Open WebSocket connections",
+        gauge(s.total_connections),
+    );
+    reg.register(
+        "channels_subscribed",
+        "Channels with at least one subscriber",
+        gauge(s.connections_by_channel.len()),
+    );
+    reg.register(
+        "messages_published",
+        "Events published",
+        counter(s.messages_published),
+    );
+    reg.register(
+        "messages_delivered",
+        "Events queued to subscribers",
+        counter(s.messages_delivered),
+    );
+    reg.register(
+        "messages_in",
+        "Messages received from clients",
+        counter(s.messages_in),
+    );
+    reg.register(
+        "dropped_slow_consumers",
+        "Events not queued because a subscriber was too slow",
+        counter(s.dropped_slow_consumers),
+    );
+    reg.register(
+        "rate_limited",
+        "Connections closed for exceeding the rate limit",
+        counter(s.rate_limited),
+    );
+    reg.register(
+        "oversized",
+        "Inbound messages over the size limit",
+        counter(s.oversized),
+    );
+    reg.register(
+        "rejected_auth",
+        "Requests refused for authentication",
+        counter(s.rejected_auth),
+    );
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         out,
     )
         .into_response()

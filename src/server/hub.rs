@@ -132,7 +132,8 @@ impl Channel {
         } else {
             0
         };
-        let max_age = chrono::Duration::from_std(limits.history_age).unwrap_or(chrono::Duration::MAX);
+        let max_age =
+            chrono::Duration::from_std(limits.history_age).unwrap_or(chrono::Duration::MAX);
         while let Some(front) = self.history.front() {
             let too_many = self.history.len() > limits.history_len.max(keep_min);
             let too_old = self.history.len() > keep_min && now - front.time > max_age;
@@ -221,6 +222,9 @@ pub struct Hub {
     /// Pattern subscriptions (`department:*`): live only.
     patterns: RwLock<HashMap<ConnId, Vec<(String, Subscriber)>>>,
     conns: Mutex<HashMap<ConnId, ConnInfo>>,
+    /// Open connections per user, kept beside `conns` so the per-user cap
+    /// is checked in O(1) on every upgrade.
+    per_user: Mutex<HashMap<String, usize>>,
     /// Last sequence delivered per (user, `user:` channel), kept while the
     /// user is offline so a reconnect without a position still gets what it
     /// missed.
@@ -247,6 +251,7 @@ impl Hub {
             channels: RwLock::new(HashMap::new()),
             patterns: RwLock::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            per_user: Mutex::new(HashMap::new()),
             cursors: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
@@ -275,7 +280,8 @@ impl Hub {
                             ch.ids.insert(id.clone(), ev.seq);
                         }
                         if ev.kind == "dashboard_update" {
-                            *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(&ev));
+                            *self.dashboard.write().expect("dashboard lock") =
+                                Some(Arc::clone(&ev));
                         }
                         ch.history.push_back(ev);
                     }
@@ -308,24 +314,39 @@ impl Hub {
     /// Registers a connection and returns its id.
     pub fn connect(&self, info: ConnInfo) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        *self
+            .per_user
+            .lock()
+            .expect("per-user lock")
+            .entry(info.user.clone())
+            .or_default() += 1;
         self.conns.lock().expect("conns lock").insert(id, info);
         id
     }
 
     /// How many connections `user` has open.
     pub fn connections_of(&self, user: &str) -> usize {
-        self.conns
+        self.per_user
             .lock()
-            .expect("conns lock")
-            .values()
-            .filter(|c| c.user == user)
-            .count()
+            .expect("per-user lock")
+            .get(user)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Removes a connection from every channel; `last_sent` are the
     /// positions it reached, remembered for its user's `user:` channels.
     pub fn disconnect(&self, conn: ConnId, channels: &[String], last_sent: &HashMap<String, u64>) {
         let info = self.conns.lock().expect("conns lock").remove(&conn);
+        if let Some(info) = &info {
+            let mut per_user = self.per_user.lock().expect("per-user lock");
+            if let Some(n) = per_user.get_mut(&info.user) {
+                *n -= 1;
+                if *n == 0 {
+                    per_user.remove(&info.user);
+                }
+            }
+        }
         for ch in channels {
             if grants::is_pattern(ch) {
                 continue;
@@ -337,10 +358,10 @@ impl Hub {
                 && ch.starts_with("user:")
                 && info.user != super::auth::ANONYMOUS
             {
-                self.cursors
-                    .lock()
-                    .expect("cursors lock")
-                    .insert((info.user.clone(), ch.clone()), (Arc::clone(&c.epoch), *seq));
+                self.cursors.lock().expect("cursors lock").insert(
+                    (info.user.clone(), ch.clone()),
+                    (Arc::clone(&c.epoch), *seq),
+                );
             }
         }
         self.patterns.write().expect("patterns lock").remove(&conn);
@@ -361,8 +382,13 @@ impl Hub {
                 max: self.max_data,
             });
         }
-        let severity = ev.severity.unwrap_or_else(|| infer_severity(&ev.kind, &data_text));
-        Ok((severity, RawValue::from_string(data_text).expect("serialized JSON is valid")))
+        let severity = ev
+            .severity
+            .unwrap_or_else(|| infer_severity(&ev.kind, &data_text));
+        Ok((
+            severity,
+            RawValue::from_string(data_text).expect("serialized JSON is valid"),
+        ))
     }
 
     /// Uses Redis for every channel from now on.
@@ -449,7 +475,10 @@ impl Hub {
             offer(sub);
         }
         for subs in self.patterns.read().expect("patterns lock").values() {
-            if let Some((_, sub)) = subs.iter().find(|(p, _)| grants::matches(p, &stored.channel)) {
+            if let Some((_, sub)) = subs
+                .iter()
+                .find(|(p, _)| grants::matches(p, &stored.channel))
+            {
                 offer(sub);
             }
         }
@@ -457,7 +486,9 @@ impl Hub {
             *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(&stored));
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.counters
+            .delivered
+            .fetch_add(delivered, Ordering::Relaxed);
     }
 
     /// Makes sure this hub holds a channel's state before a subscriber
@@ -503,7 +534,12 @@ impl Hub {
 
     /// Takes one event from the backplane: delivers it in sequence order,
     /// filling a hole from Redis first.
-    pub async fn ingest(&self, channel: &str, epoch: &str, ev: StoredEvent) -> Result<(), BackplaneError> {
+    pub async fn ingest(
+        &self,
+        channel: &str,
+        epoch: &str,
+        ev: StoredEvent,
+    ) -> Result<(), BackplaneError> {
         let Some(bp) = self.backplane.get() else {
             return Ok(());
         };
@@ -700,7 +736,10 @@ impl Hub {
 /// same rules the client applies (docs/PROTOCOL.md), on the event rendered
 /// as a typed message.
 fn infer_severity(kind: &str, data: &str) -> Severity {
-    let text = format!(r#"{{"type":{},"data":{data}}}"#, serde_json::Value::from(kind));
+    let text = format!(
+        r#"{{"type":{},"data":{data}}}"#,
+        serde_json::Value::from(kind)
+    );
     let src: Arc<str> = Arc::from("hub");
     match crate::protocol::decode(&text, &src, Utc::now()) {
         Ok(crate::protocol::Frame::Event(e)) => {

@@ -180,7 +180,10 @@ impl Server {
         }
         let store: Option<Arc<dyn store::Store>> = match &cfg.data_dir {
             Some(_) if cfg.backplane.is_some() => None,
-            Some(d) => Some(Arc::new(store::FileStore::open(d, cfg.history.history_len.max(cfg.history.offline_keep))?)),
+            Some(d) => Some(Arc::new(store::FileStore::open(
+                d,
+                cfg.history.history_len.max(cfg.history.offline_keep),
+            )?)),
             None => None,
         };
         let hub = Arc::new(Hub::new(cfg.history.clone(), cfg.limits.max_publish, store));
@@ -269,13 +272,16 @@ async fn websocket(State(st): State<AppState>, req: Request) -> Response {
     let ws = ws
         .max_message_size(limits.max_message)
         .max_frame_size(limits.max_message)
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20);
     let identity = match verdict {
         Ok(id) => id,
         Err(e) => {
-            st.hub.counters.rejected_auth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            st.hub
+                .counters
+                .rejected_auth
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(%path, error = %e, "authentication refused");
             return match endpoint.refusal() {
                 endpoint::Refusal::Http => {

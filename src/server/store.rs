@@ -175,7 +175,8 @@ impl Store for FileStore {
         let f = files.get_mut(channel).expect("inserted above");
         // One write per event: it reaches the kernel at once, so a killed
         // hub loses nothing it acknowledged.
-        f.write_all(line.as_bytes()).map_err(io_err(&self.path(channel)))
+        f.write_all(line.as_bytes())
+            .map_err(io_err(&self.path(channel)))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

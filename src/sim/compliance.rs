@@ -57,8 +57,11 @@ impl ComplianceSim {
             }
             if self.rng.random_bool(0.04) {
                 let (sev, what) = ALERTS[self.rng.random_range(0..ALERTS.len())];
-                out.push((ch, json!({"type": "alert", "timestamp": ts, "client_id": client,
-                    "data": {"severity": sev, "details": what, "app": app}})));
+                out.push((
+                    ch,
+                    json!({"type": "alert", "timestamp": ts, "client_id": client,
+                    "data": {"severity": sev, "details": what, "app": app}}),
+                ));
             }
         }
         out

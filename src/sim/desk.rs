@@ -50,7 +50,11 @@ impl DeskOptions {
     }
     /// Scales every tick (0.5 = twice as fast).
     pub fn speed(mut self, factor: f64) -> Self {
-        let f = if factor.is_finite() && factor > 0.0 { factor } else { 1.0 };
+        let f = if factor.is_finite() && factor > 0.0 {
+            factor
+        } else {
+            1.0
+        };
         self.trading_tick = self.trading_tick.mul_f64(f);
         self.slow_tick = self.slow_tick.mul_f64(f);
         self.dashboard_tick = self.dashboard_tick.mul_f64(f);
@@ -61,8 +65,16 @@ impl DeskOptions {
 /// Every channel the desk publishes on.
 pub fn channels() -> Vec<String> {
     let mut v = vec![format!("sessions:{DEMO_USER}"), "dashboard".to_owned()];
-    v.extend(["SPY", "QQQ", "TSLA", "AAPL"].iter().map(|s| format!("market:{s}")));
-    v.extend(HrSim::department_ids().iter().map(|d| format!("department:{d}")));
+    v.extend(
+        ["SPY", "QQQ", "TSLA", "AAPL"]
+            .iter()
+            .map(|s| format!("market:{s}")),
+    );
+    v.extend(
+        HrSim::department_ids()
+            .iter()
+            .map(|d| format!("department:{d}")),
+    );
     v.extend((1..=3).map(|i| format!("risk-assessment:as-{i}")));
     v.extend(
         super::compliance::CLIENTS
@@ -122,7 +134,9 @@ impl Desk {
             .into_iter()
             .filter_map(|m| {
                 let ch = match m["type"].as_str() {
-                    Some("market_data") => format!("market:{}", m["symbol"].as_str().unwrap_or("?")),
+                    Some("market_data") => {
+                        format!("market:{}", m["symbol"].as_str().unwrap_or("?"))
+                    }
                     _ => format!("sessions:{DEMO_USER}"),
                 };
                 to_event(ch, m)
@@ -131,7 +145,11 @@ impl Desk {
     }
 
     pub fn slow(&mut self, now: DateTime<Utc>) -> Vec<NewEvent> {
-        let hr = self.hr.tick(now).into_iter().map(|(d, m)| (format!("department:{d}"), m));
+        let hr = self
+            .hr
+            .tick(now)
+            .into_iter()
+            .map(|(d, m)| (format!("department:{d}"), m));
         let merchant = self
             .merchant
             .tick(now)
@@ -152,7 +170,10 @@ impl Desk {
         data.insert("critical_risks".into(), json!(3 + (n * 5) % 6));
         data.insert("high_risks".into(), json!(15 + (n * 3) % 9));
         data.insert("mitigated_last_24h".into(), json!(8 + n % 5));
-        data.insert("average_score".into(), json!(50.0 + ((n * 13) % 17) as f64 / 2.0));
+        data.insert(
+            "average_score".into(),
+            json!(50.0 + ((n * 13) % 17) as f64 / 2.0),
+        );
         data.insert("generated_at".into(), json!(now.to_rfc3339()));
         NewEvent {
             channel: "dashboard".into(),
@@ -195,8 +216,15 @@ mod tests {
         assert_eq!(e.kind, "risk_alert");
         assert_eq!(e.data, json!({"sessionId": "S1", "alertLevel": "critical"}));
         let e = to_event("c".into(), json!({"type": "session_status", "sessionId": "S1", "status": "active", "data": {"currentPnL": 1}})).unwrap();
-        assert_eq!(e.data, json!({"sessionId": "S1", "status": "active", "data": {"currentPnL": 1}}));
-        let e = to_event("c".into(), json!({"type": "alert", "client_id": "c1", "data": {"severity": "high"}})).unwrap();
+        assert_eq!(
+            e.data,
+            json!({"sessionId": "S1", "status": "active", "data": {"currentPnL": 1}})
+        );
+        let e = to_event(
+            "c".into(),
+            json!({"type": "alert", "client_id": "c1", "data": {"severity": "high"}}),
+        )
+        .unwrap();
         assert_eq!(e.data, json!({"severity": "high"}));
     }
 

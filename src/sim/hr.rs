@@ -20,10 +20,25 @@ const DEPARTMENTS: [(&str, &str); 4] = [
     ("dept-fin", "Finance"),
 ];
 const NAMES: [&str; 12] = [
-    "John Doe", "Ana Silva", "Wei Chen", "Priya Patel", "Tom Berg", "Lea Martin",
-    "Omar Haddad", "Sara Kim", "Ivan Petrov", "Maya Cohen", "Luis Ortega", "Emma Novak",
+    "John Doe",
+    "Ana Silva",
+    "Wei Chen",
+    "Priya Patel",
+    "Tom Berg",
+    "Lea Martin",
+    "Omar Haddad",
+    "Sara Kim",
+    "Ivan Petrov",
+    "Maya Cohen",
+    "Luis Ortega",
+    "Emma Novak",
 ];
-const POSITIONS: [&str; 4] = ["Software Engineer", "Account Manager", "Analyst", "Team Lead"];
+const POSITIONS: [&str; 4] = [
+    "Software Engineer",
+    "Account Manager",
+    "Analyst",
+    "Team Lead",
+];
 const RISKS: [&str; 4] = ["low", "medium", "high", "critical"];
 
 #[derive(Debug)]
@@ -100,10 +115,16 @@ impl HrSim {
                 "position": e.position, "stress_rate": round1(e.stress),
                 "engagement_rate": round1(e.engagement), "attrition_rate": round1(e.attrition),
             });
-            out.push((dept_id.to_owned(), json!({"type": "employee_update", "timestamp": ts, "data": data.clone()})));
+            out.push((
+                dept_id.to_owned(),
+                json!({"type": "employee_update", "timestamp": ts, "data": data.clone()}),
+            ));
             if e.stress > STRESS_THRESHOLD && !e.alerted {
                 e.alerted = true;
-                out.push((dept_id.to_owned(), json!({"type": "employee_stress", "timestamp": ts, "data": data})));
+                out.push((
+                    dept_id.to_owned(),
+                    json!({"type": "employee_stress", "timestamp": ts, "data": data}),
+                ));
             } else if e.stress <= STRESS_THRESHOLD {
                 e.alerted = false;
             }
@@ -111,7 +132,11 @@ impl HrSim {
         for (i, d) in self.depts.iter_mut().enumerate() {
             let was = d.risk;
             if self.rng.random_bool(0.08) {
-                d.risk = if self.rng.random_bool(0.55) { (d.risk + 1).min(3) } else { d.risk.saturating_sub(1) };
+                d.risk = if self.rng.random_bool(0.55) {
+                    (d.risk + 1).min(3)
+                } else {
+                    d.risk.saturating_sub(1)
+                };
             }
             d.engagement = (d.engagement + self.rng.random_range(-1.5..1.5)).clamp(20.0, 95.0);
             let (id, name) = DEPARTMENTS[i];
@@ -119,9 +144,15 @@ impl HrSim {
                 "department_id": id, "department_name": name,
                 "overall_risk": RISKS[d.risk], "engagement_score": round1(d.engagement),
             });
-            out.push((id.to_owned(), json!({"type": "department_update", "timestamp": ts, "data": data.clone()})));
+            out.push((
+                id.to_owned(),
+                json!({"type": "department_update", "timestamp": ts, "data": data.clone()}),
+            ));
             if d.risk == 3 && was != 3 {
-                out.push((id.to_owned(), json!({"type": "department_critical", "timestamp": ts, "data": data})));
+                out.push((
+                    id.to_owned(),
+                    json!({"type": "department_critical", "timestamp": ts, "data": data}),
+                ));
             }
         }
         out
@@ -155,13 +186,20 @@ mod tests {
                     "employee_stress" => {
                         let id = d["employee_id"].as_str().unwrap().to_owned();
                         assert!(d["stress_rate"].as_f64().unwrap() > STRESS_THRESHOLD);
-                        assert_ne!(alerted.insert(id, true), Some(true), "alerted twice without re-arming");
+                        assert_ne!(
+                            alerted.insert(id, true),
+                            Some(true),
+                            "alerted twice without re-arming"
+                        );
                         alerts += 1;
                     }
                     _ => {}
                 }
             }
         }
-        assert!(alerts > 3, "the walk should cross the threshold a few times");
+        assert!(
+            alerts > 3,
+            "the walk should cross the threshold a few times"
+        );
     }
 }

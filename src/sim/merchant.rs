@@ -7,7 +7,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-const FACTORS: [&str; 5] = ["chargeback_rate", "velocity", "refund_ratio", "geo_mismatch", "new_device"];
+const FACTORS: [&str; 5] = [
+    "chargeback_rate",
+    "velocity",
+    "refund_ratio",
+    "geo_mismatch",
+    "new_device",
+];
 const LEVELS: [(f64, &str); 2] = [(70.0, "high"), (85.0, "critical")];
 
 #[derive(Debug)]
@@ -49,9 +55,12 @@ impl MerchantSim {
         for a in &mut self.items {
             let prev = a.score;
             a.score = (a.score + self.rng.random_range(-4.0..4.4)).clamp(0.0, 100.0);
-            out.push((a.id.clone(), json!({"type": "riskUpdate", "timestamp": ts, "data": {
+            out.push((
+                a.id.clone(),
+                json!({"type": "riskUpdate", "timestamp": ts, "data": {
                 "assessment_id": a.id, "merchant_id": a.merchant, "score": round1(a.score),
-                "previous_score": round1(prev)}})));
+                "previous_score": round1(prev)}}),
+            ));
             if self.rng.random_bool(0.1) {
                 out.push((a.id.clone(), json!({"type": "riskPrediction", "timestamp": ts, "data": {
                     "assessment_id": a.id, "merchant_id": a.merchant, "horizon_days": 30,

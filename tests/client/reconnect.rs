@@ -59,7 +59,11 @@ async fn abrupt_tcp_drop_reconnects_and_events_continue() {
         // Connecting → Connected → Reconnecting{attempt 1} → Connecting →
         // Connected: every state reaches the stream, the first included.
         let states = rec.states();
-        assert_eq!(&states[..2], &[ConnState::Connecting, ConnState::Connected], "{states:?}");
+        assert_eq!(
+            &states[..2],
+            &[ConnState::Connecting, ConnState::Connected],
+            "{states:?}"
+        );
         match &states[2] {
             ConnState::Reconnecting {
                 attempt,

@@ -20,22 +20,30 @@ async fn tls_server() -> (u16, String) {
     let pem = ck.cert.pem();
     let cert = CertificateDer::from(ck.cert.der().to_vec());
     let key = PrivateKeyDer::from_pem_slice(ck.signing_key.serialize_pem().as_bytes()).unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         for _ in 0..20 {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
                 let msg = r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","message":"over TLS"}"#;
                 let _ = ws.send(Message::text(msg)).await;
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -64,7 +72,10 @@ async fn wss_with_an_extra_ca_file_delivers_events() {
     })
     .await
     .expect("an event over TLS");
-    assert_eq!((got.kind.as_str(), got.severity), ("risk_alert", Severity::Critical));
+    assert_eq!(
+        (got.kind.as_str(), got.severity),
+        ("risk_alert", Severity::Critical)
+    );
 }
 
 #[tokio::test]
@@ -83,7 +94,9 @@ async fn an_untrusted_certificate_stops_with_a_tls_error() {
     .await
     .expect("the client should stop");
     match state {
-        ConnState::Stopped { reason: StopReason::Tls(detail) } => {
+        ConnState::Stopped {
+            reason: StopReason::Tls(detail),
+        } => {
             assert!(detail.to_lowercase().contains("certificate"), "{detail}");
         }
         other => panic!("expected a TLS stop, got {other:?}"),
@@ -95,7 +108,12 @@ fn the_cli_exits_4_on_an_untrusted_certificate() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (port, _) = rt.block_on(tls_server());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riskwatch"))
-        .args(["watch", &format!("wss://localhost:{port}/ws"), "--count", "1"])
+        .args([
+            "watch",
+            &format!("wss://localhost:{port}/ws"),
+            "--count",
+            "1",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -109,8 +127,17 @@ fn the_cli_exits_4_on_an_untrusted_certificate() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().filter(|l| l.contains("TLS")).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("TLS")).count(),
+        1,
+        "{err}"
+    );
     drop(rt);
 }

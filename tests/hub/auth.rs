@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use riskwatch::ConnState;
 use riskwatch::client::{Client, Notice, StopReason, Token};
 use riskwatch::server::auth::mint_hs256;
 use riskwatch::server::{Auth, Claims, NewEvent, ServerConfig};
-use riskwatch::ConnState;
 use serde_json::json;
 
 use super::support::*;
@@ -34,7 +34,9 @@ async fn secure_hub() -> riskwatch::server::Server {
 async fn refused(url: String, t: Option<Token>) -> String {
     let mut c = Client::connect(fast(url).token(t)).unwrap();
     match stopped(&mut c, Duration::from_secs(10)).await {
-        ConnState::Stopped { reason: StopReason::AuthRefused(d) } => d,
+        ConnState::Stopped {
+            reason: StopReason::AuthRefused(d),
+        } => d,
         other => panic!("expected an auth refusal, got {other:?}"),
     }
 }
@@ -48,10 +50,17 @@ async fn missing_expired_and_forged_tokens_stop_the_client() {
     let expired = claims("u1", &["user:u1"], false, -3600);
     refused(u.clone(), Some(token(&expired))).await;
     let forged = Token::new(
-        mint_hs256(b"not-the-hub-secret-not-the-hub-secret", &claims("u1", &["*"], true, 3600)).unwrap(),
+        mint_hs256(
+            b"not-the-hub-secret-not-the-hub-secret",
+            &claims("u1", &["*"], true, 3600),
+        )
+        .unwrap(),
     );
     let d = refused(u.clone(), Some(forged.clone())).await;
-    assert!(!d.contains(forged.expose()), "the token must not appear in errors");
+    assert!(
+        !d.contains(forged.expose()),
+        "the token must not appear in errors"
+    );
     assert_eq!(hub.hub().stats().total_connections, 0);
     assert!(hub.hub().stats().rejected_auth >= 3);
     hub.shutdown().await;
@@ -84,16 +93,30 @@ async fn out_of_scope_channels_get_an_error_and_no_data() {
         other => panic!("expected a forbidden notice, got {other:?}"),
     }
     let h = hub.hub();
-    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("user:u1") == Some(&1)).await);
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("user:u1")
+            == Some(&1))
+        .await
+    );
     let ev = |ch: &str, n: u64| -> NewEvent {
-        serde_json::from_value(json!({"channel": ch, "type": "risk_alert", "data": {"n": n}})).unwrap()
+        serde_json::from_value(json!({"channel": ch, "type": "risk_alert", "data": {"n": n}}))
+            .unwrap()
     };
     h.publish(ev("user:u2", 1)).unwrap();
     h.publish(ev("user:u1", 2)).unwrap();
-    let e = next_event(&mut c, Duration::from_secs(5)).await.expect("own channel delivers");
+    let e = next_event(&mut c, Duration::from_secs(5))
+        .await
+        .expect("own channel delivers");
     assert_eq!(e.channel.as_deref(), Some("user:u1"));
     assert_eq!(e.field("n"), Some(json!(2)));
-    assert!(next_event(&mut c, Duration::from_millis(300)).await.is_none());
+    assert!(
+        next_event(&mut c, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     assert!(!h.stats().connections_by_channel.contains_key("user:u2"));
     hub.shutdown().await;
 }
@@ -103,21 +126,42 @@ async fn publishing_needs_the_publish_scope() {
     let hub = secure_hub().await;
     let http = http_client();
     let api = format!("http://{}/api/v1/publish", hub.addr());
-    let body = json!({"channel": "user:u1", "type": "risk_alert", "data": {"alertLevel": "critical"}});
+    let body =
+        json!({"channel": "user:u1", "type": "risk_alert", "data": {"alertLevel": "critical"}});
     let r = http.post(&api).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let reader = mint_hs256(SECRET, &claims("u1", &["user:u1"], false, 3600)).unwrap();
-    let r = http.post(&api).bearer_auth(&reader).json(&body).send().await.unwrap();
+    let r = http
+        .post(&api)
+        .bearer_auth(&reader)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let publisher = mint_hs256(SECRET, &claims("svc", &[], true, 3600)).unwrap();
-    let r = http.post(&api).bearer_auth(&publisher).json(&body).send().await.unwrap();
+    let r = http
+        .post(&api)
+        .bearer_auth(&publisher)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["seq"], 1);
     // Stats and metrics need a token too.
     let stats = format!("http://{}/api/v1/ws/stats", hub.addr());
     assert_eq!(http.get(&stats).send().await.unwrap().status(), 401);
-    assert_eq!(http.get(&stats).bearer_auth(&reader).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(&stats)
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let health = format!("http://{}/healthz", hub.addr());
     assert_eq!(http.get(&health).send().await.unwrap().status(), 200);
     hub.shutdown().await;

@@ -12,10 +12,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::support::*;
 
-type Raw = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Raw =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn raw(addr: std::net::SocketAddr, path: &str) -> Raw {
-    let (ws, _) = tokio_tungstenite::connect_async(url(addr, path)).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(url(addr, path))
+        .await
+        .unwrap();
     ws
 }
 
@@ -50,7 +53,10 @@ async fn flooding_gets_an_error_then_close_1008() {
     }
     let (code, texts) = close_code(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(code, Some(1008));
-    assert!(texts.iter().any(|t| t.contains(r#""code":"rate_limited""#)), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains(r#""code":"rate_limited""#)),
+        "{texts:?}"
+    );
     assert!(hub.hub().stats().rate_limited >= 1);
     hub.shutdown().await;
 }
@@ -85,18 +91,27 @@ async fn oversized_inbound_messages_close_with_1009() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
     const N: u64 = 4_000;
-    let hub = hub(
-        ServerConfig::new(Auth::Insecure)
-            .limits(Limits::default().send_queue(256))
-            .history(HubLimits::default().history_len(10_000)),
-    )
+    let hub = hub(ServerConfig::new(Auth::Insecure)
+        .limits(Limits::default().send_queue(256))
+        .history(HubLimits::default().history_len(10_000)))
     .await;
     // The stalled one subscribes, then never reads again.
     let mut stalled = raw(hub.addr(), "/api/v1/stream").await;
-    stalled.send(Message::text(r#"{"op":"subscribe","channel":"s"}"#)).await.unwrap();
-    let mut fast_client = Client::connect(fast(url(hub.addr(), "/api/v1/stream")).subscribe("s")).unwrap();
+    stalled
+        .send(Message::text(r#"{"op":"subscribe","channel":"s"}"#))
+        .await
+        .unwrap();
+    let mut fast_client =
+        Client::connect(fast(url(hub.addr(), "/api/v1/stream")).subscribe("s")).unwrap();
     let h = std::sync::Arc::clone(hub.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("s") == Some(&2)).await);
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("s")
+            == Some(&2))
+        .await
+    );
 
     let pad = "p".repeat(4096);
     let started = std::time::Instant::now();
@@ -124,7 +139,11 @@ async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
     }
     publisher.await.unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(fast_client.stats().connects, 1, "the fast client was never dropped");
+    assert_eq!(
+        fast_client.stats().connects,
+        1,
+        "the fast client was never dropped"
+    );
     assert!(h.stats().dropped_slow_consumers >= 1);
     // Now drain the stalled socket: after what was in flight comes 1013.
     let (code, _) = close_code(&mut stalled, Duration::from_secs(30)).await;
@@ -141,6 +160,12 @@ async fn shutdown_closes_every_client_with_1001() {
     let h = std::sync::Arc::clone(hub.hub());
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 2).await);
     hub.shutdown().await;
-    assert_eq!(close_code(&mut a, Duration::from_secs(5)).await.0, Some(1001));
-    assert_eq!(close_code(&mut b, Duration::from_secs(5)).await.0, Some(1001));
+    assert_eq!(
+        close_code(&mut a, Duration::from_secs(5)).await.0,
+        Some(1001)
+    );
+    assert_eq!(
+        close_code(&mut b, Duration::from_secs(5)).await.0,
+        Some(1001)
+    );
 }

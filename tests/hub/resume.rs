@@ -36,11 +36,20 @@ async fn expect_sequence(c: &mut Client, from: u64, want: u64, within: Duration)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_across_drops_arrive_exactly_once_in_order() {
-    let hub = hub(ServerConfig::new(Auth::Insecure).history(HubLimits::default().history_len(20_000))).await;
+    let hub =
+        hub(ServerConfig::new(Auth::Insecure).history(HubLimits::default().history_len(20_000)))
+            .await;
     let proxy = Proxy::start(hub.addr()).await;
     let mut c = Client::connect(fast(url(proxy.addr, "/api/v1/stream")).subscribe("t")).unwrap();
     let h = std::sync::Arc::clone(hub.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("t") == Some(&1)).await);
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("t")
+            == Some(&1))
+        .await
+    );
 
     let publisher = {
         let h = std::sync::Arc::clone(hub.hub());
@@ -64,7 +73,10 @@ async fn ten_thousand_messages_across_drops_arrive_exactly_once_in_order() {
     publisher.await.unwrap();
     let _proxy = cutter.await.unwrap();
     let stats = c.stats();
-    assert!(stats.connects >= 3, "the proxy should have forced reconnects: {stats:?}");
+    assert!(
+        stats.connects >= 3,
+        "the proxy should have forced reconnects: {stats:?}"
+    );
     hub.shutdown().await;
 }
 
@@ -80,7 +92,14 @@ async fn resume_survives_a_hub_restart_with_a_data_dir() {
     let addr = first.addr();
     let mut c = Client::connect(fast(url(addr, "/api/v1/stream")).subscribe("t")).unwrap();
     let h = std::sync::Arc::clone(first.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("t") == Some(&1)).await);
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("t")
+            == Some(&1))
+        .await
+    );
     for i in 1..=N / 2 {
         h.publish(tick("t", i)).unwrap();
     }
@@ -99,11 +118,19 @@ async fn resume_survives_a_hub_restart_with_a_data_dir() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_overflow_is_announced_then_delivery_continues_from_the_oldest() {
-    let hub = hub(ServerConfig::new(Auth::Insecure).history(HubLimits::default().history_len(10))).await;
+    let hub =
+        hub(ServerConfig::new(Auth::Insecure).history(HubLimits::default().history_len(10))).await;
     let proxy = Proxy::start(hub.addr()).await;
     let mut c = Client::connect(fast(url(proxy.addr, "/api/v1/stream")).subscribe("t")).unwrap();
     let h = std::sync::Arc::clone(hub.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().connections_by_channel.get("t") == Some(&1)).await);
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("t")
+            == Some(&1))
+        .await
+    );
     for i in 1..=5 {
         h.publish(tick("t", i)).unwrap();
     }
@@ -119,7 +146,11 @@ async fn history_overflow_is_announced_then_delivery_continues_from_the_oldest()
     let notice = next_notice(&mut c, Duration::from_secs(10)).await;
     assert_eq!(
         notice,
-        Some(Notice::Gap { channel: "t".into(), requested: 5, oldest: 46 })
+        Some(Notice::Gap {
+            channel: "t".into(),
+            requested: 5,
+            oldest: 46
+        })
     );
     expect_sequence(&mut c, 46, 10, Duration::from_secs(10)).await;
     hub.shutdown().await;

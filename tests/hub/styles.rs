@@ -29,38 +29,104 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { path: "/ws/risk-assessment/as-1", subscribe: &[], channel: "risk-assessment:as-1", kind: "riskAlert",
-               data: json!({"assessment_id": "as-1", "severity": "high", "message": "chargebacks"}),
-               style: Style::Merchant, severity: Severity::Critical, subject: Some("assessment:as-1") },
-        Case { path: "/ws/risk-assessment/as-1", subscribe: &[], channel: "risk-assessment:as-1", kind: "riskUpdate",
-               data: json!({"assessment_id": "as-1", "score": 42}),
-               style: Style::Merchant, severity: Severity::Info, subject: Some("assessment:as-1") },
-        Case { path: "/api/v1/ws/dashboard", subscribe: &[], channel: "dashboard", kind: "dashboard_update",
-               data: json!({"total_risks": 12}), style: Style::Dashboard, severity: Severity::Info, subject: None },
-        Case { path: "/ws/engagement", subscribe: &[], channel: "msp:m1/client:c1", kind: "alert",
-               data: json!({"severity": "high", "details": "Suspicious activity detected", "app": "ChatGPT"}),
-               style: Style::Compliance, severity: Severity::Critical, subject: Some("client:c1") },
-        Case { path: "/ws/client/c1/engagement", subscribe: &[], channel: "msp:m1/client:c1", kind: "interaction_update",
-               data: json!({"app_id": "x", "interaction_count": 5}),
-               style: Style::Compliance, severity: Severity::Info, subject: Some("client:c1") },
-        Case { path: "/api/v1/ws/alerts", subscribe: &[], channel: "department:dept-eng", kind: "department_critical",
-               data: json!({"department_id": "dept-123", "department_name": "Engineering", "overall_risk": "critical", "engagement_score": 45.5}),
-               style: Style::Hr, severity: Severity::Critical, subject: Some("department:Engineering") },
-        Case { path: "/api/v1/ws/alerts", subscribe: &[], channel: "department:dept-eng", kind: "employee_stress",
-               data: json!({"employee_id": "EMP001", "employee_name": "John Doe", "department": "Engineering", "stress_rate": 65.5}),
-               style: Style::Hr, severity: Severity::Warning, subject: Some("employee:EMP001") },
-        Case { path: "/ws", subscribe: &["sessions:u1"], channel: "sessions:u1", kind: "session_status",
-               data: json!({"sessionId": "S42", "status": "emergency_stopped", "data": {"currentPnL": -5000, "lossLimitUtilization": 100}}),
-               style: Style::Trading, severity: Severity::Emergency, subject: Some("session:S42") },
-        Case { path: "/ws", subscribe: &["sessions:u1"], channel: "sessions:u1", kind: "risk_alert",
-               data: json!({"sessionId": "S42", "alertLevel": "critical", "alertType": "loss_limit", "message": "Loss limit 92% used", "currentValue": 92, "threshold": 90}),
-               style: Style::Trading, severity: Severity::Critical, subject: Some("session:S42") },
+        Case {
+            path: "/ws/risk-assessment/as-1",
+            subscribe: &[],
+            channel: "risk-assessment:as-1",
+            kind: "riskAlert",
+            data: json!({"assessment_id": "as-1", "severity": "high", "message": "chargebacks"}),
+            style: Style::Merchant,
+            severity: Severity::Critical,
+            subject: Some("assessment:as-1"),
+        },
+        Case {
+            path: "/ws/risk-assessment/as-1",
+            subscribe: &[],
+            channel: "risk-assessment:as-1",
+            kind: "riskUpdate",
+            data: json!({"assessment_id": "as-1", "score": 42}),
+            style: Style::Merchant,
+            severity: Severity::Info,
+            subject: Some("assessment:as-1"),
+        },
+        Case {
+            path: "/api/v1/ws/dashboard",
+            subscribe: &[],
+            channel: "dashboard",
+            kind: "dashboard_update",
+            data: json!({"total_risks": 12}),
+            style: Style::Dashboard,
+            severity: Severity::Info,
+            subject: None,
+        },
+        Case {
+            path: "/ws/engagement",
+            subscribe: &[],
+            channel: "msp:m1/client:c1",
+            kind: "alert",
+            data: json!({"severity": "high", "details": "Suspicious activity detected", "app": "ChatGPT"}),
+            style: Style::Compliance,
+            severity: Severity::Critical,
+            subject: Some("client:c1"),
+        },
+        Case {
+            path: "/ws/client/c1/engagement",
+            subscribe: &[],
+            channel: "msp:m1/client:c1",
+            kind: "interaction_update",
+            data: json!({"app_id": "x", "interaction_count": 5}),
+            style: Style::Compliance,
+            severity: Severity::Info,
+            subject: Some("client:c1"),
+        },
+        Case {
+            path: "/api/v1/ws/alerts",
+            subscribe: &[],
+            channel: "department:dept-eng",
+            kind: "department_critical",
+            data: json!({"department_id": "dept-123", "department_name": "Engineering", "overall_risk": "critical", "engagement_score": 45.5}),
+            style: Style::Hr,
+            severity: Severity::Critical,
+            subject: Some("department:Engineering"),
+        },
+        Case {
+            path: "/api/v1/ws/alerts",
+            subscribe: &[],
+            channel: "department:dept-eng",
+            kind: "employee_stress",
+            data: json!({"employee_id": "EMP001", "employee_name": "John Doe", "department": "Engineering", "stress_rate": 65.5}),
+            style: Style::Hr,
+            severity: Severity::Warning,
+            subject: Some("employee:EMP001"),
+        },
+        Case {
+            path: "/ws",
+            subscribe: &["sessions:u1"],
+            channel: "sessions:u1",
+            kind: "session_status",
+            data: json!({"sessionId": "S42", "status": "emergency_stopped", "data": {"currentPnL": -5000, "lossLimitUtilization": 100}}),
+            style: Style::Trading,
+            severity: Severity::Emergency,
+            subject: Some("session:S42"),
+        },
+        Case {
+            path: "/ws",
+            subscribe: &["sessions:u1"],
+            channel: "sessions:u1",
+            kind: "risk_alert",
+            data: json!({"sessionId": "S42", "alertLevel": "critical", "alertType": "loss_limit", "message": "Loss limit 92% used", "currentValue": 92, "threshold": 90}),
+            style: Style::Trading,
+            severity: Severity::Critical,
+            subject: Some("session:S42"),
+        },
     ]
 }
 
 async fn first_event(cfg: ClientConfig) -> Event {
     let mut c = Client::connect(cfg).unwrap();
-    let e = next_event(&mut c, Duration::from_secs(5)).await.expect("an event");
+    let e = next_event(&mut c, Duration::from_secs(5))
+        .await
+        .expect("an event");
     c.shutdown();
     e
 }
@@ -79,14 +145,30 @@ async fn every_style_round_trips_through_the_hub() {
         let h = std::sync::Arc::clone(hub.hub());
         assert!(
             until(Duration::from_secs(5), || h.stats().total_connections == 2
-                && h.stats().connections_by_channel.values().sum::<usize>() >= 2).await,
-            "{}: both clients subscribed", case.path
+                && h.stats().connections_by_channel.values().sum::<usize>()
+                    >= 2)
+            .await,
+            "{}: both clients subscribed",
+            case.path
         );
-        h.publish(ev(case.channel, case.kind, case.data.clone())).unwrap();
-        let s = next_event(&mut style_client, Duration::from_secs(5)).await
-            .unwrap_or_else(|| panic!("{} {}: no event over the style endpoint", case.path, case.kind));
-        let n = next_event(&mut native_client, Duration::from_secs(5)).await
-            .unwrap_or_else(|| panic!("{} {}: no event over the native endpoint", case.path, case.kind));
+        h.publish(ev(case.channel, case.kind, case.data.clone()))
+            .unwrap();
+        let s = next_event(&mut style_client, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} {}: no event over the style endpoint",
+                    case.path, case.kind
+                )
+            });
+        let n = next_event(&mut native_client, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} {}: no event over the native endpoint",
+                    case.path, case.kind
+                )
+            });
         let what = format!("{} {}", case.path, case.kind);
         assert_eq!(s.style, case.style, "{what}: style");
         assert_eq!(n.style, Style::Native, "{what}");
@@ -107,19 +189,31 @@ async fn client_scoped_compliance_connections_see_only_their_client() {
     let mut c = Client::connect(fast(url(hub.addr(), "/ws/client/c2/engagement"))).unwrap();
     let h = std::sync::Arc::clone(hub.hub());
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
-    h.publish(ev("msp:m1/client:c1", "alert", json!({"severity": "high"}))).unwrap();
-    h.publish(ev("msp:m1/client:c2", "alert", json!({"severity": "low"}))).unwrap();
+    h.publish(ev("msp:m1/client:c1", "alert", json!({"severity": "high"})))
+        .unwrap();
+    h.publish(ev("msp:m1/client:c2", "alert", json!({"severity": "low"})))
+        .unwrap();
     let e = next_event(&mut c, Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.subject.as_deref(), Some("client:c2"));
     assert_eq!(e.severity, Severity::Info);
-    assert!(next_event(&mut c, Duration::from_millis(300)).await.is_none());
+    assert!(
+        next_event(&mut c, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     hub.shutdown().await;
 }
 
 #[tokio::test]
 async fn dashboard_connections_get_the_latest_snapshot_and_polling_works() {
     let hub = dev_hub().await;
-    hub.hub().publish(ev("dashboard", "dashboard_update", json!({"total_risks": 7}))).unwrap();
+    hub.hub()
+        .publish(ev(
+            "dashboard",
+            "dashboard_update",
+            json!({"total_risks": 7}),
+        ))
+        .unwrap();
     // A new dashboard connection starts with the latest data, as the seed's
     // hook expects.
     let e = first_event(fast(url(hub.addr(), "/api/v1/ws/dashboard"))).await;
@@ -128,15 +222,25 @@ async fn dashboard_connections_get_the_latest_snapshot_and_polling_works() {
     // The polling snapshot endpoint serves the same data.
     let body: Value = http_client()
         .get(format!("http://{}/api/v1/dashboard", hub.addr()))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body, json!({"total_risks": 7}));
     // A client whose upgrade fails falls back to polling that endpoint.
     let cfg = fast("ws://127.0.0.1:9/api/v1/ws/dashboard".to_owned())
-        .poll(PollMode::Url(format!("http://{}/api/v1/dashboard", hub.addr())))
+        .poll(PollMode::Url(format!(
+            "http://{}/api/v1/dashboard",
+            hub.addr()
+        )))
         .poll_after_failures(2)
         .poll_interval(Duration::from_millis(100));
     let mut c = Client::connect(cfg).unwrap();
-    let e = next_event(&mut c, Duration::from_secs(10)).await.expect("a polled snapshot");
+    let e = next_event(&mut c, Duration::from_secs(10))
+        .await
+        .expect("a polled snapshot");
     assert_eq!(e.kind, "dashboard_update");
     assert_eq!(e.field("total_risks"), Some(json!(7)));
     assert!(matches!(c.state(), riskwatch::ConnState::Polling { .. }));

@@ -124,7 +124,9 @@ impl Proxy {
         let u2 = Arc::clone(&upstream);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((down, _)) = listener.accept().await else { return };
+                let Ok((down, _)) = listener.accept().await else {
+                    return;
+                };
                 if !o2.load(Ordering::SeqCst) {
                     drop(down);
                     continue;
@@ -132,7 +134,9 @@ impl Proxy {
                 let cut = Arc::clone(&c2);
                 let upstream = *u2.lock().unwrap();
                 tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(upstream).await else { return };
+                    let Ok(up) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let (mut dr, mut dw) = down.into_split();
                     let (mut ur, mut uw) = up.into_split();
                     tokio::select! {
@@ -189,7 +193,16 @@ impl Redis {
     pub async fn start() -> Redis {
         let port = bind(0).local_addr().unwrap().port();
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/setup.sh installs it)");
@@ -198,11 +211,17 @@ impl Redis {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
             {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Redis { url, child }

@@ -1,0 +1,285 @@
+//! The command line: arguments (clap), logging, the runtime, the hard
+//! deadline around every mode, clean-up of the started hub, and output
+//! (a human summary, or one JSON object with `--json`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::client::{ClientConfig, Sources};
+use crate::connections::{self, ConnectionsArgs};
+use crate::fanout::{self, FanoutArgs};
+use crate::sys;
+use crate::target::{Target, TargetOptions};
+use crate::throughput::{self, ThroughputArgs};
+
+/// Exit codes.
+mod exit {
+    /// The run completed and met its targets.
+    pub const OK: u8 = 0;
+    /// The run could not be carried out.
+    pub const FAILURE: u8 = 1;
+    /// The run completed and missed a target (or lost messages).
+    pub const NOT_MET: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "riskwatch-load",
+    version,
+    about = "Load tool and benchmark for the riskwatch hub (loopback only)",
+    long_about = "Load tool and benchmark for the riskwatch hub. By default it starts the hub \
+itself (`riskwatch serve --insecure-dev` from the riskwatch binary beside this one, on a free \
+127.0.0.1 port, with the per-user connection cap lifted) so that the hub's memory is measured \
+apart from the tool's, and stops it at the end. --url targets a hub already running on an IPv4 \
+loopback address instead (--hub-pid for its memory). It raises its open-file limit to the hard \
+limit and binds clients to source addresses across 127.0.0.0/8.",
+    after_help = "Exit codes: 0 targets met, 1 failure, 2 bad usage, 3 completed but a target \
+was missed or messages were lost, 130 interrupted.\n\
+Environment: RUST_LOG (this tool's log filter), RISKWATCH_LOAD_HUB_LOG (the started hub's \
+RUST_LOG, default warn), RISKWATCH_TOKEN (bearer token for an external hub).\n\
+Results and reproducing commands: docs/PERFORMANCE.md, section Hub."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Hold N idle native-protocol connections (each subscribed to a
+    /// channel) and report the hub's RSS per idle connection.
+    Connections(ConnectionsArgs),
+    /// N subscribers on one channel, one probe per second: delivery
+    /// latency p50 / p99 / max and missed deliveries.
+    Fanout(FanoutArgs),
+    /// Publish M messages to 1,000 subscribers as fast as the hub accepts:
+    /// publish rate in, delivery rate out, and completeness.
+    Throughput(ThroughputArgs),
+}
+
+impl Mode {
+    fn name(&self) -> &'static str {
+        match self {
+            Mode::Connections(_) => "connections",
+            Mode::Fanout(_) => "fanout",
+            Mode::Throughput(_) => "throughput",
+        }
+    }
+
+    fn clients(&self) -> usize {
+        match self {
+            Mode::Connections(a) => a.target,
+            Mode::Fanout(a) => a.subscribers,
+            Mode::Throughput(a) => a.subscribers,
+        }
+    }
+}
+
+/// Options every mode shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// A running hub to load instead of starting one (ws://127.0.0.1:PORT;
+    /// IPv4 loopback only).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The external hub's pid, to read its memory from /proc.
+    #[arg(long, global = true, requires = "url")]
+    pub hub_pid: Option<u32>,
+    /// The riskwatch binary to start (default: `riskwatch` beside this one).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub hub_bin: Option<PathBuf>,
+    /// An extra argument for the started `riskwatch serve` (repeatable),
+    /// e.g. --hub-arg=--heartbeat=5.
+    #[arg(
+        long = "hub-arg",
+        global = true,
+        allow_hyphen_values = true,
+        value_name = "ARG"
+    )]
+    pub hub_args: Vec<String>,
+    /// Bearer token for an external hub that requires one.
+    #[arg(long, global = true, env = "RISKWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Connections being opened at once.
+    #[arg(long, global = true, default_value_t = 500)]
+    pub concurrency: usize,
+    /// Source addresses to spread clients over (127.0.0.2, 127.0.0.3, …).
+    #[arg(long, global = true, default_value_t = 64)]
+    pub source_ips: u32,
+    /// Seconds one client may take to connect, upgrade and subscribe.
+    #[arg(long, global = true, default_value_t = 15)]
+    pub connect_timeout: u64,
+    /// Stop connecting after this many failed connects.
+    #[arg(long, global = true, default_value_t = 200)]
+    pub max_errors: u64,
+    /// Hard deadline for the whole mode, in seconds.
+    #[arg(long, global = true, default_value_t = 900)]
+    pub timeout: u64,
+    /// Print one JSON object on stdout (the summary goes to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Common {
+    pub fn client_config(&self, hub: &Target, prefix: &str, channels: usize) -> ClientConfig {
+        ClientConfig {
+            hub: hub.addr,
+            url: hub.ws_url(),
+            token: hub.token().map(str::to_owned),
+            sources: Sources::new(self.source_ips),
+            prefix: prefix.to_owned(),
+            channels,
+            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+        }
+    }
+}
+
+/// What a mode hands back: its report as JSON, its human summary, and
+/// whether it met its targets.
+#[derive(Debug)]
+pub struct Outcome {
+    json: Value,
+    summary: String,
+    ok: bool,
+}
+
+impl Outcome {
+    pub fn new(json: Value, summary: String, ok: bool) -> Outcome {
+        Outcome { json, summary, ok }
+    }
+}
+
+/// KiB as MiB, for summaries.
+pub fn kib(k: u64) -> String {
+    format!("{:.1} MiB", k as f64 / 1024.0)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.common.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("riskwatch-load: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = rt.block_on(run(cli)).unwrap_or_else(|e| {
+        eprintln!("riskwatch-load: {e:#}");
+        exit::FAILURE
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    ExitCode::from(code)
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "riskwatch_load=info",
+        _ => "riskwatch_load=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let common = cli.common;
+    let mode = cli.mode;
+    // Raised before the hub starts, so that the child inherits it. A
+    // publisher and the HTTP client need a few more.
+    let nofile = sys::raise_nofile(mode.clients() as u64 + 16)?;
+    if !nofile.enough {
+        tracing::warn!("{}", nofile.describe());
+    }
+    let machine = sys::machine();
+    if !machine.busy.is_empty() {
+        tracing::warn!(busy = ?machine.busy, "compilers are running: the numbers will be disturbed");
+    }
+    let target = Target::open(&TargetOptions {
+        url: common.url.clone(),
+        pid: common.hub_pid,
+        bin: common.hub_bin.clone(),
+        hub_args: common.hub_args.clone(),
+        token: common.token.clone(),
+    })
+    .await?;
+    let hub_info = target.info();
+    tracing::info!(addr = %hub_info.addr, pid = ?hub_info.pid, nofile = ?hub_info.nofile, "hub ready");
+    let deadline = Instant::now() + Duration::from_secs(common.timeout.max(1));
+    // The modes honour the deadline themselves; this is the backstop.
+    let hard_stop = deadline + Duration::from_secs(60);
+    let work = async {
+        match &mode {
+            Mode::Connections(a) => connections::run(a, &common, &target, deadline).await,
+            Mode::Fanout(a) => fanout::run(a, &common, &target, deadline).await,
+            Mode::Throughput(a) => throughput::run(a, &common, &target, deadline).await,
+        }
+    };
+    let result = tokio::select! {
+        r = tokio::time::timeout_at(hard_stop, work) => match r {
+            Ok(r) => r.map(Some),
+            Err(_) => Err(anyhow::anyhow!("the mode overran its deadline ({} s)", common.timeout)),
+        },
+        _ = tokio::signal::ctrl_c() => Ok(None),
+    };
+    target.stop(Duration::from_secs(20)).await;
+    let Some(outcome) = result? else {
+        eprintln!("riskwatch-load: interrupted");
+        return Ok(exit::INTERRUPTED);
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let header = format!(
+        "riskwatch-load {} — {}\nmachine: {} × {}, kernel {}, {} GiB, {}{}\n{}\nhub: {} (pid {}, open-file limit {})\n",
+        mode.name(),
+        command,
+        machine.nproc,
+        machine.cpu_model,
+        machine.kernel,
+        machine.mem_total_kib / (1024 * 1024),
+        machine.date,
+        if machine.busy.is_empty() {
+            String::new()
+        } else {
+            format!(", BUSY: {}", machine.busy.join(" "))
+        },
+        nofile.describe(),
+        hub_info.command,
+        hub_info.pid.map_or("unknown".into(), |p| p.to_string()),
+        hub_info.nofile.map_or("unknown".into(), |n| n.to_string()),
+    );
+    if common.json {
+        eprint!("{header}{}", outcome.summary);
+        let doc = json!({
+            "mode": mode.name(),
+            "command": command,
+            "machine": machine,
+            "nofile": nofile,
+            "hub": hub_info,
+            "ok": outcome.ok,
+            "result": outcome.json,
+        });
+        println!("{doc}");
+    } else {
+        print!("{header}{}", outcome.summary);
+    }
+    Ok(if outcome.ok { exit::OK } else { exit::NOT_MET })
+}

@@ -1,0 +1,296 @@
+//! What the operating system tells and allows: the open-file limit, a
+//! process's resident memory, the machine, and whether a compiler is busy
+//! (which would spoil a measurement on a 2-core machine).
+
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The open-file limit before and after raising it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoFile {
+    /// Descriptors the run needs (connections plus a margin).
+    pub wanted: u64,
+    pub soft_before: u64,
+    pub hard: u64,
+    /// The soft limit now in force; a child hub inherits it.
+    pub soft: u64,
+    /// Whether `soft` covers `wanted`.
+    pub enough: bool,
+}
+
+impl NoFile {
+    /// One line for the human summary.
+    pub fn describe(&self) -> String {
+        let base = format!(
+            "open files: soft {} -> {} (hard {}), this run needs ~{}",
+            self.soft_before, self.soft, self.hard, self.wanted
+        );
+        if self.enough {
+            base
+        } else {
+            format!(
+                "{base}: NOT ENOUGH. The hard limit cannot be raised without CAP_SYS_RESOURCE; \
+                 each process (this tool and the hub) stops at about {} sockets",
+                self.soft.saturating_sub(FD_MARGIN)
+            )
+        }
+    }
+}
+
+/// Descriptors a process needs besides its sockets (epoll, eventfds,
+/// stdio, the binary, the HTTP client).
+pub const FD_MARGIN: u64 = 64;
+
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit, first raising the
+/// hard limit to what `connections` need when the process may
+/// (CAP_SYS_RESOURCE).
+pub fn raise_nofile(connections: u64) -> io::Result<NoFile> {
+    let wanted = connections + FD_MARGIN;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let soft_before = lim.rlim_cur;
+    let mut hard = lim.rlim_max;
+    if hard < wanted {
+        let more = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        // SAFETY: setrlimit reads one rlimit; failure (EPERM) is expected
+        // without CAP_SYS_RESOURCE and leaves the limit as it was.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &more) } == 0 {
+            hard = wanted;
+        }
+    }
+    let soft = hard.max(soft_before);
+    if soft != soft_before {
+        let set = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: as above; soft <= hard.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &set) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(NoFile {
+        wanted,
+        soft_before,
+        hard,
+        soft,
+        enough: soft >= wanted,
+    })
+}
+
+/// Resident memory of a process, from `/proc/<pid>/status`, in KiB.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rss {
+    /// VmRSS: everything resident (anonymous, file-backed, shared).
+    pub vm_rss_kib: u64,
+    /// RssAnon: heap and stacks; what connections add to.
+    pub rss_anon_kib: u64,
+}
+
+pub fn rss(pid: u32) -> io::Result<Rss> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Rss {
+        vm_rss_kib: field("VmRSS:"),
+        rss_anon_kib: field("RssAnon:"),
+    })
+}
+
+/// The soft open-file limit of another process, from `/proc/<pid>/limits`.
+pub fn nofile_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The machine a result was measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub mem_total_kib: u64,
+    /// UTC, RFC 3339.
+    pub date: String,
+    /// Compilers running when the run started (should be empty).
+    pub busy: Vec<String>,
+}
+
+pub fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let mem_total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0);
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_model,
+        kernel,
+        mem_total_kib,
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        busy: busy_compilers(),
+    }
+}
+
+/// `rustc`, `cargo`, `cc` or `ld` processes other than our parent (which
+/// may be the `cargo run` that started us, idle by now).
+pub fn busy_compilers() -> Vec<String> {
+    const NAMES: [&str; 5] = ["rustc", "cargo", "cc1", "ld", "cc"];
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() }.to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    // /proc lists one entry per process: a bounded walk.
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if pid == parent {
+            continue;
+        }
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            let comm = comm.trim();
+            if NAMES.contains(&comm) {
+                found.push(format!("{comm}({pid})"));
+            }
+        }
+    }
+    found
+}
+
+/// Wall-clock nanoseconds since the Unix epoch: the probe timestamp, read
+/// by the publisher and every subscriber on the same machine.
+pub fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// CPU time used, in seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Cpu {
+    pub user_s: f64,
+    pub system_s: f64,
+}
+
+impl Cpu {
+    pub fn total(&self) -> f64 {
+        self.user_s + self.system_s
+    }
+
+    fn minus(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            user_s: self.user_s - earlier.user_s,
+            system_s: self.system_s - earlier.system_s,
+        }
+    }
+}
+
+/// A process's CPU time so far, from `/proc/<pid>/stat` (utime, stime).
+pub fn cpu(pid: u32) -> io::Result<Cpu> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after it do not.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    Ok(Cpu {
+        user_s: field(11) / tck,
+        system_s: field(12) / tck,
+    })
+}
+
+/// CPU used by the hub and by this tool over one phase of a run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub hub: Option<Cpu>,
+    pub tool: Cpu,
+}
+
+/// Measures [`CpuUse`] from `start` to `stop`.
+#[derive(Debug)]
+pub struct CpuMeter {
+    hub_pid: Option<u32>,
+    hub: Option<Cpu>,
+    tool: Cpu,
+}
+
+impl CpuMeter {
+    pub fn start(hub_pid: Option<u32>) -> CpuMeter {
+        CpuMeter {
+            hub_pid,
+            hub: hub_pid.and_then(|p| cpu(p).ok()),
+            tool: cpu(std::process::id()).unwrap_or_default(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        let hub = match (self.hub_pid.and_then(|p| cpu(p).ok()), &self.hub) {
+            (Some(now), Some(then)) => Some(now.minus(then)),
+            _ => None,
+        };
+        CpuUse {
+            hub,
+            tool: cpu(std::process::id())
+                .unwrap_or_default()
+                .minus(&self.tool),
+        }
+    }
+}
+
+impl CpuUse {
+    /// One line for summaries; per item (delivery, connection) when
+    /// `items` is given.
+    pub fn describe(&self, items: Option<(u64, &str)>) -> String {
+        let one = |c: &Cpu| {
+            let mut s = format!("{:.2} s user + {:.2} s system", c.user_s, c.system_s);
+            if let Some((n, what)) = items.filter(|(n, _)| *n > 0) {
+                s += &format!(" = {:.1} µs per {what}", c.total() * 1e6 / n as f64);
+            }
+            s
+        };
+        format!(
+            "CPU: hub {}; tool {}",
+            self.hub.as_ref().map_or("unknown (no pid)".into(), one),
+            one(&self.tool)
+        )
+    }
+}

@@ -1,0 +1,326 @@
+//! The hub under test: a `riskwatch serve` child this tool starts (so the
+//! hub's memory is measured apart from the tool's), or a hub already
+//! running on a loopback address. Its HTTP API: health, stats, publish.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::sys;
+
+/// How to reach (or start) the hub.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// An external hub (`ws://127.0.0.1:PORT`); none starts a child.
+    pub url: Option<String>,
+    /// The external hub's process, for its memory.
+    pub pid: Option<u32>,
+    /// The `riskwatch` binary to start.
+    pub bin: Option<PathBuf>,
+    /// Extra arguments for the child's `riskwatch serve`.
+    pub hub_args: Vec<String>,
+    /// Bearer token for an external hub that wants one.
+    pub token: Option<String>,
+}
+
+/// The started child, killed if this tool leaves without stopping it.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// What the report says about the hub.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub addr: SocketAddr,
+    pub pid: Option<u32>,
+    /// The command line of the started hub, or `external`.
+    pub command: String,
+    /// The hub's soft open-file limit, when its pid is known.
+    pub nofile: Option<u64>,
+}
+
+pub struct Target {
+    pub addr: SocketAddr,
+    pub pid: Option<u32>,
+    command: String,
+    child: Option<ChildGuard>,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// Parses an external hub's URL, refusing anything but an IPv4 loopback
+/// address: this tool opens tens of thousands of connections and must not
+/// be pointed at another machine.
+pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let u = url::Url::parse(url).with_context(|| format!("--url {url}"))?;
+    let port = match u.scheme() {
+        "ws" | "http" => u.port().unwrap_or(80),
+        other => bail!(
+            "--url: scheme {other} is not supported (plain ws:// or http:// on loopback only)"
+        ),
+    };
+    let ip = match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip,
+        Some(url::Host::Domain("localhost")) => Ipv4Addr::LOCALHOST,
+        Some(other) => bail!(
+            "--url: {other} is not an IPv4 loopback address; riskwatch-load only targets 127.0.0.0/8"
+        ),
+        None => bail!("--url {url} has no host"),
+    };
+    if !ip.is_loopback() {
+        bail!("--url: {ip} is not a loopback address; riskwatch-load only targets 127.0.0.0/8");
+    }
+    Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn default_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating this executable")?;
+    let bin = me.with_file_name("riskwatch");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p riskwatch) or pass --hub-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+impl Target {
+    /// Starts a child hub, or attaches to an external one; waits until it
+    /// answers `/healthz`.
+    pub async fn open(o: &TargetOptions) -> anyhow::Result<Target> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .build()
+            .context("building the HTTP client")?;
+        let t = match &o.url {
+            Some(url) => Target {
+                addr: loopback_addr(url)?,
+                pid: o.pid,
+                command: "external".into(),
+                child: None,
+                http,
+                token: o.token.clone(),
+            },
+            None => {
+                let bin = match &o.bin {
+                    Some(b) => b.clone(),
+                    None => default_bin()?,
+                };
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+                // With --insecure-dev every connection is user `anonymous`:
+                // lift the per-user cap (default 20) past any target.
+                let mut args: Vec<String> = [
+                    "serve",
+                    "--insecure-dev",
+                    "--listen",
+                    &addr.to_string(),
+                    "--max-conns-per-user",
+                    "10000000",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                args.extend(o.hub_args.iter().cloned());
+                let mut cmd = Command::new(&bin);
+                cmd.args(&args)
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("RISKWATCH_LOAD_HUB_LOG").unwrap_or_else(|_| "warn".into()),
+                    )
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit());
+                // SAFETY: prctl is async-signal-safe; it only asks the
+                // kernel to kill the child if this tool dies first.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::prctl(
+                            libc::PR_SET_PDEATHSIG,
+                            libc::SIGKILL as libc::c_ulong,
+                            0,
+                            0,
+                            0,
+                        ) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                let child = cmd
+                    .spawn()
+                    .with_context(|| format!("starting {}", bin.display()))?;
+                let pid = child.id();
+                Target {
+                    addr,
+                    pid: Some(pid),
+                    command: format!("{} {}", bin.display(), args.join(" ")),
+                    child: Some(ChildGuard(child)),
+                    http,
+                    token: None,
+                }
+            }
+        };
+        let mut t = t;
+        t.wait_healthy(Duration::from_secs(15)).await?;
+        Ok(t)
+    }
+
+    pub fn info(&self) -> TargetInfo {
+        TargetInfo {
+            addr: self.addr,
+            pid: self.pid,
+            command: self.command.clone(),
+            nofile: self.pid.and_then(sys::nofile_of),
+        }
+    }
+
+    /// The native protocol's URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, riskwatch::protocol::native::PATH)
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn wait_healthy(&mut self, within: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Ok(r) = self.http.get(self.http_url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.0.try_wait()
+            {
+                bail!("the hub exited during start-up ({status})");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the hub at {} did not answer /healthz within {within:?}",
+                    self.addr
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The hub's resident memory, when its pid is known.
+    pub fn rss(&self) -> Option<sys::Rss> {
+        self.pid.and_then(|p| sys::rss(p).ok())
+    }
+
+    /// `GET /api/v1/ws/stats`.
+    pub async fn stats(&self) -> anyhow::Result<Value> {
+        let r = self
+            .authed(self.http.get(self.http_url("/api/v1/ws/stats")))
+            .send()
+            .await
+            .context("GET /api/v1/ws/stats")?;
+        if !r.status().is_success() {
+            bail!("GET /api/v1/ws/stats: {}", r.status());
+        }
+        Ok(r.json().await?)
+    }
+
+    /// `POST /api/v1/publish` with one event (an object) or a batch (an
+    /// array).
+    pub async fn publish(&self, body: &Value) -> anyhow::Result<()> {
+        let r = self
+            .authed(self.http.post(self.http_url("/api/v1/publish")))
+            .json(body)
+            .send()
+            .await
+            .context("POST /api/v1/publish")?;
+        let status = r.status();
+        if !status.is_success() {
+            let text = r.text().await.unwrap_or_default();
+            bail!("POST /api/v1/publish: {status}: {}", text.trim());
+        }
+        Ok(())
+    }
+
+    /// Stops a started hub: SIGINT (it closes every connection with 1001),
+    /// then SIGKILL after `grace`. An external hub is left alone.
+    pub async fn stop(mut self, grace: Duration) {
+        let Some(mut guard) = self.child.take() else {
+            return;
+        };
+        let pid = guard.0.id() as libc::pid_t;
+        // SAFETY: signals the child we started and still own.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = guard.0.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!("the hub did not stop within {grace:?}; killing it");
+        drop(guard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ipv4_loopback_is_a_target() {
+        assert_eq!(
+            loopback_addr("ws://127.0.0.1:8765").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8765))
+        );
+        assert_eq!(
+            loopback_addr("http://127.3.2.1:80/api/v1/stream").unwrap(),
+            SocketAddr::from(([127, 3, 2, 1], 80))
+        );
+        assert_eq!(
+            loopback_addr("ws://localhost:9000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9000))
+        );
+        for bad in [
+            "ws://10.0.0.1:8765",
+            "ws://example.com:8765",
+            "ws://[::1]:8765",
+            "wss://127.0.0.1:8765",
+            "ws://0.0.0.0:8765",
+        ] {
+            assert!(loopback_addr(bad).is_err(), "{bad} must be refused");
+        }
+    }
+}
