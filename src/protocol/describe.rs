@@ -98,7 +98,7 @@ pub(super) fn describe(e: &Event) -> Description {
                 .unwrap_or_default();
             (format!("Department critical: {name}"), eng)
         }
-        "employee_stress" => {
+        "employee_stress" | "employee_update" => {
             let name = text("employee_name")
                 .or_else(|| text("employee_id"))
                 .unwrap_or_default();
@@ -106,8 +106,13 @@ pub(super) fn describe(e: &Event) -> Description {
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
             let stress = num("stress_rate").map(fmt_num).unwrap_or_default();
+            let what = if e.kind == "employee_stress" {
+                "High stress:"
+            } else {
+                "Employee"
+            };
             (
-                format!("High stress: {name}{dept}"),
+                format!("{what} {name}{dept}"),
                 format!("stress rate {stress}"),
             )
         }
@@ -122,19 +127,6 @@ pub(super) fn describe(e: &Event) -> Description {
                 "Risk alert"
             };
             (format!("{title} ({})", e.severity), join_colon(&who, &msg))
-        }
-        "employee_update" => {
-            let name = text("employee_name")
-                .or_else(|| text("employee_id"))
-                .unwrap_or_default();
-            let dept = text("department")
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            let stress = num("stress_rate").map(fmt_num).unwrap_or_default();
-            (
-                format!("Employee {name}{dept}"),
-                format!("stress rate {stress}"),
-            )
         }
         "department_update" => {
             let name = text("department_name")
