@@ -36,6 +36,10 @@ if ! command -v cargo-nextest >/dev/null; then
   echo "setup: installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+if ! command -v tauri-driver >/dev/null; then
+  echo "setup: installing tauri-driver"
+  cargo install tauri-driver --locked --version '^2'
+fi
 if [ -f ui/package.json ]; then
   if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
     echo "setup: npm ci in ui/"

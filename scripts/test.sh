@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every riskwatch check: formatting, clippy, the Rust unit and
 # integration tests of the whole workspace, the UI's unit tests, and the
-# desktop smoke test (the real app under Xvfb). Installs what is missing
+# desktop smoke test (the real app under Xvfb) and the end-to-end test of the
+# real webview over WebDriver (scripts/desktop-e2e.sh). Installs what is missing
 # first (scripts/setup.sh). Exits non-zero on the first failure.
 set -euo pipefail
 export NO_COLOR=1
@@ -35,9 +36,13 @@ step "ui unit tests (vitest)"
 step "desktop smoke test (real window under Xvfb)"
 bash scripts/desktop-smoke.sh
 
+step "desktop end-to-end test (the real webview over WebDriver)"
+SKIP_BUILD=1 bash scripts/desktop-e2e.sh 2>&1 | tee "$logs/e2e.log"
+
 # One closing line for the whole run, counted from the runners' own summaries.
 rust=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/nextest.log" | tail -1)
 ui=$(sed -n 's/^ *Tests *\([0-9]*\) passed.*/\1/p' "$logs/vitest.log" | tail -1)
+e2e=$(sed -n 's/.*tests\? run: \([0-9]*\) passed.*/\1/p' "$logs/e2e.log" | tail -1)
 echo
-echo "all checks passed (Rust: ${rust:-?} tests, UI: ${ui:-?} tests, desktop smoke test)"
-echo "$(( ${rust:-0} + ${ui:-0} )) passed, 0 failed"
+echo "all checks passed (Rust: ${rust:-?} tests, UI: ${ui:-?} tests, end-to-end: ${e2e:-?}, desktop smoke test)"
+echo "$(( ${rust:-0} + ${ui:-0} + ${e2e:-0} )) passed, 0 failed"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# End-to-end test of the real webview: riskwatch-desktop in demo mode, driven
+# over WebDriver (tauri-driver + WebKitWebDriver) by src-tauri/tests/e2e.rs.
+# Starts a private Xvfb display and a private D-Bus session (with dbus-monitor
+# recording the notification calls, answered by dunst), runs tauri-driver in
+# it, and runs the test with RISKWATCH_E2E=1. Screenshots of every dashboard
+# land in test-artifacts/e2e-TAB.png, the logs beside them.
+#
+# Every wait is bounded; everything started here is stopped on exit.
+# Environment: SKIP_BUILD=1 to use what is already built; E2E_PORT (default
+# 4444; WebKitWebDriver gets E2E_PORT+1); SCREEN (default 960x680).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCREEN=${SCREEN:-960x680}
+E2E_PORT=${E2E_PORT:-4444}
+ARTIFACTS=$ROOT/test-artifacts
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch-desktop
+DRIVER_LOG=$ARTIFACTS/e2e-app.log
+NOTIFY_LOG=$ARTIFACTS/e2e.dbus.log
+
+say() { echo "desktop-e2e: $*" >&2; }
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+
+for tool in Xvfb dbus-run-session dbus-monitor setsid tauri-driver WebKitWebDriver; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (run scripts/setup.sh)"
+done
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building the UI and riskwatch-desktop"
+  (cd ui && npm run --silent build >/dev/null)
+  cargo build --workspace
+fi
+[ -x "$BIN" ] || fail "$BIN not built"
+
+mkdir -p "$ARTIFACTS"
+rm -f "$ARTIFACTS"/e2e-*.png "$ARTIFACTS/e2e-hub.log" "$DRIVER_LOG" "$NOTIFY_LOG"
+WORK=$(mktemp -d)
+XVFB_PID=""
+SESSION_PID=""
+
+stop_group() {
+  local pid=$1
+  kill -TERM -- "-$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do
+    kill -0 -- "-$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+cleanup() {
+  [ -n "$SESSION_PID" ] && stop_group "$SESSION_PID"
+  if [ -n "$XVFB_PID" ]; then
+    kill -TERM "$XVFB_PID" 2>/dev/null || true
+    wait "$XVFB_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+Xvfb -displayfd 3 -screen 0 "${SCREEN}x24" -nolisten tcp 3>"$WORK/display" 2>"$WORK/xvfb.log" &
+XVFB_PID=$!
+for _ in $(seq 100); do
+  [ -s "$WORK/display" ] && break
+  kill -0 "$XVFB_PID" 2>/dev/null || fail "Xvfb exited: $(cat "$WORK/xvfb.log")"
+  sleep 0.1
+done
+[ -s "$WORK/display" ] || fail "Xvfb did not start within 10 s"
+export DISPLAY=":$(tr -d '[:space:]' <"$WORK/display")"
+say "Xvfb on $DISPLAY"
+
+mkdir -m 700 "$WORK/run"
+export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
+  XDG_CONFIG_HOME=$WORK/config
+export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
+unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS
+export RISKWATCH_DATA_DIR=$WORK/riskwatch-data
+
+# The D-Bus session holds dbus-monitor and tauri-driver; the app that
+# WebKitWebDriver starts inherits the session (and its log lands in
+# $DRIVER_LOG). The test itself runs outside, talking HTTP to tauri-driver.
+setsid dbus-run-session -- bash -c '
+  dbus-monitor "interface='"'"'org.freedesktop.Notifications'"'"'" >"$0" 2>/dev/null &
+  exec tauri-driver --port "$1" --native-port "$(($1 + 1))"' \
+  "$NOTIFY_LOG" "$E2E_PORT" >"$DRIVER_LOG" 2>&1 &
+SESSION_PID=$!
+deadline=$((SECONDS + 20))
+until (exec 3<>"/dev/tcp/127.0.0.1/$E2E_PORT") 2>/dev/null; do
+  kill -0 "$SESSION_PID" 2>/dev/null || fail "tauri-driver exited: $(tail -n 20 "$DRIVER_LOG")"
+  [ "$SECONDS" -lt "$deadline" ] || fail "tauri-driver not listening on $E2E_PORT within 20 s"
+  sleep 0.2
+done
+say "tauri-driver on 127.0.0.1:$E2E_PORT"
+
+status=0
+RISKWATCH_E2E=1 RISKWATCH_E2E_WEBDRIVER=127.0.0.1:$E2E_PORT RISKWATCH_E2E_APP=$BIN \
+  RISKWATCH_E2E_HUB=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch \
+  RISKWATCH_E2E_APP_LOG=$DRIVER_LOG RISKWATCH_E2E_NOTIFY_LOG=$NOTIFY_LOG \
+  RISKWATCH_E2E_ARTIFACTS=$ARTIFACTS \
+  timeout 300 cargo nextest run --workspace --locked --test e2e --run-ignored only --no-capture || status=$?
+if [ "$status" -ne 0 ]; then
+  say "last lines of $DRIVER_LOG:"
+  tail -n 20 "$DRIVER_LOG" >&2
+  fail "the end-to-end test failed (exit $status)"
+fi
+say "ok: screenshots in $ARTIFACTS/e2e-*.png"

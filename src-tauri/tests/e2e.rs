@@ -1,0 +1,549 @@
+//! End-to-end test of the real app: the built `riskwatch-desktop` in its real
+//! WebKitGTK webview, driven over W3C WebDriver through tauri-driver.
+//!
+//! Ignored in plain test runs (reported as skipped); scripts/desktop-e2e.sh
+//! runs it with `--run-ignored only` and `RISKWATCH_E2E=1` after starting
+//! Xvfb, a private D-Bus session with dbus-monitor, and tauri-driver. Run
+//! without `RISKWATCH_E2E=1`, or with a prerequisite missing, it fails: it
+//! never passes without driving the app.
+//!
+//! Environment (all set by scripts/desktop-e2e.sh):
+//! - `RISKWATCH_E2E_WEBDRIVER`: tauri-driver's address, e.g. `127.0.0.1:4444`;
+//! - `RISKWATCH_E2E_APP`: absolute path of `riskwatch-desktop`;
+//! - `RISKWATCH_E2E_APP_LOG`: the file the app's log lands in (tauri-driver's);
+//! - `RISKWATCH_E2E_HUB`: `riskwatch` (for `serve --demo` in the reconnect
+//!   scenario);
+//! - `RISKWATCH_E2E_NOTIFY_LOG`: dbus-monitor's log of the notification calls;
+//! - `RISKWATCH_E2E_ARTIFACTS`: where the screenshots go.
+//!
+//! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` and
+//! serde_json: the protocol is plain JSON, and this keeps the test free of a
+//! browser-automation dependency tree.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const STEP: Duration = Duration::from_millis(250);
+
+fn env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("RISKWATCH_E2E=1 but {name} is not set (run scripts/desktop-e2e.sh)"),
+    }
+}
+
+/// One HTTP/1.0 request (so the answer is never chunked and ends at EOF).
+/// Returns the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(payload.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no HTTP status in {headers:?}"));
+    (status, body.to_string())
+}
+
+struct Driver {
+    addr: String,
+    session: String,
+}
+
+impl Driver {
+    fn start(addr: &str, app: &str, args: &[&str]) -> Self {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "wry",
+            "tauri:options": {"application": app, "args": args}
+        }}});
+        let (status, body) = http(addr, "POST", "/session", Some(&caps));
+        assert_eq!(status, 200, "new WebDriver session failed: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sessionId in {body}"))
+            .to_string();
+        Driver {
+            addr: addr.to_string(),
+            session,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let full = format!("/session/{}{path}", self.session);
+        let (status, text) = http(&self.addr, method, &full, body.as_ref());
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"));
+        assert_eq!(status, 200, "{method} {path} -> {status}: {text}");
+        v["value"].clone()
+    }
+
+    /// Runs `script` (a function body) in the page and returns its value.
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    fn find(&self, xpath: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "xpath", "value": xpath})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element id for {xpath}: {v}"))
+            .to_string()
+    }
+
+    /// A real WebDriver click (pointer events through WebKit), not a JS one.
+    fn click(&self, xpath: &str) {
+        let id = self.find(xpath);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    fn screenshot(&self, to: &Path) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64_decode(b64.as_str().expect("screenshot is a string"));
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "the screenshot of {to:?} is not a PNG"
+        );
+        std::fs::write(to, png).unwrap();
+    }
+
+    /// Polls `script` until it returns something truthy (or panics with
+    /// `what` after `secs`). Returns the value.
+    fn wait(&self, secs: u64, what: &str, script: &str, args: Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            last = self.js(script, args.clone());
+            let truthy = match &last {
+                Value::Null | Value::Bool(false) => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return last;
+            }
+            std::thread::sleep(STEP);
+        }
+        panic!("timed out after {secs} s waiting for {what} (last value {last})");
+    }
+
+    fn quit(&self) {
+        let _ = http(
+            &self.addr,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn wait_file(path: &str, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what} in {path}"
+        );
+        std::thread::sleep(STEP);
+    }
+}
+
+/// Each dashboard tab and the element list that must fill with live rows.
+const TABS: &[(&str, &str)] = &[
+    ("trading", "#sessions tr"),
+    ("hr", "#departments .card"),
+    ("merchant", "#assessments .card"),
+    ("compliance", "#clients tr"),
+    ("inbox", "#inbox li"),
+    ("events", "#events li"),
+];
+
+/// Counts the rows under a selector that have visible, non-empty text, inside
+/// the shown tab.
+const FILLED: &str = "const [tab, sel] = arguments;\
+    const s = document.getElementById('tab-' + tab);\
+    if (!s || s.hidden) return 0;\
+    return [...s.querySelectorAll(sel)].filter(e => e.textContent.trim() !== '').length;";
+
+const CRITICAL_UNACKED: &str = "const m = /(\\d+) critical unacknowledged/\
+    .exec(document.getElementById('inbox-summary').textContent);\
+    return m ? Number(m[1]) : null;";
+
+#[test]
+#[ignore = "drives the built app; run by scripts/desktop-e2e.sh (RISKWATCH_E2E=1)"]
+fn e2e_real_webview() {
+    assert_eq!(
+        std::env::var("RISKWATCH_E2E").as_deref(),
+        Ok("1"),
+        "the end-to-end test needs RISKWATCH_E2E=1 and what scripts/desktop-e2e.sh starts"
+    );
+    let webdriver = env("RISKWATCH_E2E_WEBDRIVER");
+    let app = env("RISKWATCH_E2E_APP");
+    let app_log = env("RISKWATCH_E2E_APP_LOG");
+    let notify_log = env("RISKWATCH_E2E_NOTIFY_LOG");
+    let artifacts = PathBuf::from(env("RISKWATCH_E2E_ARTIFACTS"));
+    assert!(Path::new(&app).is_file(), "{app} is not built");
+    std::fs::create_dir_all(&artifacts).unwrap();
+
+    let hub_bin = env("RISKWATCH_E2E_HUB");
+    assert!(Path::new(&hub_bin).is_file(), "{hub_bin} is not built");
+
+    // Demo mode: dashboards, a critical alert, its acknowledgement.
+    let d = Driver::start(&webdriver, &app, &[]);
+    guarded(&d, &artifacts, "demo", || {
+        scenarios(&d, &app_log, &notify_log, &artifacts)
+    });
+
+    // d. Against a separate hub: killed -> Reconnecting, back -> Live.
+    let mut hub = Hub::start(&hub_bin, "127.0.0.1:0", &artifacts);
+    let addr = hub.addr.clone();
+    let url = format!("ws://{addr}/api/v1/stream");
+    let d = Driver::start(
+        &webdriver,
+        &app,
+        &[
+            "--url",
+            &url,
+            "--channel",
+            "sessions:demo,market:SPY,market:QQQ",
+        ],
+    );
+    guarded(&d, &artifacts, "reconnect", || {
+        reconnect(&d, &mut hub, &hub_bin, &artifacts)
+    });
+}
+
+/// Runs `f`; on a panic keeps a screenshot, and always ends the session.
+fn guarded(d: &Driver, artifacts: &Path, name: &str, f: impl FnOnce()) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if result.is_err() {
+        d.screenshot(&artifacts.join(format!("e2e-failure-{name}.png")));
+    }
+    d.quit();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// `riskwatch serve --demo`, killed when dropped.
+struct Hub {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Hub {
+    fn start(bin: &str, listen: &str, artifacts: &Path) -> Hub {
+        let log = artifacts.join("e2e-hub.log");
+        let before = std::fs::read_to_string(&log).unwrap_or_default();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["serve", "--listen", listen, "--demo"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let mut hub = Hub {
+            child,
+            addr: String::new(),
+        };
+        let log = log.to_string_lossy().into_owned();
+        let text = wait_file(&log, 20, "riskwatch serve listening", |t| {
+            t.len() > before.len() && t[before.len()..].contains("hub listening addr=")
+        });
+        hub.addr = text[before.len()..]
+            .split("hub listening addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("hub address")
+            .to_string();
+        hub
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const IN_INBOX: &str = "return [...document.querySelectorAll('#inbox li')].some(li => li.textContent.includes(arguments[0]))";
+
+/// Publishes a critical risk alert whose message carries `text`.
+fn publish_critical(hub: &str, text: &str) {
+    let alert = json!({
+        "channel": "sessions:demo", "type": "risk_alert", "severity": "critical",
+        "data": {"sessionId": "E2E", "alertLevel": "critical", "alertType": "e2e_test",
+                 "message": format!("loss limit breached {text}")}
+    });
+    let (status, body) = http(hub, "POST", "/api/v1/publish", Some(&alert));
+    assert!(
+        (200..300).contains(&status),
+        "publish to the hub at {hub} -> {status}: {body}"
+    );
+}
+
+const BADGE: &str = "return document.getElementById('conn').textContent";
+
+fn reconnect(d: &Driver, hub: &mut Hub, hub_bin: &str, artifacts: &Path) {
+    d.wait(
+        30,
+        "Live against the separate hub",
+        "return document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    let demo = d.js("return document.getElementById('demo').hidden", json!([]));
+    assert_eq!(
+        demo,
+        json!(true),
+        "the Demo badge is shown against a real hub"
+    );
+    d.click("//nav//button[@data-tab='trading']");
+    d.wait(
+        20,
+        "sessions from the separate hub",
+        FILLED,
+        json!(["trading", "#sessions tr"]),
+    );
+
+    // One critical alert before the outage and one after: both must be in
+    // the inbox at the end.
+    let nonce = format!(
+        "e2e-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    publish_critical(&hub.addr, &format!("before {nonce}"));
+    d.click("//nav//button[@data-tab='inbox']");
+    d.wait(
+        10,
+        "the alert published before the outage in the Inbox",
+        IN_INBOX,
+        json!([format!("before {nonce}")]),
+    );
+
+    let addr = hub.addr.clone();
+    hub.stop();
+    let badge = d.wait(
+        30,
+        "the badge to show Reconnecting",
+        &format!("const t = (() => {{ {BADGE} }})(); return t.startsWith('Reconnecting') ? t : ''"),
+        json!([]),
+    );
+    eprintln!("e2e: hub killed, badge: {badge}");
+    d.screenshot(&artifacts.join("e2e-reconnecting.png"));
+
+    *hub = Hub::start(hub_bin, &addr, artifacts);
+    d.wait(
+        60,
+        "the badge to show Live again",
+        "return document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    eprintln!("e2e: hub back, badge: Live");
+    publish_critical(&hub.addr, &format!("after {nonce}"));
+    // The inbox re-queries when its tab is selected.
+    d.click("//nav//button[@data-tab='events']");
+    d.click("//nav//button[@data-tab='inbox']");
+    let both = "return [...arguments].every(n => [...document.querySelectorAll('#inbox li')].some(li => li.textContent.includes(n)))";
+    d.wait(
+        10,
+        "both alerts (before and after the outage) in the Inbox",
+        both,
+        json!([format!("before {nonce}"), format!("after {nonce}")]),
+    );
+    eprintln!("e2e: inbox holds the alerts from before and after the outage");
+    d.screenshot(&artifacts.join("e2e-reconnected.png"));
+}
+
+fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
+    // Demo mode: the embedded hub and the "Demo" badge, then Live.
+    d.wait(
+        30,
+        "the connection badge to say Live",
+        "return document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    let demo = d.js("return !document.getElementById('demo').hidden", json!([]));
+    assert_eq!(
+        demo,
+        json!(true),
+        "the Demo badge is not shown in demo mode"
+    );
+
+    // a. Every dashboard shows live content.
+    for (tab, sel) in TABS {
+        d.click(&format!("//nav//button[@data-tab='{tab}']"));
+        let selected = d.js(
+            "return document.querySelector(`.tabs button[data-tab='${arguments[0]}']`).getAttribute('aria-selected')",
+            json!([tab]),
+        );
+        assert_eq!(
+            selected,
+            json!("true"),
+            "the {tab} tab is not selected after its click"
+        );
+        let n = d.wait(
+            30,
+            &format!("live rows ({sel}) on the {tab} tab"),
+            FILLED,
+            json!([tab, sel]),
+        );
+        eprintln!("e2e: {tab}: {n} rows of {sel}");
+        std::thread::sleep(Duration::from_millis(500));
+        d.screenshot(&artifacts.join(format!("e2e-{tab}.png")));
+    }
+
+    // b. A critical alert published to the embedded hub reaches the inbox and
+    // raises an OS notification with urgency critical (byte 2) on D-Bus.
+    let log = wait_file(app_log, 10, "the embedded hub's address", |t| {
+        t.contains("hub listening addr=")
+    });
+    let hub = log
+        .split("hub listening addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("hub address")
+        .to_string();
+    d.click("//nav//button[@data-tab='inbox']");
+    let critical_before = d
+        .wait(
+            10,
+            "the inbox summary",
+            &format!(
+                "const n = (() => {{ {CRITICAL_UNACKED} }})(); return n === null ? null : String(n)"
+            ),
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let urgent_before = std::fs::read_to_string(notify_log)
+        .unwrap_or_default()
+        .matches("byte 2")
+        .count();
+    let nonce = format!(
+        "e2e-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    publish_critical(&hub, &nonce);
+    let row = format!("//ol[@id='inbox']/li[contains(., '{nonce}')]");
+    d.wait(
+        10,
+        "the published critical alert in the Inbox",
+        IN_INBOX,
+        json!([nonce]),
+    );
+    wait_file(
+        notify_log,
+        10,
+        "a critical (urgency 2) notification on D-Bus",
+        |t| t.matches("byte 2").count() > urgent_before,
+    );
+    eprintln!("e2e: critical alert in the inbox and on D-Bus");
+    d.wait(
+        10,
+        "the critical unread badge on the Inbox tab",
+        "const u = document.getElementById('unread'); return !u.hidden && u.classList.contains('critical')",
+        json!([]),
+    );
+    let critical_now = d.wait(
+        10,
+        "one more critical unacknowledged",
+        &format!("const n = (() => {{ {CRITICAL_UNACKED} }})(); return n > arguments[0] ? n : 0"),
+        json!([critical_before]),
+    );
+    eprintln!("e2e: critical unacknowledged {critical_before} -> {critical_now}");
+    d.screenshot(&artifacts.join("e2e-inbox-critical.png"));
+
+    // c. Acknowledging it (a real click on its button) clears the state.
+    d.click(&format!("{row}//button[contains(@class,'ack')]"));
+    d.wait(
+        10,
+        "the alert's row to show as acknowledged",
+        "return [...document.querySelectorAll('#inbox li')].some(li => li.textContent.includes(arguments[0]) && li.classList.contains('acked'))",
+        json!([nonce]),
+    );
+    d.wait(
+        10,
+        "the critical unacknowledged count to drop back",
+        &format!(
+            "const n = (() => {{ {CRITICAL_UNACKED} }})(); return n !== null && n <= arguments[0]"
+        ),
+        json!([critical_before]),
+    );
+    if critical_before == 0 {
+        d.wait(
+            10,
+            "the Inbox tab's critical marker to clear",
+            "return !document.getElementById('unread').classList.contains('critical')",
+            json!([]),
+        );
+    }
+    eprintln!("e2e: acknowledged, critical state cleared");
+    d.screenshot(&artifacts.join("e2e-inbox-acknowledged.png"));
+}
