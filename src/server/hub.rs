@@ -294,6 +294,15 @@ impl Hub {
         }
     }
 
+    /// A channel that already exists; never creates one.
+    fn existing(&self, name: &str) -> Option<Arc<Mutex<Channel>>> {
+        self.channels
+            .read()
+            .expect("channels lock")
+            .get(name)
+            .map(Arc::clone)
+    }
+
     fn channel(&self, name: &str) -> Arc<Mutex<Channel>> {
         if let Some(c) = self.channels.read().expect("channels lock").get(name) {
             return Arc::clone(c);
@@ -351,7 +360,9 @@ impl Hub {
             if grants::is_pattern(ch) {
                 continue;
             }
-            let c = self.channel(ch);
+            let Some(c) = self.existing(ch) else {
+                continue;
+            };
             let mut c = c.lock().expect("channel lock");
             c.subscribers.remove(&conn);
             if let (Some(info), Some(seq)) = (&info, last_sent.get(ch))
@@ -664,8 +675,11 @@ impl Hub {
             }
             return;
         }
-        let chan = self.channel(channel);
-        chan.lock().expect("channel lock").subscribers.remove(&conn);
+        // Unsubscribing from a channel nobody created must not create it
+        // (nor, with --data-dir, a file for it): a client can send any name.
+        if let Some(chan) = self.existing(channel) {
+            chan.lock().expect("channel lock").subscribers.remove(&conn);
+        }
     }
 
     /// The latest dashboard data, for the HTTP snapshot.
@@ -767,4 +781,17 @@ pub struct Stats {
     pub rate_limited: u64,
     pub oversized: u64,
     pub rejected_auth: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsubscribing_or_leaving_unknown_channels_creates_nothing() {
+        let hub = Hub::new(HubLimits::default(), 1024, None);
+        hub.unsubscribe(1, "never-created");
+        hub.disconnect(1, &["also-never".to_owned()], &HashMap::new());
+        assert!(hub.channels.read().unwrap().is_empty());
+    }
 }
