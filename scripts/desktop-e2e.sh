@@ -36,46 +36,26 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ -x "$BIN" ] || fail "$BIN not built"
 
+# shellcheck source=lib/xsession.sh
+. "$ROOT/scripts/lib/xsession.sh"
+
 mkdir -p "$ARTIFACTS"
 rm -f "$ARTIFACTS"/e2e-*.png "$ARTIFACTS/e2e-hub.log" "$DRIVER_LOG" "$NOTIFY_LOG"
 WORK=$(mktemp -d)
 XVFB_PID=""
 SESSION_PID=""
 
-stop_group() {
-  local pid=$1
-  kill -TERM -- "-$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 -- "-$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
 cleanup() {
   [ -n "$SESSION_PID" ] && stop_group "$SESSION_PID"
-  if [ -n "$XVFB_PID" ]; then
-    kill -TERM "$XVFB_PID" 2>/dev/null || true
-    wait "$XVFB_PID" 2>/dev/null || true
-  fi
+  stop_xvfb
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-Xvfb -displayfd 3 -screen 0 "${SCREEN}x24" -nolisten tcp 3>"$WORK/display" 2>"$WORK/xvfb.log" &
-XVFB_PID=$!
-for _ in $(seq 100); do
-  [ -s "$WORK/display" ] && break
-  kill -0 "$XVFB_PID" 2>/dev/null || fail "Xvfb exited: $(cat "$WORK/xvfb.log")"
-  sleep 0.1
-done
-[ -s "$WORK/display" ] || fail "Xvfb did not start within 10 s"
-export DISPLAY=":$(tr -d '[:space:]' <"$WORK/display")"
-say "Xvfb on $DISPLAY"
+start_xvfb
 
-mkdir -m 700 "$WORK/run"
-export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
-  XDG_CONFIG_HOME=$WORK/config
+private_xdg
 export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
 unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS
 export RISKWATCH_DATA_DIR=$WORK/riskwatch-data

@@ -58,6 +58,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ -x "$BIN" ] || fail "$BIN not built"
 
+# shellcheck source=lib/xsession.sh
+. "$ROOT/scripts/lib/xsession.sh"
+
 mkdir -p "$ARTIFACTS"
 rm -f "$SHOT" "$LOG" "$ARTIFACTS"/desktop-*.png "$ARTIFACTS"/desktop-*.log
 WORK=$(mktemp -d)
@@ -65,45 +68,19 @@ XVFB_PID=""
 APP_PID=""
 HUB_PID=""
 
-# Stops the app's whole process group (dbus-run-session, dbus-daemon, the app
-# and its WebKit processes), then Xvfb: TERM, up to 5 s, then KILL.
-stop_group() {
-  local pid=$1
-  kill -TERM -- "-$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 -- "-$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
 cleanup() {
   [ -n "$APP_PID" ] && stop_group "$APP_PID"
   [ -n "$HUB_PID" ] && stop_group "$HUB_PID"
-  if [ -n "$XVFB_PID" ]; then
-    kill -TERM "$XVFB_PID" 2>/dev/null || true
-    wait "$XVFB_PID" 2>/dev/null || true
-  fi
+  stop_xvfb
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Xvfb picks a free display itself and writes its number to fd 3.
-Xvfb -displayfd 3 -screen 0 "${SCREEN}x24" -nolisten tcp 3>"$WORK/display" 2>"$WORK/xvfb.log" &
-XVFB_PID=$!
-for _ in $(seq 100); do
-  [ -s "$WORK/display" ] && break
-  kill -0 "$XVFB_PID" 2>/dev/null || fail "Xvfb exited: $(cat "$WORK/xvfb.log")"
-  sleep 0.1
-done
-[ -s "$WORK/display" ] || fail "Xvfb did not start within 10 s"
-export DISPLAY=":$(tr -d '[:space:]' <"$WORK/display")"
-say "Xvfb on $DISPLAY"
+start_xvfb
 
 # A private home for WebKit's caches and the app's data.
-mkdir -m 700 "$WORK/run"
-export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
-  XDG_CONFIG_HOME=$WORK/config
+private_xdg
 export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
 # Demo mode: no URL configured.
 unset RISKWATCH_URL RISKWATCH_TOKEN

@@ -1,0 +1,45 @@
+# Shared by the desktop test scripts (sourced, not run): a private Xvfb
+# display and a private XDG home for the app under test, and a bounded stop
+# of a whole process group. The caller defines `say` and `fail` and a $WORK
+# directory, and calls these from its own cleanup trap.
+
+# Stops a process group: TERM, up to 5 s, then KILL.
+stop_group() {
+  local pid=$1
+  kill -TERM -- "-$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do
+    kill -0 -- "-$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+# Starts Xvfb on a free display it picks itself (written to fd 3), at
+# $SCREEN (WxH); sets XVFB_PID and exports DISPLAY. Waits at most 10 s.
+start_xvfb() {
+  Xvfb -displayfd 3 -screen 0 "${SCREEN}x24" -nolisten tcp 3>"$WORK/display" 2>"$WORK/xvfb.log" &
+  XVFB_PID=$!
+  for _ in $(seq 100); do
+    [ -s "$WORK/display" ] && break
+    kill -0 "$XVFB_PID" 2>/dev/null || fail "Xvfb exited: $(cat "$WORK/xvfb.log")"
+    sleep 0.1
+  done
+  [ -s "$WORK/display" ] || fail "Xvfb did not start within 10 s"
+  export DISPLAY=":$(tr -d '[:space:]' <"$WORK/display")"
+  say "Xvfb on $DISPLAY"
+}
+
+# Stops the Xvfb that start_xvfb started, if any.
+stop_xvfb() {
+  if [ -n "${XVFB_PID:-}" ]; then
+    kill -TERM "$XVFB_PID" 2>/dev/null || true
+    wait "$XVFB_PID" 2>/dev/null || true
+  fi
+}
+
+# A private home for WebKit's caches and the app's data, under $WORK.
+private_xdg() {
+  mkdir -m 700 "$WORK/run"
+  export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
+    XDG_CONFIG_HOME=$WORK/config
+}
