@@ -60,10 +60,12 @@ export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
 unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS
 export RISKWATCH_DATA_DIR=$WORK/riskwatch-data
 
-# The D-Bus session holds dbus-monitor and tauri-driver; the app that
+# The D-Bus session holds an unlocked gnome-keyring (the Secret Service
+# the app keeps profile tokens in), dbus-monitor and tauri-driver; the app that
 # WebKitWebDriver starts inherits the session (and its log lands in
 # $DRIVER_LOG). The test itself runs outside, talking HTTP to tauri-driver.
 setsid dbus-run-session -- bash -c '
+  printf e2e | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
   dbus-monitor "interface='"'"'org.freedesktop.Notifications'"'"'" >"$0" 2>/dev/null &
   exec tauri-driver --port "$1" --native-port "$(($1 + 1))"' \
   "$NOTIFY_LOG" "$E2E_PORT" >"$DRIVER_LOG" 2>&1 &

@@ -150,7 +150,7 @@ sleep 1
 say "screenshot: $SHOT"
 
 app_alive || fail "riskwatch-desktop is no longer running"
-INBOX=$RISKWATCH_DATA_DIR/demo/inbox.sqlite3
+INBOX=$RISKWATCH_DATA_DIR/desktop/inbox.sqlite3
 [ -s "$INBOX" ] || fail "no inbox at $INBOX"
 
 # Single instance: a second launch on the same session bus hands over to the

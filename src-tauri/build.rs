@@ -9,6 +9,16 @@ fn main() {
             "snapshot",
             "inbox_search",
             "inbox_acknowledge",
+            "profiles_list",
+            "profile_save",
+            "profile_connect",
+            "profile_disconnect",
+            "profile_delete",
+            "prefs_get",
+            "prefs_save",
+            "prefs_save_text",
+            "prefs_snooze",
+            "prefs_unmute",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         // A build script reports through panics; `{:#}` keeps the cause chain.

@@ -701,6 +701,19 @@ impl Inbox {
             .map_err(|e| self.err(e))
     }
 
+    /// Unacknowledged alerts of any severity (served by the partial index
+    /// on unacknowledged rows, not a scan of the table).
+    pub fn unacknowledged(&self) -> Result<u64, InboxError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM alerts WHERE acked_ms IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// All stored alerts.
     pub fn count(&self) -> Result<u64, InboxError> {
         self.conn
@@ -961,12 +974,14 @@ mod tests {
         assert_eq!(inbox.acknowledge(&[ids[2]], now()).unwrap(), 1);
         assert_eq!(inbox.acknowledge(&[ids[2]], now()).unwrap(), 0, "already");
         assert_eq!(inbox.unacknowledged_critical().unwrap(), 1);
+        assert_eq!(inbox.unacknowledged().unwrap(), 3);
         assert_eq!(
             inbox.get(ids[2]).unwrap().unwrap().acknowledged,
             Some(now())
         );
         assert_eq!(inbox.acknowledge(&ids, now()).unwrap(), 3, "many at once");
         assert_eq!(inbox.unacknowledged_critical().unwrap(), 0);
+        assert_eq!(inbox.unacknowledged().unwrap(), 0);
         assert_eq!(inbox.unacknowledge(&[ids[2], ids[3]]).unwrap(), 2);
         assert_eq!(inbox.unacknowledged_critical().unwrap(), 2);
         assert_eq!(

@@ -1,27 +1,31 @@
-//! The alert engine between the connection and the user: every event goes
-//! through [`riskwatch::engine::Engine`] ([`desktop_prefs`] for now); what
-//! it lists is stored in the inbox (SQLite), what it says should notify
-//! becomes an OS notification through [`riskwatch::notifier`] unless
-//! notifications are paused. Managed Tauri state; no webview types here.
+//! The alert engine between the connections and the user: every event goes
+//! through its profile's [`riskwatch::engine::Engine`] (that profile's
+//! preferences and rules); what it lists is stored in the one inbox
+//! (SQLite) of the app, what it says should notify becomes an OS
+//! notification through [`riskwatch::notifier`] unless notifications are
+//! paused. Managed Tauri state.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use chrono::{DateTime, Utc};
-use riskwatch::engine::{Engine, Notification, Prefs};
-use riskwatch::inbox::{Committed, Inbox, InboxError, Query, Record, Writer, WriterConfig};
+use riskwatch::engine::{Engine, Notification, Prefs, Rule};
+use riskwatch::inbox::{Committed, Inbox, InboxError, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
-use riskwatch::{Event, Severity};
+use riskwatch::Event;
 use tauri::{AppHandle, Manager};
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
+use crate::profiles::desktop_prefs;
 use crate::view::{AlertView, InboxCounts, InboxFilter};
 
-/// Engine, inbox and notifier.
+/// The engines (one per connected profile), the inbox and the notifier.
 #[derive(Debug)]
 pub struct Alerts {
-    engine: Mutex<Engine>,
+    /// By profile name.
+    engines: Mutex<HashMap<String, Engine>>,
     /// `None` once the writer failed (logged once).
     writer: Mutex<Option<Writer>>,
     /// A second connection for searches and acknowledgements.
@@ -46,7 +50,7 @@ impl Alerts {
         let reader = Inbox::open(path)?;
         tracing::info!(inbox = %path.display(), notify, "alerting");
         let alerts = Alerts {
-            engine: Mutex::new(Engine::new(desktop_prefs(), Vec::new())),
+            engines: Mutex::new(HashMap::new()),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
             notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
@@ -56,10 +60,41 @@ impl Alerts {
         Ok((alerts, committed))
     }
 
-    /// Runs one event through the engine: stores it when listed; returns the
-    /// notification to raise, if any and not paused.
-    pub fn on_event(&self, event: &Event, now: DateTime<Utc>) -> Option<Notification> {
-        let decision = lock(&self.engine).ok()?.decide(event, now);
+    /// Gives `profile` these preferences (a new engine, or the running one
+    /// keeps its dedupe and repeat state).
+    pub fn set_prefs(&self, profile: &str, prefs: Prefs, rules: Vec<Rule>) {
+        if let Ok(mut engines) = lock(&self.engines) {
+            match engines.get_mut(profile) {
+                Some(engine) => engine.set_prefs(prefs, rules),
+                None => {
+                    engines.insert(profile.to_owned(), Engine::new(prefs, rules));
+                }
+            }
+        }
+    }
+
+    /// Forgets a profile's engine (its connection closed for good).
+    pub fn remove_profile(&self, profile: &str) {
+        if let Ok(mut engines) = lock(&self.engines) {
+            engines.remove(profile);
+        }
+    }
+
+    /// Runs one event through its profile's engine: stores it when listed;
+    /// returns the notification to raise, if any and not paused.
+    pub fn on_event(
+        &self,
+        profile: &str,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Option<Notification> {
+        let decision = {
+            let mut engines = lock(&self.engines).ok()?;
+            let engine = engines
+                .entry(profile.to_owned())
+                .or_insert_with(|| Engine::new(desktop_prefs(), Vec::new()));
+            engine.decide(event, now)
+        };
         if decision.list {
             let record = Record::new(event.clone(), now)
                 .severity(decision.severity_after_rules)
@@ -77,8 +112,8 @@ impl Alerts {
 
     /// Repeats of unacknowledged critical alerts due at `now`.
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
-        let due = lock(&self.engine)
-            .map(|mut e| e.tick(now))
+        let due: Vec<Notification> = lock(&self.engines)
+            .map(|mut engines| engines.values_mut().flat_map(|e| e.tick(now)).collect())
             .unwrap_or_default();
         if self.paused(now) { Vec::new() } else { due }
     }
@@ -138,7 +173,9 @@ impl Alerts {
             w.flush()?;
         }
         let n = lock(&self.reader)?.acknowledge_key(key, Utc::now())?;
-        lock(&self.engine)?.acknowledge(key);
+        for engine in lock(&self.engines)?.values_mut() {
+            engine.acknowledge(key);
+        }
         Ok(n)
     }
 
@@ -157,13 +194,7 @@ impl Alerts {
 
     pub fn counts(&self) -> Result<InboxCounts, Error> {
         let reader = lock(&self.reader)?;
-        let unread = reader
-            .search(
-                &Query::default()
-                    .acknowledged(false)
-                    .limit(InboxCounts::UNREAD_CAP as usize),
-            )?
-            .len() as u64;
+        let unread = reader.unacknowledged()?.min(InboxCounts::UNREAD_CAP);
         let now = Utc::now();
         Ok(InboxCounts {
             total: reader.count()?,
@@ -190,9 +221,11 @@ impl Alerts {
         }
         let n = reader.acknowledge(ids, Utc::now())?;
         drop(reader);
-        let mut engine = lock(&self.engine)?;
+        let mut engines = lock(&self.engines)?;
         for key in keys {
-            engine.acknowledge(&key);
+            for engine in engines.values_mut() {
+                engine.acknowledge(&key);
+            }
         }
         Ok(n)
     }
@@ -206,16 +239,6 @@ impl Alerts {
             tracing::warn!(%error, "closing the inbox");
         }
     }
-}
-
-/// The library's default preferences, except that the inbox keeps warnings
-/// and above: the dashboards show every tick and score from the live feed,
-/// and an inbox of market data would bury the alerts (at 40 events/s in
-/// demo mode). Critical and emergency notify, as by default.
-pub fn desktop_prefs() -> Prefs {
-    let mut prefs = Prefs::default();
-    prefs.severity.list = Severity::Warning;
-    prefs
 }
 
 impl From<InboxError> for Error {
@@ -260,10 +283,10 @@ mod tests {
         let critical = event(
             r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"<img src=x onerror=alert(1)>","currentValue":92,"threshold":90}"#,
         );
-        let n = alerts.on_event(&critical, now).expect("critical notifies");
+        let n = alerts.on_event("demo", &critical, now).expect("critical notifies");
         assert!(n.title.contains("S1") || n.body.contains("img"), "{n:?}");
         alerts.pause_until(Some(now + chrono::Duration::hours(1)));
-        assert!(alerts.on_event(&critical, now).is_none(), "paused");
+        assert!(alerts.on_event("demo", &critical, now).is_none(), "paused");
         alerts.pause_until(None);
         let _ = committed.recv().unwrap();
         if let Ok(w) = alerts.writer.lock()
@@ -274,7 +297,7 @@ mod tests {
         let counts = alerts.counts().unwrap();
         assert!(counts.critical >= 1, "{counts:?}");
         let tick = event(r#"{"type":"market_data","symbol":"SPY","price":1}"#);
-        assert!(alerts.on_event(&tick, now).is_none());
+        assert!(alerts.on_event("demo", &tick, now).is_none());
         if let Ok(w) = alerts.writer.lock()
             && let Some(w) = w.as_ref()
         {
@@ -297,7 +320,7 @@ mod tests {
         let other = event(
             r#"{"type":"risk_alert","sessionId":"S2","alertLevel":"high","alertType":"drawdown","message":"m","currentValue":1,"threshold":1}"#,
         );
-        alerts.on_event(&other, now);
+        alerts.on_event("demo", &other, now);
         if let Ok(w) = alerts.writer.lock()
             && let Some(w) = w.as_ref()
         {

@@ -1,12 +1,20 @@
 //! The Tauri commands the window may call (each granted in
-//! `capabilities/default.json`). Thin adapters: state in, view out.
+//! `capabilities/default.json`). Thin adapters: state in, view out. Work
+//! that blocks (profile files, the OS keyring over D-Bus, SQLite) runs on a
+//! blocking thread, never on the webview's IPC thread.
 
+use chrono::Utc;
 use tauri::{AppHandle, Manager, State};
 
 use crate::alerts::Alerts;
 use crate::error::Error;
 use crate::feed::Feed;
-use crate::view::{AlertView, InboxFilter, Snapshot};
+use crate::link::{Links, Target};
+use crate::profiles::{self, Profiles};
+use crate::settings::Settings;
+use crate::view::{
+    AlertView, InboxFilter, LinkView, PrefsForm, PrefsView, ProfileInput, ProfileView, Snapshot,
+};
 
 /// The current state, source, last events and inbox counts, for a page
 /// that just loaded.
@@ -48,4 +56,283 @@ pub fn inbox_acknowledge(
     let n = alerts.acknowledge(&ids)?;
     crate::link::notify_inbox(&app);
     Ok(n)
+}
+
+/// The profile store, or why there is none (no config directory).
+fn store(app: &AppHandle) -> Result<Profiles, Error> {
+    match app.try_state::<Option<Profiles>>().as_deref() {
+        Some(Some(p)) => Ok(p.clone()),
+        _ => Err(Error::Prefs(
+            "no configuration directory on this system (is HOME set?)".into(),
+        )),
+    }
+}
+
+/// Runs blocking work off the IPC thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tauri::async_runtime::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Prefs(format!("internal error: {e}")))?
+}
+
+/// Every profile: the stored ones, then the demo and `--url` connections.
+#[tauri::command]
+pub async fn profiles_list(app: AppHandle) -> Result<Vec<ProfileView>, Error> {
+    let links = app.state::<Feed>().links();
+    let store = store(&app).ok();
+    blocking(move || Ok(list(store.as_ref(), &links))).await
+}
+
+fn list(store: Option<&Profiles>, links: &[LinkView]) -> Vec<ProfileView> {
+    let link = |name: &str| links.iter().find(|l| l.profile == name).cloned();
+    let mut out = Vec::new();
+    if let Some(store) = store {
+        for name in store.names().unwrap_or_default() {
+            if name == profiles::DEMO || name == profiles::CLI {
+                continue;
+            }
+            out.push(profile_view(store, &name, link(&name)));
+        }
+    }
+    out.push(ProfileView {
+        name: profiles::DEMO.into(),
+        url: None,
+        style: None,
+        subscribe: Vec::new(),
+        has_token: false,
+        keyring_error: None,
+        demo: true,
+        link: link(profiles::DEMO),
+    });
+    if let Some(l) = link(profiles::CLI) {
+        out.push(ProfileView {
+            name: profiles::CLI.into(),
+            url: Some(l.source.clone()),
+            style: None,
+            subscribe: Vec::new(),
+            has_token: false,
+            keyring_error: None,
+            demo: false,
+            link: Some(l),
+        });
+    }
+    out
+}
+
+/// A stored profile as Settings shows it. A file that does not load still
+/// lists, with the error where the keyring's would go.
+fn profile_view(store: &Profiles, name: &str, link: Option<LinkView>) -> ProfileView {
+    let (url, style, subscribe, load_error) = match store.load(name) {
+        Ok((p, _)) => (
+            p.url.map(|u| u.as_str().to_owned()),
+            p.style,
+            p.subscribe,
+            None,
+        ),
+        Err(e) => (None, None, Vec::new(), Some(e.to_string())),
+    };
+    let (has_token, keyring_error) = match store.has_token(name) {
+        Ok(t) => (t, None),
+        Err(e) => (false, Some(e)),
+    };
+    ProfileView {
+        name: name.to_owned(),
+        url,
+        style,
+        subscribe,
+        has_token,
+        keyring_error: load_error.or(keyring_error),
+        demo: false,
+        link,
+    }
+}
+
+/// Creates or changes a profile, stores its token in the OS keyring, gives
+/// its engine the profile's preferences and (re)connects it.
+#[tauri::command]
+pub async fn profile_save(app: AppHandle, input: ProfileInput) -> Result<ProfileView, Error> {
+    let store = store(&app)?;
+    let name = input.name.trim().to_owned();
+    let s = store.clone();
+    let target = blocking(move || {
+        let server = s.save(&input)?;
+        drop(input); // the token, as early as possible
+        Ok(Target {
+            token: s.token(&server.name),
+            profile: server.name,
+            url: Some(server.url),
+            style: server.style,
+            subscribe: server.subscribe,
+        })
+    })
+    .await?;
+    connect_target(&app, &store, target).await?;
+    view_of(&app, store, name).await
+}
+
+/// Connects a stored profile, the demo, or the `--url` connection again.
+#[tauri::command]
+pub async fn profile_connect(app: AppHandle, name: String) -> Result<ProfileView, Error> {
+    let store = store(&app)?;
+    let target = match name.as_str() {
+        profiles::DEMO => Target::demo(),
+        profiles::CLI => app
+            .state::<Settings>()
+            .cli_target()
+            .ok_or_else(|| Error::NoProfile(name.clone()))?,
+        _ => {
+            let s = store.clone();
+            let n = name.clone();
+            blocking(move || {
+                let server = s
+                    .servers()
+                    .into_iter()
+                    .find(|srv| srv.name == n)
+                    .ok_or(Error::NoProfile(n))?;
+                Ok(Target {
+                    token: s.token(&server.name),
+                    profile: server.name,
+                    url: Some(server.url),
+                    style: server.style,
+                    subscribe: server.subscribe,
+                })
+            })
+            .await?
+        }
+    };
+    connect_target(&app, &store, target).await?;
+    view_of(&app, store, name).await
+}
+
+async fn connect_target(app: &AppHandle, store: &Profiles, target: Target) -> Result<(), Error> {
+    crate::link::connect(app, Some(store), target).await;
+    Ok(())
+}
+
+async fn view_of(app: &AppHandle, store: Profiles, name: String) -> Result<ProfileView, Error> {
+    let links = app.state::<Feed>().links();
+    blocking(move || {
+        list(Some(&store), &links)
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or(Error::NoProfile(name))
+    })
+    .await
+}
+
+/// Closes a profile's connection (it stays stored).
+#[tauri::command]
+pub async fn profile_disconnect(app: AppHandle, name: String) -> Result<ProfileView, Error> {
+    app.state::<Links>().stop(&app, &name).await;
+    if let Some(alerts) = app.try_state::<Alerts>() {
+        alerts.remove_profile(&name);
+    }
+    let store = store(&app)?;
+    view_of(&app, store, name).await
+}
+
+/// Closes a profile's connection and removes its file and its token.
+#[tauri::command]
+pub async fn profile_delete(app: AppHandle, name: String) -> Result<(), Error> {
+    let store = store(&app)?;
+    if name == profiles::DEMO || name == profiles::CLI {
+        return Err(Error::Invalid(format!(
+            "{name:?} is the built-in connection: disconnect it instead"
+        )));
+    }
+    app.state::<Links>().stop(&app, &name).await;
+    if let Some(alerts) = app.try_state::<Alerts>() {
+        alerts.remove_profile(&name);
+    }
+    blocking(move || store.delete(&name)).await
+}
+
+/// A profile's preferences, as a form and as the whole file.
+#[tauri::command]
+pub async fn prefs_get(app: AppHandle, profile: String) -> Result<PrefsView, Error> {
+    let store = store(&app)?;
+    blocking(move || store.view(&profile)).await
+}
+
+/// Saves Settings' form; the running engine takes it at once.
+#[tauri::command]
+pub async fn prefs_save(
+    app: AppHandle,
+    profile: String,
+    form: PrefsForm,
+) -> Result<PrefsView, Error> {
+    let store = store(&app)?;
+    let name = profile.clone();
+    let (prefs, rules, view) = blocking(move || store.save_form(&name, &form)).await?;
+    apply(&app, &profile, prefs, rules);
+    Ok(view)
+}
+
+/// Saves the whole file as written; the running engine takes it at once.
+#[tauri::command]
+pub async fn prefs_save_text(
+    app: AppHandle,
+    profile: String,
+    text: String,
+) -> Result<PrefsView, Error> {
+    let store = store(&app)?;
+    let name = profile.clone();
+    let (prefs, rules, view) = blocking(move || store.save_text(&name, &text)).await?;
+    apply(&app, &profile, prefs, rules);
+    Ok(view)
+}
+
+/// Snoozes a target for `minutes`, or mutes it until removed (`None`).
+#[tauri::command]
+pub async fn prefs_snooze(
+    app: AppHandle,
+    profile: String,
+    kind: String,
+    value: String,
+    minutes: Option<u32>,
+) -> Result<PrefsView, Error> {
+    let store = store(&app)?;
+    let name = profile.clone();
+    let (prefs, rules, view) = blocking(move || {
+        let target = profiles::target(&kind, &value)?;
+        store.snooze(&name, target, minutes, Utc::now())
+    })
+    .await?;
+    apply(&app, &profile, prefs, rules);
+    Ok(view)
+}
+
+/// Removes a mute or snooze.
+#[tauri::command]
+pub async fn prefs_unmute(
+    app: AppHandle,
+    profile: String,
+    kind: String,
+    value: String,
+) -> Result<PrefsView, Error> {
+    let store = store(&app)?;
+    let name = profile.clone();
+    let (prefs, rules, view) = blocking(move || {
+        let target = profiles::target(&kind, &value)?;
+        store.unmute(&name, &target)
+    })
+    .await?;
+    apply(&app, &profile, prefs, rules);
+    Ok(view)
+}
+
+/// New preferences reach the profile's running engine (if connected).
+fn apply(
+    app: &AppHandle,
+    profile: &str,
+    prefs: riskwatch::engine::Prefs,
+    rules: Vec<riskwatch::engine::Rule>,
+) {
+    if app.state::<Links>().is_running(profile)
+        && let Some(alerts) = app.try_state::<Alerts>()
+    {
+        alerts.set_prefs(profile, prefs, rules);
+    }
 }

@@ -2,6 +2,8 @@
 //! its message, so the UI gets a readable string and no internals.
 
 use riskwatch::client::ClientError;
+use riskwatch::credentials::CredentialError;
+use riskwatch::engine::PrefsError;
 use serde::{Serialize, Serializer};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,19 @@ pub enum Error {
     /// shows it as `offline`.
     #[error("{}", client_error_text(.0))]
     Client(#[from] ClientError),
+    /// What Settings sent cannot be used; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A profile's file could not be read or written.
+    #[error("preferences: {0}")]
+    Prefs(String),
+    /// The OS keyring refused or is not running. The message never holds
+    /// the token (see `riskwatch::credentials`).
+    #[error("{0}")]
+    Keyring(String),
+    /// No such profile or connection.
+    #[error("no profile named {0:?}")]
+    NoProfile(String),
     /// A panic while the feed was being updated left it unreadable. A bug.
     #[error("the event feed is unavailable after an internal error")]
     FeedPoisoned,
@@ -29,6 +44,21 @@ fn client_error_text(e: &ClientError) -> String {
     match e {
         ClientError::BadUrl { reason, .. } => format!("bad URL: {reason}"),
         other => other.to_string(),
+    }
+}
+
+impl Error {
+    pub fn prefs(e: PrefsError) -> Error {
+        match e {
+            PrefsError::Invalid { .. } | PrefsError::BadProfileName(_) => {
+                Error::Invalid(e.to_string())
+            }
+            other => Error::Prefs(other.to_string()),
+        }
+    }
+
+    pub fn keyring(e: CredentialError) -> Error {
+        Error::Keyring(e.to_string())
     }
 }
 

@@ -1,27 +1,29 @@
 //! The riskwatch desktop shell: a Tauri window and a tray icon over the
-//! `riskwatch` library. With no server configured it is in demo mode: the
-//! embedded hub runs the desk simulators on 127.0.0.1 and a native client
-//! watches every desk channel.
+//! `riskwatch` library. It connects every stored server profile at once;
+//! with none configured it is in demo mode: the embedded hub runs the desk
+//! simulators on 127.0.0.1 and a native client watches every desk channel.
 //!
-//! Data flows one way: `link` (demo hub or configured URL → client) →
-//! `alerts` (engine → inbox, OS notifications) and `feed::Feed` (state +
-//! ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
-//! [`EVENT_EVENT`] and [`EVENT_INBOX`] → the webview and the tray. A page
-//! that loads late catches up with the `snapshot` command.
+//! Data flows one way: `link` (one client per profile) → `alerts` (the
+//! profile's engine → the inbox, OS notifications) and `feed::Feed` (states
+//! + ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
+//! [`EVENT_LINKS`], [`EVENT_EVENT`] and [`EVENT_INBOX`] → the webview and
+//! the tray. A page that loads late catches up with the `snapshot` command.
 //!
 //! # Layout
-//! - `settings`: `--url` / `RISKWATCH_URL`, and the token from
-//!   `RISKWATCH_TOKEN` only.
-//! - `link`: starts the demo hub when no URL is configured, opens the
-//!   connection, pumps its updates through `alerts` into the feed and out to
-//!   the webview, and closes it on exit.
-//! - `alerts`: engine, inbox (SQLite under the data directory, or
-//!   `$RISKWATCH_DATA_DIR`), notifier, pause.
+//! - `settings`: the command line (`--url`, `--demo`, `--tab`); the token of
+//!   `--url` from `RISKWATCH_TOKEN` only.
+//! - `profiles`: stored server profiles (preferences files) with their
+//!   tokens in the OS keyring; Settings' form ⇄ preferences.
+//! - `link`: the running connections — starts the demo hub for the demo,
+//!   pumps each client's updates through `alerts` into the feed and out to
+//!   the webview, closes them on exit.
+//! - `alerts`: one engine per profile, the inbox (SQLite under the data
+//!   directory, or `$RISKWATCH_DATA_DIR`), notifier, pause.
 //! - `tray`: icon variants, tooltip, menu.
 //! - `feed`: the state the window shows, with the ring buffer. Pure.
 //! - `view`: the typed payloads the webview receives, mirrored in
-//!   `ui/src/ipc.ts`. Never the raw message, never the token.
-//! - `commands`: the Tauri commands, thin adapters over `feed` and `alerts`.
+//!   `ui/src/ipc.ts`. Never the raw message, never a token.
+//! - `commands`: the Tauri commands, thin adapters over the above.
 //! - `error`: the crate's error, serialized as its message across IPC.
 //!
 //! Configuration lives in `tauri.conf.json` at the repository root; the
@@ -32,6 +34,7 @@ mod commands;
 mod error;
 mod feed;
 mod link;
+mod profiles;
 mod settings;
 mod tray;
 mod view;
@@ -43,6 +46,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Tauri event carrying a `LinkState` (see `ui/src/ipc.ts`) whenever the state changes.
 pub const EVENT_CONN_STATE: &str = "conn-state";
+/// Tauri event carrying every connection (`LinkView[]`) when one starts,
+/// stops or changes state.
+pub const EVENT_LINKS: &str = "links";
 /// Tauri event carrying one `EventView` per new event.
 pub const EVENT_EVENT: &str = "event";
 /// Tauri event carrying `InboxCounts` after the inbox changed.
@@ -70,7 +76,17 @@ pub fn run() -> ExitCode {
         .invoke_handler(tauri::generate_handler![
             commands::snapshot,
             commands::inbox_search,
-            commands::inbox_acknowledge
+            commands::inbox_acknowledge,
+            commands::profiles_list,
+            commands::profile_save,
+            commands::profile_connect,
+            commands::profile_disconnect,
+            commands::profile_delete,
+            commands::prefs_get,
+            commands::prefs_save,
+            commands::prefs_save_text,
+            commands::prefs_snooze,
+            commands::prefs_unmute
         ])
         .on_window_event(|window, event| {
             // Closing the window keeps the app in the tray.
@@ -83,16 +99,25 @@ pub fn run() -> ExitCode {
         })
         // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
-            let link = tauri::async_runtime::block_on(async move { link::Link::open(settings) });
-            app.manage(feed::Feed::new(
-                link.source.clone(),
-                link.demo,
-                link.state.clone(),
-            ));
-            let committed = open_alerts(app.handle(), if link.demo { "demo" } else { "default" });
+            app.manage(feed::Feed::new());
+            app.manage(link::Links::default());
+            let store = match profiles::Profiles::open() {
+                Ok(p) => Some(p),
+                Err(error) => {
+                    tracing::error!(%error, "no profiles: only the demo and --url");
+                    None
+                }
+            };
+            app.manage(store);
+            app.manage(settings);
+            if let Some(committed) = open_alerts(app.handle(), "desktop") {
+                link::watch_commits(app.handle().clone(), committed);
+            }
             tray::create(app.handle());
-            let running = link.start(app.handle().clone(), committed);
-            app.manage(running);
+            link::start_repeats(app.handle().clone());
+            // Before the window loads, so its first snapshot has them.
+            let handle = app.handle().clone();
+            tauri::async_runtime::block_on(link::connect_all(&handle));
             Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
@@ -105,8 +130,8 @@ pub fn run() -> ExitCode {
     };
     app.run(|app, event| {
         if let RunEvent::Exit = event {
-            if let Some(running) = app.try_state::<link::Running>() {
-                running.stop();
+            if let Some(links) = app.try_state::<link::Links>() {
+                links.stop_all();
             }
             if let Some(alerts) = app.try_state::<alerts::Alerts>() {
                 alerts.close();
@@ -116,7 +141,7 @@ pub fn run() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Opens the profile's inbox with the engine and notifier and manages them;
+/// Opens the app's inbox with the notifier and manages them;
 /// without an inbox the app runs on, showing but not storing alerts.
 fn open_alerts(
     app: &tauri::AppHandle,

@@ -1,16 +1,19 @@
-//! The connection the window shows. [`Link::open`] starts the embedded hub
-//! with the desk simulators when no URL is configured (demo mode) and
-//! connects a native client to every desk channel; [`Link::start`] pumps the
-//! client's updates through the alert engine ([`Alerts`]) into the [`Feed`]
-//! and out to the webview and the tray; [`Running::stop`] closes it on exit.
+//! The connections the window shows: any number at once, one per profile
+//! (a stored server, the built-in demo, or `--url`). [`Links::start`]
+//! opens one — for the demo it first starts the embedded hub with the desk
+//! simulators — and pumps its client's updates through the alert engine
+//! ([`Alerts`]) into the [`Feed`] and out to the webview and the tray;
+//! [`Links::stop`] closes one, [`Links::stop_all`] every one on exit.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use chrono::Utc;
-use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, redact_url};
+use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Token, redact_url};
 use riskwatch::inbox::Committed;
+use riskwatch::protocol::Style;
 use riskwatch::server::{Auth, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
 use serde::Serialize;
@@ -20,15 +23,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alerts;
 use crate::error::Error;
-use crate::feed::Feed;
+use crate::feed::{Changed, Feed};
+use crate::profiles::{self, Profiles};
 use crate::settings::Settings;
-use crate::view::LinkState;
-use crate::{EVENT_CONN_STATE, EVENT_EVENT, EVENT_INBOX, tray};
+use crate::view::{LinkState, LinkView};
+use crate::{EVENT_CONN_STATE, EVENT_EVENT, EVENT_INBOX, EVENT_LINKS, tray};
 
 /// Inbox counts are sent at most this often.
 const COUNTS_EVERY: Duration = Duration::from_millis(500);
 
-/// How long exit waits for the client to close its connection cleanly.
+/// How long closing waits for a client to close its connection cleanly.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// The embedded hub and its simulators (demo mode).
@@ -72,146 +76,245 @@ impl DemoHub {
     }
 }
 
-/// The connection, opened but not yet pumping (there is no window to send
-/// to before Tauri's setup).
-#[derive(Debug)]
-pub struct Link {
-    /// The URL without credentials, as events name it.
-    pub source: String,
-    pub demo: bool,
-    pub state: LinkState,
-    /// `None` when the client could not start; `state` says why.
-    client: Option<Client>,
-    /// Kept here so the hub lives as long as the client reading it.
-    hub: Option<DemoHub>,
+/// Where a connection goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The profile's name; also the events' source label, except for
+    /// `--url` (labelled by its URL).
+    pub profile: String,
+    /// `None`: the built-in demo.
+    pub url: Option<String>,
+    pub style: Option<Style>,
+    pub token: Option<Token>,
+    pub subscribe: Vec<String>,
 }
 
-impl Link {
-    /// Opens the configured connection, or the demo. Never fails: what goes
-    /// wrong becomes an `offline` state for the window to show. Must run
-    /// inside the async runtime.
-    pub fn open(settings: Settings) -> Link {
-        let mut channels = settings.channels;
-        let (url, hub) = match settings.url {
-            Some(url) => (url, None),
-            None => match DemoHub::start() {
-                Ok(hub) => (hub.url(), Some(hub)),
-                Err(e) => return Link::offline("demo".into(), true, e),
-            },
-        };
-        let demo = hub.is_some();
-        let mut config = ClientConfig::new(url.clone()).token(settings.token);
-        if demo {
-            // Concrete channels, so resume after a drop has positions.
-            channels = desk::channels();
-            config = config.label("demo");
+impl Target {
+    pub fn demo() -> Target {
+        Target {
+            profile: profiles::DEMO.into(),
+            url: None,
+            style: None,
+            token: None,
+            subscribe: Vec::new(),
         }
-        for channel in channels {
-            config = config.subscribe(channel);
-        }
-        match Client::connect(config) {
-            Ok(client) => {
-                let source = client.handle().label().to_string();
-                tracing::info!(%source, demo, "connecting");
-                Link {
+    }
+}
+
+/// One running connection.
+#[derive(Debug)]
+struct Running {
+    client: ClientHandle,
+    task: JoinHandle<()>,
+}
+
+/// Every running connection, by profile. Managed Tauri state.
+#[derive(Debug, Default)]
+pub struct Links {
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Links {
+    /// Opens `target`'s connection (closing the profile's old one first)
+    /// and starts pumping it. What cannot work (a bad URL, a demo hub that
+    /// cannot bind) becomes an `offline` connection the window shows.
+    /// [`Feed`] (and optionally [`Alerts`]) must be managed.
+    pub async fn start(&self, app: &AppHandle, target: Target) -> LinkView {
+        self.stop(app, &target.profile).await;
+        let profile = target.profile.clone();
+        let demo = target.url.is_none();
+        let (view, running) = match open(target) {
+            Ok((client, hub, source)) => {
+                tracing::info!(%profile, %source, demo, "connecting");
+                let view = LinkView {
+                    profile: profile.clone(),
                     source,
                     demo,
                     state: LinkState::Client(client.handle().state()),
-                    client: Some(client),
-                    hub,
-                }
+                };
+                let handle = client.handle().clone();
+                let task = async_runtime::spawn(pump(app.clone(), profile.clone(), client, hub));
+                (view, Some(Running { client: handle, task }))
             }
-            Err(e) => {
-                let source = url::Url::parse(url.trim())
-                    .map(|u| redact_url(&u))
-                    .unwrap_or_else(|_| "(invalid URL)".into());
-                Link::offline(source, demo, e.into())
+            Err((source, error)) => {
+                tracing::error!(%profile, %source, %error, "cannot connect");
+                let view = LinkView {
+                    profile: profile.clone(),
+                    source,
+                    demo,
+                    state: LinkState::Offline {
+                        error: error.to_string(),
+                    },
+                };
+                (view, None)
             }
-        }
-    }
-
-    fn offline(source: String, demo: bool, error: Error) -> Link {
-        tracing::error!(%source, %error, "cannot connect");
-        Link {
-            source,
-            demo,
-            state: LinkState::Offline {
-                error: error.to_string(),
-            },
-            client: None,
-            hub: None,
-        }
-    }
-
-    /// Starts pumping on Tauri's runtime. [`Feed`] and (optionally)
-    /// [`Alerts`] must be managed.
-    pub fn start(self, app: AppHandle, committed: Option<mpsc::Receiver<Committed>>) -> Running {
-        if let Some(committed) = committed {
-            watch_commits(app.clone(), committed);
-        }
-        let Some(client) = self.client else {
-            return Running::default();
         };
-        let handle = client.handle().clone();
-        let task = async_runtime::spawn(pump(app, client, self.hub));
-        Running {
-            client: Some(handle),
-            task: Mutex::new(Some(task)),
+        if let Some(running) = running
+            && let Ok(mut map) = self.running.lock()
+        {
+            map.insert(profile, running);
         }
+        changed(app, app.state::<Feed>().set_link(view.clone()));
+        view
+    }
+
+    /// Closes a profile's connection, waits briefly for it to finish, and
+    /// takes it off the window. True when one was there.
+    pub async fn stop(&self, app: &AppHandle, profile: &str) -> bool {
+        let running = self.running.lock().ok().and_then(|mut m| m.remove(profile));
+        if let Some(r) = &running {
+            r.client.shutdown();
+        }
+        if let Some(r) = running
+            && tokio::time::timeout(STOP_GRACE, r.task).await.is_err()
+        {
+            tracing::warn!(%profile, "connection did not close within {STOP_GRACE:?}");
+        }
+        let shown = app.state::<Feed>().remove_link(profile);
+        let was = shown.links;
+        changed(app, shown);
+        was
+    }
+
+    /// Whether a profile's connection is running.
+    pub fn is_running(&self, profile: &str) -> bool {
+        self.running
+            .lock()
+            .map(|m| m.contains_key(profile))
+            .unwrap_or(false)
+    }
+
+    /// Closes every connection; waits at most [`STOP_GRACE`] in all. Call
+    /// from outside the async runtime (the exit handler).
+    pub fn stop_all(&self) {
+        let running: Vec<Running> = self
+            .running
+            .lock()
+            .map(|mut m| m.drain().map(|(_, r)| r).collect())
+            .unwrap_or_default();
+        for r in &running {
+            r.client.shutdown();
+        }
+        async_runtime::block_on(async {
+            let all = futures_join_all(running.into_iter().map(|r| r.task));
+            if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
+                tracing::warn!("connections did not close within {STOP_GRACE:?}");
+            }
+        });
     }
 }
 
-/// What stops a started link. Managed Tauri state.
-#[derive(Debug, Default)]
-pub struct Running {
-    client: Option<ClientHandle>,
-    task: Mutex<Option<JoinHandle<()>>>,
+/// At start: the `--url` connection, every stored server profile, and the
+/// demo when there is nothing else (or `--demo`). Tokens come from the OS
+/// keyring, looked up off the async threads.
+pub async fn connect_all(app: &AppHandle) {
+    let settings = app.state::<Settings>();
+    let store = app.state::<Option<Profiles>>().inner().clone();
+    let mut targets: Vec<Target> = settings.cli_target().into_iter().collect();
+    if let Some(store) = store.clone() {
+        let servers = async_runtime::spawn_blocking(move || {
+            store
+                .servers()
+                .into_iter()
+                .map(|s| Target {
+                    token: store.token(&s.name),
+                    profile: s.name,
+                    url: Some(s.url),
+                    style: s.style,
+                    subscribe: s.subscribe,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        targets.extend(servers);
+    }
+    if settings.demo || targets.is_empty() {
+        targets.insert(0, Target::demo());
+    }
+    for target in targets {
+        connect(app, store.as_ref(), target).await;
+    }
 }
 
-impl Running {
-    /// Closes the connection and waits briefly for the pump to finish.
-    /// Idempotent. Call from outside the async runtime (the exit handler).
-    pub fn stop(&self) {
-        if let Some(client) = &self.client {
-            client.shutdown();
+/// Gives the profile's engine its preferences (the desktop's defaults when
+/// it has none, or its file cannot be read: logged), then connects.
+pub async fn connect(app: &AppHandle, store: Option<&Profiles>, target: Target) -> LinkView {
+    let loaded = match store.cloned() {
+        Some(store) => {
+            let name = target.profile.clone();
+            async_runtime::spawn_blocking(move || store.load(&name))
+                .await
+                .map_err(|e| Error::Prefs(e.to_string()))
+                .and_then(|r| r)
         }
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            async_runtime::block_on(async {
-                if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
-                    tracing::warn!("connection did not close within {STOP_GRACE:?}");
-                }
-            });
-        }
+        None => Ok((profiles::desktop_prefs(), Vec::new())),
+    };
+    let (prefs, rules) = loaded.unwrap_or_else(|error| {
+        tracing::error!(profile = %target.profile, %error, "preferences not loaded: using the defaults");
+        (profiles::desktop_prefs(), Vec::new())
+    });
+    if let Some(alerts) = app.try_state::<Alerts>() {
+        alerts.set_prefs(&target.profile, prefs, rules);
+    }
+    app.state::<Links>().start(app, target).await
+}
+
+/// Awaits every task (their results do not matter).
+async fn futures_join_all(tasks: impl Iterator<Item = JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// The client for `target` (and the demo hub it reads), with its label;
+/// or the label and why it cannot work.
+#[allow(clippy::result_large_err)]
+fn open(target: Target) -> Result<(Client, Option<DemoHub>, String), (String, Error)> {
+    let (url, hub) = match target.url {
+        Some(url) => (url, None),
+        None => match DemoHub::start() {
+            Ok(hub) => (hub.url(), Some(hub)),
+            Err(e) => return Err(("demo".into(), e)),
+        },
+    };
+    let mut config = ClientConfig::new(url.clone())
+        .token(target.token)
+        .style(target.style);
+    let mut subscribe = target.subscribe;
+    if hub.is_some() {
+        // Concrete channels, so resume after a drop has positions.
+        subscribe = desk::channels();
+    }
+    if target.profile != profiles::CLI {
+        config = config.label(target.profile.clone());
+    }
+    for channel in subscribe {
+        config = config.subscribe(channel);
+    }
+    let redacted = url::Url::parse(url.trim())
+        .map(|u| redact_url(&u))
+        .unwrap_or_else(|_| "(invalid URL)".into());
+    match Client::connect(config) {
+        // The URL without credentials, whatever the label.
+        Ok(client) => Ok((client, hub, redacted)),
+        Err(e) => Err((redacted, e.into())),
     }
 }
 
 /// Client updates → engine (inbox, notifications) → feed → webview, until
-/// the client stops. Once a second, due repeats of unacknowledged alerts.
-async fn pump(app: AppHandle, mut client: Client, hub: Option<DemoHub>) {
+/// the client stops.
+async fn pump(app: AppHandle, profile: String, mut client: Client, hub: Option<DemoHub>) {
     let feed = app.state::<Feed>();
     let alerts = app.try_state::<Alerts>();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let update = tokio::select! {
-            u = client.next() => match u { Some(u) => u, None => break },
-            _ = ticker.tick() => {
-                if let Some(alerts) = &alerts {
-                    for n in alerts.tick(Utc::now()) {
-                        alerts.raise(&app, n);
-                    }
-                }
-                continue;
-            }
-        };
+    while let Some(update) = client.next().await {
         match update {
             ClientUpdate::Event(event) => {
-                tracing::debug!(kind = %event.kind, severity = %event.severity, "event");
+                tracing::debug!(%profile, kind = %event.kind, severity = %event.severity, "event");
                 if let Some(alerts) = &alerts
-                    && let Some(n) = alerts.on_event(&event, Utc::now())
+                    && let Some(n) = alerts.on_event(&profile, &event, Utc::now())
                 {
-                    tracing::info!(severity = %n.severity, title = %n.title, "notify");
+                    tracing::info!(%profile, severity = %n.severity, title = %n.title, "notify");
                     alerts.raise(&app, n);
                 }
                 if let Some(view) = feed.push(&event) {
@@ -219,26 +322,50 @@ async fn pump(app: AppHandle, mut client: Client, hub: Option<DemoHub>) {
                 }
             }
             ClientUpdate::State(state) => {
-                tracing::info!(%state, "connection state");
-                let state = LinkState::Client(state);
-                if feed.set_state(state.clone()) {
-                    emit(&app, EVENT_CONN_STATE, &state);
-                    tray::refresh(&app);
-                }
+                tracing::info!(%profile, %state, "connection state");
+                changed(&app, feed.set_state(&profile, LinkState::Client(state)));
             }
-            ClientUpdate::Notice(notice) => tracing::warn!(?notice, "server notice"),
+            ClientUpdate::Notice(notice) => tracing::warn!(%profile, ?notice, "server notice"),
         }
     }
-    tracing::info!("connection closed");
+    tracing::info!(%profile, "connection closed");
     if let Some(hub) = hub {
         hub.shutdown().await;
+    }
+}
+
+/// Once a second, the due repeats of unacknowledged critical alerts of
+/// every profile. Runs for the app's lifetime.
+pub fn start_repeats(app: AppHandle) {
+    async_runtime::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Some(alerts) = app.try_state::<Alerts>() {
+                for n in alerts.tick(Utc::now()) {
+                    alerts.raise(&app, n);
+                }
+            }
+        }
+    });
+}
+
+/// Tells the webview and the tray what a feed change changed.
+fn changed(app: &AppHandle, c: Changed) {
+    if let Some(state) = &c.state {
+        emit(app, EVENT_CONN_STATE, state);
+        tray::refresh(app);
+    }
+    if c.links {
+        emit(app, EVENT_LINKS, &app.state::<Feed>().links());
     }
 }
 
 /// After inbox commits, fresh counts to the webview and the tray, at most
 /// every [`COUNTS_EVERY`] (counting unread alerts reads rows; see
 /// `Alerts::counts`).
-fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
+pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
     let spawned = std::thread::Builder::new()
         .name("riskwatch-inbox-watch".into())
         .spawn(move || {

@@ -1,16 +1,24 @@
-//! Where the window connects: `--url URL` or `RISKWATCH_URL`, else the
-//! built-in demo server; the token from `RISKWATCH_TOKEN` only, so it never
-//! shows in a process list. Nothing here is logged or sent to the webview.
+//! The command line: `--url URL` (or `RISKWATCH_URL`) adds one connection
+//! that is not stored (profile `cli`), with its token from `RISKWATCH_TOKEN`
+//! only, so it never shows in a process list; `--demo` runs the built-in
+//! demo beside the stored profiles (it runs anyway when there are none).
+//! Nothing here is logged or sent to the webview.
 
 use clap::Parser;
 use riskwatch::client::Token;
+use riskwatch::protocol::Style;
 
-/// riskwatch desktop: live connection state and the latest events of one
-/// server. With no URL it plays the built-in demo.
+use crate::link::Target;
+use crate::profiles;
+
+/// riskwatch desktop: live risk dashboards, alerts and notifications for
+/// the servers configured in Settings. With none, it plays the built-in
+/// demo.
 #[derive(Debug, Parser)]
 #[command(name = "riskwatch-desktop", version)]
 struct Args {
-    /// The ws:// or wss:// URL to watch (the token goes in RISKWATCH_TOKEN).
+    /// Also watch this ws:// or wss:// URL, not stored as a profile (the
+    /// token goes in RISKWATCH_TOKEN).
     #[arg(
         long,
         value_name = "URL",
@@ -28,8 +36,15 @@ struct Args {
         value_delimiter = ','
     )]
     channels: Vec<String>,
-    /// The dashboard to open on: trading, hr, merchant, compliance, inbox
-    /// or events.
+    /// The backend style of --url (guessed from its path by default):
+    /// merchant, dashboard, compliance, hr, trading or native.
+    #[arg(long, value_name = "STYLE", env = "RISKWATCH_STYLE")]
+    style: Option<String>,
+    /// Run the built-in demo even when server profiles are configured.
+    #[arg(long, env = "RISKWATCH_DEMO")]
+    demo: bool,
+    /// The dashboard to open on: trading, hr, merchant, compliance, inbox,
+    /// events or settings.
     #[arg(long, value_name = "TAB", env = "RISKWATCH_TAB")]
     tab: Option<String>,
 }
@@ -37,8 +52,12 @@ struct Args {
 /// What the app was asked to connect to.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// `None`: demo mode.
+    /// A connection not stored as a profile.
     pub url: Option<String>,
+    /// Its style; `None`: guessed.
+    pub style: Option<Style>,
+    /// Run the demo whatever else is configured.
+    pub demo: bool,
     /// Its `Debug` never shows the secret.
     pub token: Option<Token>,
     /// Channels to subscribe to (URL mode).
@@ -52,11 +71,31 @@ impl Settings {
     /// arguments or `--help`.
     pub fn from_env() -> Settings {
         let token = std::env::var("RISKWATCH_TOKEN").ok();
-        Settings::from_parts(Args::parse(), token)
+        match Settings::from_parts(Args::parse(), token) {
+            Ok(s) => s,
+            Err(e) => clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n")).exit(),
+        }
     }
 
-    fn from_parts(args: Args, token: Option<String>) -> Settings {
-        Settings {
+    /// The `--url` connection, if one was given.
+    pub fn cli_target(&self) -> Option<Target> {
+        Some(Target {
+            profile: profiles::CLI.into(),
+            url: Some(self.url.clone()?),
+            style: self.style,
+            token: self.token.clone(),
+            subscribe: self.channels.clone(),
+        })
+    }
+
+    fn from_parts(args: Args, token: Option<String>) -> Result<Settings, String> {
+        let style = match args.style.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => None,
+            Some(s) => Some(s.parse::<Style>().map_err(|e| e.to_string())?),
+        };
+        Ok(Settings {
+            style,
+            demo: args.demo,
             url: args.url.filter(|u| !u.trim().is_empty()),
             token: token.map(Token::new).filter(|t| !t.expose().is_empty()),
             channels: args
@@ -66,7 +105,7 @@ impl Settings {
                 .filter(|c| !c.is_empty())
                 .collect(),
             tab: args.tab.filter(|t| !t.trim().is_empty()),
-        }
+        })
     }
 }
 
@@ -76,7 +115,7 @@ mod tests {
 
     fn parse(argv: &[&str], token: Option<&str>) -> Settings {
         let args = Args::try_parse_from(argv).expect("parses");
-        Settings::from_parts(args, token.map(str::to_owned))
+        Settings::from_parts(args, token.map(str::to_owned)).expect("valid")
     }
 
     #[test]
@@ -100,6 +139,21 @@ mod tests {
             None,
         );
         assert_eq!(s.channels, ["dashboard", "market:SPY", "sessions:demo"]);
+    }
+
+    #[test]
+    fn style_and_demo() {
+        let s = parse(
+            &["riskwatch-desktop", "--url", "ws://h/x", "--style", "HR", "--demo"],
+            None,
+        );
+        assert_eq!(s.style, Some(Style::Hr));
+        assert!(s.demo);
+        let t = s.cli_target().expect("a --url target");
+        assert_eq!(t.profile, "cli");
+        let args = Args::try_parse_from(["riskwatch-desktop", "--style", "fax"]).unwrap();
+        assert!(Settings::from_parts(args, None).is_err());
+        assert!(parse(&["riskwatch-desktop"], None).cli_target().is_none());
     }
 
     #[test]

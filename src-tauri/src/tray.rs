@@ -216,9 +216,8 @@ pub fn refresh(app: &AppHandle) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let state = match app.try_state::<Feed>().map(|f| f.snapshot()) {
-        Some(Ok(s)) => s.state,
-        _ => return,
+    let Some(state) = app.try_state::<Feed>().map(|f| f.state()) else {
+        return;
     };
     let counts = app
         .try_state::<Alerts>()

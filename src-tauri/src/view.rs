@@ -80,15 +80,115 @@ pub enum LinkState {
     Client(ConnState),
 }
 
+/// One running connection (a profile, the demo, or `--url`), as the header
+/// and Settings show it. Sent in the snapshot and as the `links` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkView {
+    /// The profile's name (`demo` for the built-in demo, `cli` for `--url`).
+    pub profile: String,
+    /// The URL without credentials.
+    pub source: String,
+    pub demo: bool,
+    pub state: LinkState,
+}
+
+/// One connection profile as Settings lists it. Never the token: only
+/// whether the OS keyring holds one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileView {
+    pub name: String,
+    /// `None` for the demo (its hub's port changes every start) and for a
+    /// preferences-only profile.
+    pub url: Option<String>,
+    /// The backend style; `None`: guessed from the URL.
+    pub style: Option<String>,
+    /// Channels subscribed to after connecting (native and trading styles).
+    pub subscribe: Vec<String>,
+    /// The OS keyring holds a token for this profile.
+    pub has_token: bool,
+    /// Why the keyring could not be asked (then `has_token` is false).
+    pub keyring_error: Option<String>,
+    pub demo: bool,
+    /// Its connection, when one is running.
+    pub link: Option<LinkView>,
+}
+
+/// What Settings sends to create or change a profile.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileInput {
+    pub name: String,
+    pub url: String,
+    /// `None` or empty: guess from the URL.
+    pub style: Option<String>,
+    pub subscribe: Vec<String>,
+    /// A new token for the OS keyring; `None` or empty keeps the stored one.
+    /// Only ever travels webview → Rust.
+    pub token: Option<String>,
+    /// Remove the stored token.
+    pub clear_token: bool,
+}
+
+/// Quiet hours as Settings edits them (`HH:MM`, an IANA zone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursForm {
+    pub start: String,
+    pub end: String,
+    pub timezone: String,
+    /// The least severity that still notifies inside them.
+    pub allow: Severity,
+}
+
+/// One mute (`until` null) or snooze.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteView {
+    /// `source`, `subject`, `type` or `channel`.
+    pub kind: String,
+    pub value: String,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A profile's preferences as Settings edits them. The rest of the file
+/// (type, channel, symbol … filters, sounds, dedupe) is kept as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefsForm {
+    /// Minimum severity to list (and store).
+    pub list: Severity,
+    /// Minimum severity to notify.
+    pub notify: Severity,
+    pub quiet_hours: Option<QuietHoursForm>,
+    /// Threshold rules, one per entry (docs/RULES.md).
+    pub rules: Vec<String>,
+    pub mutes: Vec<MuteView>,
+}
+
+/// A profile's preferences: the form, and the whole file for the advanced
+/// editor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefsView {
+    pub profile: String,
+    pub form: PrefsForm,
+    /// The file as TOML.
+    pub text: String,
+    /// Where it is stored.
+    pub path: String,
+}
+
 /// Everything a freshly loaded page needs to catch up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
+    /// The worst state of all connections (what the header badge shows).
     pub state: LinkState,
+    /// Every running connection.
+    pub links: Vec<LinkView>,
     /// The last events, oldest first (the order they were emitted in).
     pub events: Vec<EventView>,
-    /// The connection's label: the URL without credentials.
+    /// The connections' labels (URLs without credentials), comma-separated.
     pub source: String,
-    /// Whether the built-in demo server is the source.
+    /// Whether the built-in demo server is one of the sources.
     pub demo: bool,
     pub inbox: InboxCounts,
     /// The dashboard to open on (`--tab`), if any.
@@ -275,8 +375,19 @@ mod tests {
             keys(&serde_json::to_value(&counts).unwrap()),
             ["critical", "paused_until", "total", "unread"]
         );
+        let link = LinkView {
+            profile: "demo".into(),
+            source: "ws://127.0.0.1:1/api/v1/stream".into(),
+            demo: true,
+            state: LinkState::Client(ConnState::Connected),
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&link).unwrap()),
+            ["demo", "profile", "source", "state"]
+        );
         let snap = Snapshot {
             state: LinkState::Client(ConnState::Connected),
+            links: vec![link.clone()],
             events: vec![EventView::new(1, &alert())],
             source: "demo".into(),
             demo: true,
@@ -286,8 +397,63 @@ mod tests {
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(
             keys(&v),
-            ["demo", "events", "inbox", "source", "state", "tab"]
+            ["demo", "events", "inbox", "links", "source", "state", "tab"]
         );
+        let profile = ProfileView {
+            name: "prod".into(),
+            url: Some("wss://risk.example/ws".into()),
+            style: None,
+            subscribe: vec!["sessions:S1".into()],
+            has_token: true,
+            keyring_error: None,
+            demo: false,
+            link: Some(link),
+        };
+        let pv = serde_json::to_value(&profile).unwrap();
+        assert_eq!(
+            keys(&pv),
+            ["demo", "has_token", "keyring_error", "link", "name", "style", "subscribe", "url"]
+        );
+        let form = PrefsForm {
+            list: Severity::Warning,
+            notify: Severity::Critical,
+            quiet_hours: Some(QuietHoursForm {
+                start: "22:00".into(),
+                end: "07:00".into(),
+                timezone: "UTC".into(),
+                allow: Severity::Emergency,
+            }),
+            rules: vec![],
+            mutes: vec![MuteView {
+                kind: "type".into(),
+                value: "tick".into(),
+                until: None,
+            }],
+        };
+        let fv = serde_json::to_value(&form).unwrap();
+        assert_eq!(keys(&fv), ["list", "mutes", "notify", "quiet_hours", "rules"]);
+        assert_eq!(keys(&fv["quiet_hours"]), ["allow", "end", "start", "timezone"]);
+        assert_eq!(keys(&fv["mutes"][0]), ["kind", "until", "value"]);
+        let pv = PrefsView {
+            profile: "prod".into(),
+            form: form.clone(),
+            text: String::new(),
+            path: "/p.toml".into(),
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&pv).unwrap()),
+            ["form", "path", "profile", "text"]
+        );
+        // What ipc.ts sends back parses.
+        let back: PrefsForm = serde_json::from_value(fv).unwrap();
+        assert_eq!(back, form);
+        let input: ProfileInput = serde_json::from_value(json!({
+            "name": "prod", "url": "wss://h/ws", "style": null,
+            "subscribe": ["a"], "token": "t", "clear_token": false
+        }))
+        .unwrap();
+        assert_eq!(input.token.as_deref(), Some("t"));
+        assert!(serde_json::from_value::<ProfileInput>(json!({"name": "x", "bogus": 1})).is_err());
         assert_eq!(v["events"][0]["data"]["sessionId"], "S1");
         let stored = StoredAlert {
             id: 9,

@@ -122,6 +122,16 @@ impl Driver {
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
+    /// Types `text` into an input through WebDriver (real key events).
+    fn type_text(&self, xpath: &str, text: &str) {
+        let id = self.find(xpath);
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
     fn screenshot(&self, to: &Path) {
         let b64 = self.call("GET", "/screenshot", None);
         let png = base64_decode(b64.as_str().expect("screenshot is a string"));
@@ -265,6 +275,16 @@ fn e2e_real_webview() {
     guarded(&d, &artifacts, "reconnect", || {
         reconnect(&d, &mut hub, &hub_bin, &artifacts)
     });
+    drop(hub);
+
+    // e. Settings: a second server added beside the demo, its token into
+    // the keyring; hostile alert text shown as text; rule validation.
+    let secret = "e2e-secret-0123456789-0123456789-abcdef";
+    let hub = Hub::start_with(&hub_bin, "127.0.0.1:0", &artifacts, Some(secret));
+    let d = Driver::start(&webdriver, &app, &[]);
+    guarded(&d, &artifacts, "settings", || {
+        settings(&d, &hub, &hub_bin, secret, &app_log, &artifacts)
+    });
 }
 
 /// Runs `f`; on a panic keeps a screenshot, and always ends the session.
@@ -287,6 +307,11 @@ struct Hub {
 
 impl Hub {
     fn start(bin: &str, listen: &str, artifacts: &Path) -> Hub {
+        Hub::start_with(bin, listen, artifacts, None)
+    }
+
+    /// With `secret`, the hub checks HS256 tokens (no insecure mode).
+    fn start_with(bin: &str, listen: &str, artifacts: &Path, secret: Option<&str>) -> Hub {
         let log = artifacts.join("e2e-hub.log");
         let before = std::fs::read_to_string(&log).unwrap_or_default();
         let out = std::fs::OpenOptions::new()
@@ -294,8 +319,14 @@ impl Hub {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = std::process::Command::new(bin)
-            .args(["serve", "--listen", listen, "--demo"])
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["serve", "--listen", listen, "--demo"]);
+        if let Some(secret) = secret {
+            cmd.env("RISKWATCH_JWT_SECRET", secret);
+        } else {
+            cmd.env_remove("RISKWATCH_JWT_SECRET");
+        }
+        let child = cmd
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
@@ -546,4 +577,179 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     }
     eprintln!("e2e: acknowledged, critical state cleared");
     d.screenshot(&artifacts.join("e2e-inbox-acknowledged.png"));
+}
+
+/// `riskwatch token` for the hub started with `secret`.
+fn mint(hub_bin: &str, secret: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(hub_bin)
+        .arg("token")
+        .args(args)
+        .env("RISKWATCH_JWT_SECRET", secret)
+        .output()
+        .unwrap_or_else(|e| panic!("riskwatch token: {e}"));
+    assert!(out.status.success(), "riskwatch token: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, artifacts: &Path) {
+    d.wait(
+        30,
+        "the demo to be Live",
+        "return document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    let reader = mint(
+        hub_bin,
+        secret,
+        &["--user", "e2e-trader", "--role", "trader", "--channel", "sessions:*"],
+    );
+    let publisher = mint(
+        hub_bin,
+        secret,
+        &["--user", "e2e-feed", "--channel", "*", "--publish"],
+    );
+    let url = format!("ws://{}/api/v1/stream", hub.addr);
+
+    // Add the profile through the form, with real key strokes.
+    d.click("//nav//button[@data-tab='settings']");
+    d.wait(
+        10,
+        "the demo row in Settings",
+        "return [...document.querySelectorAll('#profiles tr')].some(r => r.textContent.includes('built-in demo'))",
+        json!([]),
+    );
+    d.type_text("//input[@id='p-name']", "desk2");
+    d.type_text("//input[@id='p-url']", &url);
+    d.type_text("//input[@id='p-channels']", "sessions:demo");
+    d.type_text("//input[@id='p-token']", &reader);
+    d.click("//button[@id='p-save']");
+    let row = "return [...document.querySelectorAll('#profiles tr')].find(r => r.textContent.includes(arguments[0]))?.textContent ?? ''";
+    d.wait(
+        30,
+        "the new profile Live (the hub refuses connections without a valid token)",
+        &format!("const t = (() => {{ {row} }})(); return t.includes('Live') && t.includes('stored') ? t : ''"),
+        json!(["desk2"]),
+    );
+    eprintln!("e2e: profile desk2 added, its token in the keyring, Live beside the demo");
+
+    // The token never stays in the webview, a file or the log.
+    let leaked = d.js(
+        "return document.documentElement.outerHTML.includes(arguments[0]) || [...document.querySelectorAll('input, textarea')].some(i => i.value.includes(arguments[0]))",
+        json!([reader]),
+    );
+    assert_eq!(leaked, json!(false), "the token is still in the page");
+    let config = std::env::var("XDG_CONFIG_HOME").expect("XDG_CONFIG_HOME (desktop-e2e.sh)");
+    let file = std::fs::read_to_string(Path::new(&config).join("riskwatch/profiles/desk2.toml"))
+        .expect("the profile's file");
+    assert!(file.contains(&url), "{file}");
+    assert!(!file.contains(&reader), "the token is in the profile's file");
+    let log = std::fs::read_to_string(app_log).unwrap_or_default();
+    assert!(!log.contains(&reader), "the token is in the app's log");
+
+    // Hostile text in an alert from the new server is shown as text.
+    let hostile = format!(
+        "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> {}",
+        chrono::Utc::now().timestamp_millis()
+    );
+    let alert = json!({
+        "channel": "sessions:demo", "type": "risk_alert", "severity": "critical",
+        "data": {"sessionId": "<b>XSS</b>", "alertLevel": "critical", "alertType": "<svg onload=alert(1)>",
+                 "message": hostile}
+    });
+    let (status, body) = http_auth(&hub.addr, "/api/v1/publish", &alert, &publisher);
+    assert!((200..300).contains(&status), "publish -> {status}: {body}");
+    d.click("//nav//button[@data-tab='inbox']");
+    d.wait(
+        15,
+        "the hostile alert in the Inbox, as text",
+        IN_INBOX,
+        json!([hostile]),
+    );
+    let executed = d.js(
+        "return { pwned: window.__pwned ?? null, imgs: document.querySelectorAll('#inbox img, #inbox script, #inbox svg, #inbox b').length }",
+        json!([]),
+    );
+    assert_eq!(
+        executed,
+        json!({"pwned": null, "imgs": 0}),
+        "server text was interpreted as HTML"
+    );
+    d.screenshot(&artifacts.join("e2e-hostile-text.png"));
+    eprintln!("e2e: hostile alert text shown as text, nothing executed");
+
+    // A bad rule is refused with a message naming it; a good one saves.
+    d.click("//nav//button[@data-tab='settings']");
+    d.js(
+        "const s = document.getElementById('prefs-profile'); s.value = 'desk2'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    d.wait(
+        10,
+        "desk2's preferences",
+        "return document.getElementById('prefs-path').textContent.includes('desk2')",
+        json!([]),
+    );
+    d.type_text("//textarea[@id='pf-rules']", "risk_alert: currentValue >>> 90");
+    d.click("//button[@id='pf-save']");
+    let refused = d.wait(
+        10,
+        "the rule's validation message",
+        "const t = document.getElementById('prefs-status').textContent; return t.includes('rule 1') ? t : ''",
+        json!([]),
+    );
+    eprintln!("e2e: bad rule refused: {refused}");
+    d.js(
+        "const t = document.getElementById('pf-rules'); t.value = '';",
+        json!([]),
+    );
+    d.type_text(
+        "//textarea[@id='pf-rules']",
+        "risk_alert: currentValue > 90 => emergency",
+    );
+    d.click("//button[@id='pf-save']");
+    d.wait(
+        10,
+        "the preferences saved",
+        "const t = document.getElementById('prefs-status').textContent; return /saved/i.test(t) ? t : ''",
+        json!([]),
+    );
+    let file = std::fs::read_to_string(Path::new(&config).join("riskwatch/profiles/desk2.toml"))
+        .expect("the profile's file");
+    assert!(file.contains("currentValue > 90 => emergency"), "{file}");
+    d.screenshot(&artifacts.join("e2e-settings.png"));
+
+    // The demo disconnected: the Demo badge goes, desk2 stays Live.
+    d.click(
+        "//tbody[@id='profiles']/tr[contains(., 'built-in demo')]//button[normalize-space()='Disconnect']",
+    );
+    d.wait(
+        15,
+        "the Demo badge to go",
+        "return document.getElementById('demo').hidden && document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    eprintln!("e2e: demo disconnected, desk2 still Live");
+}
+
+/// A POST with a bearer token.
+fn http_auth(addr: &str, path: &str, body: &Value, token: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let payload = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(payload.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }

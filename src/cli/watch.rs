@@ -87,6 +87,9 @@ pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
             if args.style.is_none() {
                 args.style = p.style.clone();
             }
+            if args.subscribe.is_empty() {
+                args.subscribe = p.subscribe.clone();
+            }
         }
         if args.label.is_none() {
             args.label = Some(profile.clone());

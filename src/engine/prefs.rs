@@ -75,6 +75,10 @@ pub struct Prefs {
     /// Backend style override (`merchant`, `trading`, …); default guessed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style: Option<String>,
+    /// Channels to subscribe to once connected (native and trading styles),
+    /// e.g. `["sessions:demo", "market:SPY"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscribe: Vec<String>,
     /// Minimum severities to list (and store) and to notify.
     pub severity: SeverityPrefs,
     /// Enable (`true`) or disable (`false`) per event type, e.g.
@@ -528,9 +532,10 @@ impl TryFrom<String> for ServerUrl {
         if !matches!(u.scheme(), "ws" | "wss") {
             return Err(format!("url {s:?} must start with ws:// or wss://"));
         }
-        let has_token = u.query_pairs().any(|(k, _)| {
-            k.eq_ignore_ascii_case("token") || k.eq_ignore_ascii_case("access_token")
-        });
+        const SECRET_KEYS: [&str; 6] = ["token", "access_token", "auth", "jwt", "api_key", "apikey"];
+        let has_token = u
+            .query_pairs()
+            .any(|(k, _)| SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)));
         if has_token || u.password().is_some() || !u.username().is_empty() {
             return Err(
                 "url carries credentials: keep the token in the OS keyring (riskwatch login PROFILE), not in this file"
@@ -754,6 +759,58 @@ impl PrefsStore {
     /// Saves a profile's preferences atomically.
     pub fn save(&self, profile: &str, prefs: &Prefs) -> Result<(), PrefsError> {
         save_file(&self.path(profile)?, prefs)
+    }
+
+    /// Validates `text` as a profile's preferences and saves it as it is
+    /// (comments and layout kept), atomically. Errors name the line and
+    /// column in the profile's file.
+    pub fn save_text(&self, profile: &str, text: &str) -> Result<(Prefs, Vec<Rule>), PrefsError> {
+        let path = self.path(profile)?;
+        let parsed = Prefs::from_toml(text, &path.display().to_string())?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| PrefsError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(parsed)
+    }
+
+    /// The profiles that have a file here, sorted. Files whose names are not
+    /// profile names are ignored; a missing directory means none.
+    pub fn list(&self) -> Result<Vec<String>, PrefsError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(PrefsError::Io {
+                    path: self.dir.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".toml")?;
+                check_profile_name(stem).ok()?;
+                Some(stem.to_owned())
+            })
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Removes a profile's file; true when there was one.
+    pub fn remove(&self, profile: &str) -> Result<bool, PrefsError> {
+        let path = self.path(profile)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(PrefsError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
     }
 }
 
@@ -984,6 +1041,35 @@ repeat_interval = "off"
             Err(PrefsError::BadProfileName(_))
         ));
         assert!(p.add_rule("riskUpdate score >= 70").is_err());
+    }
+
+    #[test]
+    fn store_lists_saves_text_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PrefsStore::at(dir.path().join("profiles"));
+        assert!(store.list().unwrap().is_empty(), "no directory yet");
+        let text = "# desk\nurl = \"wss://risk.example/ws\"\nsubscribe = [\"sessions:S1\"]\n";
+        let (p, _) = store.save_text("desk", text).unwrap();
+        assert_eq!(p.subscribe, ["sessions:S1"]);
+        assert_eq!(
+            std::fs::read_to_string(store.path("desk").unwrap()).unwrap(),
+            text,
+            "saved as written, comment included"
+        );
+        // An invalid text is refused with its place and changes nothing.
+        let err = store.save_text("desk", "url = 3\n").unwrap_err().to_string();
+        assert!(err.contains("desk.toml:1:7"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(store.path("desk").unwrap()).unwrap(),
+            text
+        );
+        store.save("b-2", &Prefs::default()).unwrap();
+        std::fs::write(store.dir().join(".hidden.toml"), "").unwrap();
+        std::fs::write(store.dir().join("notes.txt"), "").unwrap();
+        assert_eq!(store.list().unwrap(), ["b-2", "desk"]);
+        assert!(store.remove("desk").unwrap());
+        assert!(!store.remove("desk").unwrap());
+        assert_eq!(store.list().unwrap(), ["b-2"]);
     }
 
     #[test]

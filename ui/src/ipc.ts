@@ -81,9 +81,92 @@ export interface InboxFilter {
   limit?: number | null;
 }
 
+/** One running connection (`view::LinkView`): a profile, the demo, or `--url`. */
+export interface LinkView {
+  /** `demo` for the built-in demo, `cli` for `--url`. */
+  profile: string;
+  /** The URL without credentials. */
+  source: string;
+  demo: boolean;
+  state: LinkState;
+}
+
+/** A connection profile (`view::ProfileView`). Never carries the token. */
+export interface ProfileView {
+  name: string;
+  /** null for the demo and for a preferences-only profile. */
+  url: string | null;
+  /** null: guessed from the URL. */
+  style: string | null;
+  subscribe: string[];
+  /** The OS keyring holds a token for it. */
+  has_token: boolean;
+  /** Why the keyring could not be asked. */
+  keyring_error: string | null;
+  demo: boolean;
+  /** Its connection, when one is running. */
+  link: LinkView | null;
+}
+
+/** What Settings sends to create or change a profile (`view::ProfileInput`). */
+export interface ProfileInput {
+  name: string;
+  url: string;
+  /** null or "": guess from the URL. */
+  style?: string | null;
+  subscribe?: string[];
+  /** A new token for the OS keyring; null or "" keeps the stored one. */
+  token?: string | null;
+  /** Remove the stored token. */
+  clear_token?: boolean;
+}
+
+/** The backend styles a profile may name (`riskwatch::protocol::Style`). */
+export const STYLES = ["merchant", "dashboard", "compliance", "hr", "trading", "native"] as const;
+
+/** `view::QuietHoursForm`: `HH:MM` wall-clock times in an IANA zone. */
+export interface QuietHoursForm {
+  start: string;
+  end: string;
+  timezone: string;
+  allow: Severity;
+}
+
+/** `view::MuteView`: a mute (`until` null) or a snooze. */
+export interface MuteView {
+  kind: "source" | "subject" | "type" | "channel";
+  value: string;
+  /** RFC 3339, or null for a mute until removed. */
+  until: string | null;
+}
+
+/** `view::PrefsForm`. */
+export interface PrefsForm {
+  /** Minimum severity to list (and store). */
+  list: Severity;
+  /** Minimum severity to notify. */
+  notify: Severity;
+  quiet_hours: QuietHoursForm | null;
+  /** Threshold rules, one per entry (docs/RULES.md). */
+  rules: string[];
+  mutes: MuteView[];
+}
+
+/** `view::PrefsView`: the form and the whole file. */
+export interface PrefsView {
+  profile: string;
+  form: PrefsForm;
+  /** The preferences file as TOML. */
+  text: string;
+  path: string;
+}
+
 /** `view::Snapshot`; `events` oldest first. */
 export interface Snapshot {
+  /** The worst state of all connections. */
   state: LinkState;
+  /** Every running connection. */
+  links: LinkView[];
   events: EventView[];
   source: string;
   demo: boolean;
@@ -96,11 +179,15 @@ export interface Snapshot {
 const CONN_STATE = "conn-state";
 const EVENT = "event";
 const INBOX = "inbox";
+const LINKS = "links";
 
 export interface FeedHandlers {
+  /** The worst state of all connections changed. */
   state(state: LinkState): void;
   event(event: EventView): void;
   inbox(counts: InboxCounts): void;
+  /** A connection started, stopped or changed state. */
+  links(links: LinkView[]): void;
 }
 
 /**
@@ -118,6 +205,7 @@ export async function openFeed(
     unlisten.push(await listen<LinkState>(CONN_STATE, (e) => handlers.state(e.payload)));
     unlisten.push(await listen<EventView>(EVENT, (e) => handlers.event(e.payload)));
     unlisten.push(await listen<InboxCounts>(INBOX, (e) => handlers.inbox(e.payload)));
+    unlisten.push(await listen<LinkView[]>(LINKS, (e) => handlers.links(e.payload)));
     const snapshot = await invoke<Snapshot>("snapshot");
     return { snapshot, close };
   } catch (error) {
@@ -143,6 +231,69 @@ export async function acknowledge(ids: readonly number[]): Promise<number> {
   } catch (error) {
     throw new Error(errorText(error));
   }
+}
+
+/** Calls a command; rejects with its error message. */
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    throw new Error(errorText(error));
+  }
+}
+
+/** Every profile: the stored ones, and the demo and `--url` connections. */
+export function listProfiles(): Promise<ProfileView[]> {
+  return call("profiles_list");
+}
+
+/** Creates or changes a profile (its token into the OS keyring) and
+ * (re)connects it. Rejects with a validation message. */
+export function saveProfile(input: ProfileInput): Promise<ProfileView> {
+  return call("profile_save", { input });
+}
+
+export function connectProfile(name: string): Promise<ProfileView> {
+  return call("profile_connect", { name });
+}
+
+export function disconnectProfile(name: string): Promise<ProfileView> {
+  return call("profile_disconnect", { name });
+}
+
+/** Disconnects it and removes its file and its token. */
+export function deleteProfile(name: string): Promise<void> {
+  return call("profile_delete", { name });
+}
+
+export function getPrefs(profile: string): Promise<PrefsView> {
+  return call("prefs_get", { profile });
+}
+
+/** Saves the form; rejects with a message naming the field or rule. */
+export function savePrefs(profile: string, form: PrefsForm): Promise<PrefsView> {
+  return call("prefs_save", { profile, form });
+}
+
+/** Saves the whole file; rejects with `file:line:column: message`. */
+export function savePrefsText(profile: string, text: string): Promise<PrefsView> {
+  return call("prefs_save_text", { profile, text });
+}
+
+/** Snoozes a target for `minutes`, or mutes it until removed (`null`). */
+export function snooze(
+  profile: string,
+  mute: { kind: MuteView["kind"]; value: string },
+  minutes: number | null,
+): Promise<PrefsView> {
+  return call("prefs_snooze", { profile, kind: mute.kind, value: mute.value, minutes });
+}
+
+export function unmute(
+  profile: string,
+  mute: { kind: MuteView["kind"]; value: string },
+): Promise<PrefsView> {
+  return call("prefs_unmute", { profile, kind: mute.kind, value: mute.value });
 }
 
 /** Command errors arrive as their message (a string); anything else is

@@ -20,9 +20,12 @@ import {
   type InboxCounts,
   type InboxFilter,
   type LinkState,
+  type LinkView,
   type Severity,
 } from "./ipc";
 import { CAPACITY, badge, clockTime, mergeEvents, severityClass } from "./model";
+import { linkLabel, linksSummary } from "./settings";
+import { SettingsView } from "./settings-view";
 import {
   Desk,
   TABS,
@@ -56,6 +59,17 @@ let stateAt = Date.now();
 let events: EventView[] = [];
 const desk = new Desk();
 let counts: InboxCounts = { total: 0, unread: 0, critical: 0, paused_until: null };
+/** Every running connection. */
+let links: LinkView[] = [];
+/** Whether `links` came from the backend (the snapshot or an event). */
+let linksKnown = false;
+/** When `links` arrived, for their reconnect countdowns. */
+let linksAt = Date.now();
+/** The snapshot's label and demo flag, for a backend that sends no links. */
+let fallbackSource = "";
+let fallbackDemo = false;
+/** A `links` event came before the snapshot (which may then be older). */
+let linksLive = false;
 let active: Tab = "trading";
 const dirty = new Set<Tab | "header">(["header"]);
 /** Arrival times of the last events, for the real-time indicator. */
@@ -92,6 +106,17 @@ function onEvents(incoming: readonly EventView[], live: boolean) {
   scheduleRender();
 }
 
+function setLinks(next: readonly LinkView[]) {
+  links = [...next];
+  linksKnown = true;
+  linksAt = Date.now();
+  settings.links(links);
+  renderLinks();
+  // The detail line names the connection behind the worst state.
+  dirty.add("header");
+  scheduleRender();
+}
+
 function setCounts(next: InboxCounts) {
   counts = next;
   dirty.add("header");
@@ -113,8 +138,11 @@ function renderHeader() {
   const b = badge(state, Date.now() - stateAt);
   setText(ui.conn, b.text);
   setClass(ui.conn, `badge tone-${b.tone}`);
-  setText(ui.detail, b.detail ?? "");
-  ui.detail.hidden = b.detail === null;
+  // With several connections, say which one the worst state is.
+  const who = links.length > 1 ? links.find((l) => l.state.state === state.state) : undefined;
+  const detail = b.detail === null ? null : who ? `${who.profile}: ${b.detail}` : b.detail;
+  setText(ui.detail, detail ?? "");
+  ui.detail.hidden = detail === null;
   const live = Date.now() - lastEventAt < 3000;
   setText(ui.realtime, live ? `Real-time updates · ${rate}/s` : "Real-time updates · idle");
   setClass(ui.realtime, `realtime ${live ? "on" : "off"}`);
@@ -126,6 +154,7 @@ function renderHeader() {
 }
 
 function selectTab(tab: Tab) {
+  if (active === "settings" && tab !== "settings") settings.close();
   active = tab;
   for (const t of TABS) {
     byId(`tab-${t}`).hidden = t !== tab;
@@ -134,6 +163,7 @@ function selectTab(tab: Tab) {
     b.setAttribute("aria-selected", String(b.dataset["tab"] === tab));
   }
   if (tab === "inbox") void refreshInbox();
+  else if (tab === "settings") settings.open();
   else renderTab(tab);
 }
 
@@ -151,6 +181,8 @@ function renderTab(tab: Tab) {
       return void refreshInbox();
     case "events":
       return renderEvents();
+    case "settings":
+      return settings.tick();
   }
 }
 
@@ -163,6 +195,22 @@ function toast(severity: Severity, title: string, body: string) {
   ui.toasts.prepend(t);
   while (ui.toasts.childElementCount > MAX_TOASTS) ui.toasts.lastElementChild?.remove();
   window.setTimeout(() => t.remove(), 6000);
+}
+
+/** The #source text and the Demo badge from the running connections. */
+function renderLinks() {
+  const now = Date.now();
+  if (!linksKnown) {
+    setText(ui.source, fallbackSource);
+    if (ui.source.title !== fallbackSource) ui.source.title = fallbackSource;
+    ui.demo.hidden = !fallbackDemo;
+    return;
+  }
+  const summary = linksSummary(links);
+  setText(ui.source, links.length ? summary.text : "No connection");
+  const title = links.map((l) => `${linkLabel(l)}: ${badge(l.state, now - linksAt).text}`).join("\n");
+  if (ui.source.title !== title) ui.source.title = title;
+  ui.demo.hidden = !summary.demo;
 }
 
 // ---------- trading ----------
@@ -528,6 +576,10 @@ function renderEvents() {
   ui.empty.hidden = events.length > 0;
 }
 
+// ---------- settings ----------
+
+const settings = new SettingsView();
+
 // ---------- start ----------
 
 async function start() {
@@ -543,6 +595,8 @@ async function start() {
     rate = eventsThisSecond;
     eventsThisSecond = 0;
     renderHeader();
+    renderLinks();
+    if (active === "settings") settings.tick();
   }, 1000);
   selectTab("trading");
   try {
@@ -550,10 +604,15 @@ async function start() {
       state: setState,
       event: (e) => onEvents([e], true),
       inbox: setCounts,
+      links: (next) => {
+        linksLive = true;
+        setLinks(next);
+      },
     });
-    ui.source.textContent = snapshot.source;
-    ui.source.title = snapshot.source;
-    ui.demo.hidden = !snapshot.demo;
+    fallbackSource = snapshot.source;
+    fallbackDemo = snapshot.demo;
+    if (!linksLive && Array.isArray(snapshot.links)) setLinks(snapshot.links);
+    else renderLinks();
     if (isTab(snapshot.tab)) selectTab(snapshot.tab);
     setState(snapshot.state);
     setCounts(snapshot.inbox);

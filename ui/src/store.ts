@@ -7,8 +7,8 @@
  */
 import type { EventView, Severity } from "./ipc";
 
-export type Tab = "trading" | "hr" | "merchant" | "compliance" | "inbox" | "events";
-export const TABS: readonly Tab[] = ["trading", "hr", "merchant", "compliance", "inbox", "events"];
+export type Tab = "trading" | "hr" | "merchant" | "compliance" | "inbox" | "events" | "settings";
+export const TABS: readonly Tab[] = ["trading", "hr", "merchant", "compliance", "inbox", "events", "settings"];
 
 export function isTab(s: unknown): s is Tab {
   return typeof s === "string" && (TABS as readonly string[]).includes(s);
