@@ -1,38 +1,44 @@
 //! One WebSocket connection on the hub: its task reads client messages
-//! (rate-limited, size-limited), writes queued events in its endpoint's wire
-//! format (skipping anything at or below what it already sent on a channel),
-//! pings, drops a dead peer, is closed with 1013 when it falls behind, and
-//! with 1001 when the hub shuts down.
+//! (rate-limited, size-limited), writes what the fan-out could not write
+//! at once (events queued while it subscribes or while the socket is full,
+//! in its endpoint's wire format, skipping anything at or below what it
+//! already sent on a channel), pings, drops a dead peer, is closed with
+//! 1013 when it falls behind, and with 1001 when the hub shuts down. While
+//! nothing is queued the connection is "live" and the fan-out writes each
+//! event's pre-encoded frame to the socket itself (`outbox.rs`): the task
+//! is not woken per event.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::Limits;
 use super::auth::Identity;
 use super::endpoint::{Endpoint, Reply};
-use super::event::{HubEvent, NewEvent};
+use super::event::NewEvent;
 use super::grants;
-use super::hub::{ConnId, ConnInfo, ConnShared, Hub, Subscriber};
+use super::hub::{ConnId, ConnInfo, Hub, Subscriber};
+use super::outbox::{Outbox, SharedIo};
+use super::upgrade::Socket;
 use crate::protocol::native::{ClientMessage, ErrorCode, close};
 
-type Sink = SplitSink<WebSocket, Message>;
+type Sink = SplitSink<Socket, Message>;
+type Stream = SplitStream<Socket>;
 
 const LAGGED: &str = "lagged";
 
 /// How long a lagging peer has to take its close frame.
 const LAGGED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Events written per flush when the queue has several waiting.
+/// Queued events moved to the socket per write when several wait.
 const WRITE_BATCH: usize = 64;
 
 struct Conn {
@@ -40,22 +46,30 @@ struct Conn {
     endpoint: Endpoint,
     id: Identity,
     conn: ConnId,
-    tx: mpsc::Sender<Arc<HubEvent>>,
-    shared: Arc<ConnShared>,
+    /// The write side shared with the fan-out, with the exactly-once
+    /// filter (highest sequence written per channel).
+    out: Arc<Outbox>,
     /// Subscribed channels and patterns.
     channels: Vec<String>,
-    /// Highest sequence written per channel: the exactly-once filter
-    /// between a backlog and the live queue, and across overlapping
-    /// subscriptions.
-    last_sent: HashMap<String, u64>,
     limiter: DefaultDirectRateLimiter,
 }
 
 fn close_frame(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: Utf8Bytes::from(reason),
     }))
+}
+
+/// Resolves when the connection is marked as lagging.
+async fn lagged(out: &Outbox) {
+    loop {
+        let notified = out.notify.notified();
+        if out.lagged.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
 }
 
 fn native_error(code: ErrorCode, message: &str) -> String {
@@ -64,15 +78,20 @@ fn native_error(code: ErrorCode, message: &str) -> String {
 
 /// Runs a connection to completion.
 pub(super) async fn run(
-    socket: WebSocket,
+    socket: Socket,
+    io: SharedIo,
     hub: Arc<Hub>,
     endpoint: Endpoint,
     id: Identity,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let (tx, mut rx) = mpsc::channel(limits.send_queue);
-    let shared = Arc::new(ConnShared::default());
+    let out = Arc::new(Outbox::new(
+        io.clone(),
+        endpoint.wire(),
+        endpoint.client_filter().map(str::to_owned),
+        limits.send_queue,
+    ));
     let conn = hub.connect(ConnInfo {
         user: id.user.clone(),
         style: endpoint.style(),
@@ -86,26 +105,24 @@ pub(super) async fn run(
         endpoint,
         id,
         conn,
-        tx,
-        shared,
+        out,
         channels: Vec::new(),
-        last_sent: HashMap::new(),
         limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
     };
     let (mut sink, mut stream) = socket.split();
-    let reason = c
-        .session(&mut sink, &mut stream, &mut rx, &limits, &shutdown)
-        .await;
+    let reason = c.session(&mut sink, &mut stream, &limits, &shutdown).await;
     tracing::debug!(conn, user = %c.id.user, %reason, "connection closed");
-    hub.disconnect(conn, &c.channels, &c.last_sent);
+    c.out.close();
+    hub.disconnect(conn, &c.channels, &c.out.last_sent());
+    drop((sink, stream));
+    io.close();
 }
 
 impl Conn {
     async fn session(
         &mut self,
         sink: &mut Sink,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
-        rx: &mut mpsc::Receiver<Arc<HubEvent>>,
+        stream: &mut Stream,
         limits: &Limits,
         shutdown: &CancellationToken,
     ) -> String {
@@ -134,28 +151,53 @@ impl Conn {
         {
             return e;
         }
-        let mut ping = tokio::time::interval_at(Instant::now() + hb, hb);
-        let mut deadline = Instant::now() + hb * 2;
+        // Live from here: the fan-out writes events itself.
+        if let Err(e) = self.pump(sink).await {
+            return e;
+        }
+        // The first ping at a random point of the first interval, so that
+        // connections opened together (a mass reconnect) do not all ping
+        // at once ever after.
+        let first = hb.mul_f64(rand::random_range(0.1..=1.0));
+        let mut ping = tokio::time::interval_at(Instant::now() + first, hb);
+        let silence = sleep_until(Instant::now() + hb * 2);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(silence, cancelled);
+        let out = Arc::clone(&self.out);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut cancelled => {
+                    self.out.close();
                     let _ = sink.send(close_frame(close::GOING_AWAY, "hub shutting down")).await;
                     return "shutdown".into();
                 }
-                _ = self.shared.notify.notified() => {
-                    if self.shared.lagged.load(Ordering::Acquire) {
+                _ = out.notify.notified() => {
+                    if out.lagged.load(Ordering::Acquire) {
                         return self.close_lagged(sink).await;
+                    }
+                    // A peer that stopped reading blocks the write; the
+                    // fan-out meanwhile overflows the queue and says so.
+                    let written = tokio::select! {
+                        biased;
+                        r = self.pump(sink) => r,
+                        _ = lagged(&out) => Err(LAGGED.into()),
+                    };
+                    match written {
+                        Ok(()) => {}
+                        Err(e) if e == LAGGED => return self.close_lagged(sink).await,
+                        Err(e) => return e,
                     }
                 }
                 msg = stream.next() => {
-                    deadline = Instant::now() + hb * 2;
+                    silence.as_mut().reset(Instant::now() + hb * 2);
                     match msg {
                         None => return "peer closed".into(),
                         Some(Err(e)) => {
                             let text = e.to_string();
                             if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
                                 self.hub.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                                self.out.close();
                                 let _ = sink.send(close_frame(close::TOO_BIG, "message too big")).await;
                             }
                             return format!("read error: {text}");
@@ -165,21 +207,6 @@ impl Conn {
                                 return e;
                             }
                         }
-                    }
-                }
-                ev = rx.recv() => {
-                    let Some(ev) = ev else { return "queue closed".into() };
-                    // A peer that stopped reading blocks the write; the hub
-                    // meanwhile overflows its queue and says so here.
-                    let shared = Arc::clone(&self.shared);
-                    let written = tokio::select! {
-                        r = self.write_events(sink, ev, rx) => r,
-                        _ = shared.notify.notified() => Err(LAGGED.into()),
-                    };
-                    match written {
-                        Ok(()) => {}
-                        Err(e) if e == LAGGED => return self.close_lagged(sink).await,
-                        Err(e) => return e,
                     }
                 }
                 _ = ping.tick() => {
@@ -192,7 +219,7 @@ impl Conn {
                         return "heartbeat failed".into();
                     }
                 }
-                _ = sleep_until(deadline) => {
+                _ = &mut silence => {
                     return "peer silent for two heartbeats".into();
                 }
             }
@@ -202,60 +229,35 @@ impl Conn {
     /// Closes a connection that fell behind with 1013, waiting a bounded
     /// time for the peer to drain what is already in flight.
     async fn close_lagged(&mut self, sink: &mut Sink) -> String {
+        self.out.close();
         let frame = close_frame(close::TRY_AGAIN_LATER, "too slow: resume from history");
         let _ = tokio::time::timeout(LAGGED_CLOSE_WAIT, sink.send(frame)).await;
         "slow consumer".into()
     }
 
-    /// Writes `first` and whatever else is queued (up to a batch), then
-    /// flushes once.
-    async fn write_events(
-        &mut self,
-        sink: &mut Sink,
-        first: Arc<HubEvent>,
-        rx: &mut mpsc::Receiver<Arc<HubEvent>>,
-    ) -> Result<(), String> {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(ev) = next.take() {
-            if self.should_send(&ev) {
-                let frame = ev.render(self.endpoint.wire());
-                sink.feed(Message::Text(Utf8Bytes::from(&*frame)))
-                    .await
-                    .map_err(|e| format!("send failed: {e}"))?;
-            }
-            n += 1;
-            if n < WRITE_BATCH {
-                next = rx.try_recv().ok();
+    /// Writes whatever is pending or queued (a batch per write), then
+    /// makes the connection live again.
+    async fn pump(&mut self, sink: &mut Sink) -> Result<(), String> {
+        loop {
+            // Tungstenite's own frame first, then the raw frames.
+            sink.flush()
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+            if !self.out.take_queued(WRITE_BATCH) {
+                return Ok(());
             }
         }
-        sink.flush().await.map_err(|e| format!("send failed: {e}"))
-    }
-
-    /// The exactly-once filter; records the sequence when it passes.
-    fn should_send(&mut self, ev: &HubEvent) -> bool {
-        if !self.endpoint.passes(&ev.channel) {
-            return false;
-        }
-        // No allocation for a channel already seen (the common case).
-        if let Some(last) = self.last_sent.get_mut(&*ev.channel) {
-            if ev.seq <= *last {
-                return false;
-            }
-            *last = ev.seq;
-            return true;
-        }
-        self.last_sent.insert(ev.channel.to_string(), ev.seq);
-        true
     }
 
     fn subscriber(&self) -> Subscriber {
         Subscriber {
-            tx: self.tx.clone(),
-            shared: Arc::clone(&self.shared),
+            out: Arc::clone(&self.out),
         }
     }
 
+    /// Subscribes, acknowledges and writes each channel's backlog; live
+    /// events of those channels wait in the queue meanwhile (the caller
+    /// pumps them out).
     async fn subscribe_all(
         &mut self,
         sink: &mut Sink,
@@ -272,6 +274,7 @@ impl Conn {
                 self.reject(sink, ErrorCode::Internal, &why).await?;
                 continue;
             }
+            self.out.pause();
             let sub = self.hub.subscribe(
                 self.conn,
                 &self.id.user,
@@ -300,18 +303,16 @@ impl Conn {
                 && sub.gap.is_none()
                 && !grants::is_pattern(&ch)
             {
-                self.last_sent.insert(ch.clone(), p.seq);
+                self.out.set_sent(&ch, p.seq);
             } else if !grants::is_pattern(&ch) && sub.backlog.is_empty() {
-                self.last_sent.insert(ch.clone(), sub.head);
+                self.out.set_sent(&ch, sub.head);
             }
             for ev in sub.backlog {
-                if self.should_send(&ev) {
-                    let frame = ev.render(self.endpoint.wire());
-                    sink.feed(Message::Text(Utf8Bytes::from(&*frame)))
-                        .await
-                        .map_err(|e| format!("send failed: {e}"))?;
-                }
+                self.out.queue_backlog(&ev);
             }
+            sink.flush()
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
         }
         sink.flush().await.map_err(|e| format!("send failed: {e}"))
     }
@@ -319,7 +320,7 @@ impl Conn {
     async fn snapshot(&mut self, sink: &mut Sink) -> Result<(), String> {
         if let Some(ev) = self.hub.dashboard_snapshot() {
             let frame = ev.render(self.endpoint.wire());
-            sink.send(Message::Text(Utf8Bytes::from(&*frame)))
+            sink.send(Message::text(&*frame))
                 .await
                 .map_err(|e| format!("send failed: {e}"))?;
         }
@@ -350,7 +351,7 @@ impl Conn {
                     .await;
             }
             Message::Close(_) => return Err("peer closed".into()),
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
         };
         self.hub
             .counters
@@ -385,7 +386,8 @@ impl Conn {
                 for f in frames {
                     self.send_text(sink, f).await?;
                 }
-                self.subscribe_all(sink, chans, None).await
+                self.subscribe_all(sink, chans, None).await?;
+                self.pump(sink).await
             }
             Reply::Unsubscribe(chans) => {
                 for ch in chans {
@@ -428,7 +430,8 @@ impl Conn {
                     let why = format!("not allowed to read {channel}");
                     return self.reject(sink, ErrorCode::Forbidden, &why).await;
                 }
-                self.subscribe_all(sink, vec![channel], since).await
+                self.subscribe_all(sink, vec![channel], since).await?;
+                self.pump(sink).await
             }
             ClientMessage::Unsubscribe { channel } => {
                 self.hub.unsubscribe(self.conn, &channel);

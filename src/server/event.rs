@@ -64,6 +64,9 @@ pub struct HubEvent {
     pub id: Option<String>,
     pub data: Box<RawValue>,
     rendered: [OnceLock<Arc<str>>; WIRES],
+    /// The rendering as a whole WebSocket text frame (server frames are
+    /// unmasked, so every connection gets the same bytes).
+    frames: [OnceLock<Box<[u8]>>; WIRES],
 }
 
 /// The on-disk / on-Redis form of a [`HubEvent`].
@@ -98,6 +101,7 @@ impl HubEvent {
             id,
             data,
             rendered: Default::default(),
+            frames: Default::default(),
         }
     }
 
@@ -123,6 +127,12 @@ impl HubEvent {
     /// The event in `wire` format, rendered once and shared.
     pub fn render(&self, wire: Wire) -> Arc<str> {
         Arc::clone(self.rendered[wire.index()].get_or_init(|| Arc::from(self.render_now(wire))))
+    }
+
+    /// The event in `wire` format as a complete WebSocket text frame,
+    /// encoded once and shared by every connection that receives it.
+    pub fn frame(&self, wire: Wire) -> &[u8] {
+        self.frames[wire.index()].get_or_init(|| text_frame(self.render(wire).as_bytes()))
     }
 
     fn render_now(&self, wire: Wire) -> String {
@@ -188,6 +198,25 @@ impl HubEvent {
     }
 }
 
+/// An unmasked, final WebSocket text frame (RFC 6455 §5.2) around
+/// `payload`: what a server sends, without extensions.
+pub fn text_frame(payload: &[u8]) -> Box<[u8]> {
+    let n = payload.len();
+    let mut v = Vec::with_capacity(n + 10);
+    v.push(0x81);
+    if n < 126 {
+        v.push(n as u8);
+    } else if let Ok(short) = u16::try_from(n) {
+        v.push(126);
+        v.extend_from_slice(&short.to_be_bytes());
+    } else {
+        v.push(127);
+        v.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    v.extend_from_slice(payload);
+    v.into_boxed_slice()
+}
+
 /// The client id of a compliance channel: `client:c1` or `msp:m1/client:c1`.
 pub fn compliance_client(channel: &str) -> Option<&str> {
     channel
@@ -212,6 +241,20 @@ mod tests {
             Some("e-1".into()),
             RawValue::from_string(data.into()).unwrap(),
         )
+    }
+
+    #[test]
+    fn frames_match_tungstenite() {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        for n in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = vec![b'x'; n];
+            let mut want = Vec::new();
+            Frame::message(payload.clone(), OpCode::Data(Data::Text), true)
+                .format(&mut want)
+                .unwrap();
+            assert_eq!(&*text_frame(&payload), &want[..], "payload of {n} bytes");
+        }
     }
 
     #[test]

@@ -6,22 +6,24 @@
 //! history and offers the event to every subscriber under the channel's
 //! lock, and a subscribe registers and snapshots history under the same
 //! lock, so a subscriber never misses or reorders an event between its
-//! backlog and the live stream. Offering never blocks: a full queue marks
+//! backlog and the live stream. Offering never waits: a live connection
+//! gets the event's pre-encoded frame written to its socket at once (a
+//! non-blocking `send()`), any other has it queued; a full queue marks
 //! that connection as lagging and it is closed with 1013 by its own task.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, mpsc};
 
 use super::backplane::{Backplane, BackplaneError, Snapshot};
 use super::event::{HubEvent, NewEvent, StoredEvent};
 use super::grants;
+use super::outbox::Outbox;
 use super::store::Store;
 use crate::protocol::native::Position;
 use crate::protocol::{Severity, Style};
@@ -70,36 +72,18 @@ type CursorKey = (String, String);
 /// A connection's identity in the registry.
 pub type ConnId = u64;
 
-/// What the hub holds of a connection: where to put its events, and how to
-/// tell it that it fell behind.
+/// What the hub holds of a connection: its outgoing side, which writes a
+/// live event at once or queues it, and tells the connection when it fell
+/// behind.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    pub tx: mpsc::Sender<Arc<HubEvent>>,
-    pub shared: Arc<ConnShared>,
-}
-
-/// State shared between a connection's task and the hub.
-#[derive(Debug, Default)]
-pub struct ConnShared {
-    /// Set when an event could not be queued: the connection must close
-    /// with 1013 and resume from history.
-    pub lagged: AtomicBool,
-    pub notify: Notify,
+    pub out: Arc<Outbox>,
 }
 
 impl Subscriber {
-    /// Queues an event; false when the queue was full.
-    fn offer(&self, ev: &Arc<HubEvent>) -> bool {
-        match self.tx.try_send(Arc::clone(ev)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.shared.lagged.swap(true, Ordering::AcqRel) {
-                    self.shared.notify.notify_one();
-                }
-                false
-            }
-        }
+    /// Writes or queues an event; false when the queue was full.
+    fn offer(&self, ev: &Arc<HubEvent>, direct: bool) -> bool {
+        self.out.offer(ev, direct)
     }
 }
 
@@ -112,6 +96,8 @@ struct Channel {
     /// id → seq for idempotent publishes, for the ids still in history.
     ids: HashMap<String, u64>,
     subscribers: HashMap<ConnId, Subscriber>,
+    /// When the last fan-out ended (see [`BURST_GAP`]).
+    last_fan_out: Option<std::time::Instant>,
 }
 
 impl Channel {
@@ -123,6 +109,7 @@ impl Channel {
             history: VecDeque::new(),
             ids: HashMap::new(),
             subscribers: HashMap::new(),
+            last_fan_out: None,
         }
     }
 
@@ -474,24 +461,30 @@ impl Hub {
         }
         c.history.push_back(Arc::clone(&stored));
         c.prune(&self.limits, now);
-        let mut delivered = 0u64;
-        let mut offer = |sub: &Subscriber| {
-            if sub.offer(&stored) {
-                delivered += 1;
-            } else {
-                self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
-            }
-        };
-        for sub in c.subscribers.values() {
-            offer(sub);
-        }
-        for subs in self.patterns.read().expect("patterns lock").values() {
+        let patterns = self.patterns.read().expect("patterns lock");
+        let mut targets: Vec<&Subscriber> = c.subscribers.values().collect();
+        for subs in patterns.values() {
             if let Some((_, sub)) = subs
                 .iter()
                 .find(|(p, _)| grants::matches(p, &stored.channel))
             {
-                offer(sub);
+                targets.push(sub);
             }
+        }
+        // Back-to-back publishes (a batch, a burst) go through the
+        // connections' queues, whose tasks write several frames per
+        // `send()`; an event after a pause is written at once.
+        let start = std::time::Instant::now();
+        let direct = c
+            .last_fan_out
+            .is_none_or(|t| start.saturating_duration_since(t) >= BURST_GAP);
+        let (delivered, dropped) = fan_out(&targets, &stored, direct);
+        drop(patterns);
+        c.last_fan_out = Some(std::time::Instant::now());
+        if dropped > 0 {
+            self.counters
+                .dropped_slow
+                .fetch_add(dropped, Ordering::Relaxed);
         }
         if stored.kind == "dashboard_update" {
             *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(&stored));
@@ -744,6 +737,67 @@ impl Hub {
             tracing::error!(error = %e, "could not flush history");
         }
     }
+}
+
+/// A publish less than this after the channel's previous fan-out ended is
+/// part of a burst: queued for the connections' tasks to batch.
+const BURST_GAP: Duration = Duration::from_millis(5);
+
+/// Subscribers per thread before a fan-out is split across threads.
+const FAN_OUT_CHUNK: usize = 1024;
+
+/// Offers `ev` to every target: (delivered, not queued). With `direct`, a
+/// live connection's offer is a `send()`, so a large fan-out is spread over the
+/// machine's cores (scoped threads, joined before the caller releases the
+/// channel's lock, so per-channel order holds); each connection is in
+/// exactly one part.
+fn fan_out(targets: &[&Subscriber], ev: &Arc<HubEvent>, direct: bool) -> (u64, u64) {
+    fn part(targets: &[&Subscriber], ev: &Arc<HubEvent>, direct: bool) -> (u64, u64) {
+        let mut delivered = 0;
+        for sub in targets {
+            if sub.offer(ev, direct) {
+                delivered += 1;
+            }
+        }
+        (delivered, targets.len() as u64 - delivered)
+    }
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parts = cores.min(targets.len() / FAN_OUT_CHUNK).max(1);
+    if parts == 1 {
+        return part(targets, ev, direct);
+    }
+    let size = targets.len().div_ceil(parts);
+    std::thread::scope(|s| {
+        let mut chunks = targets.chunks(size);
+        let first = chunks.next().unwrap_or_default();
+        let mut total = (0, 0);
+        let mut helpers = Vec::new();
+        for c in chunks {
+            match std::thread::Builder::new()
+                .name("hub-fan-out".into())
+                .spawn_scoped(s, move || part(c, ev, direct))
+            {
+                Ok(h) => helpers.push(h),
+                // No thread to be had: this one does that part too.
+                Err(_) => {
+                    let (d, n) = part(c, ev, direct);
+                    total.0 += d;
+                    total.1 += n;
+                }
+            }
+        }
+        let (d, n) = part(first, ev, direct);
+        total.0 += d;
+        total.1 += n;
+        for h in helpers {
+            // A panic in a helper is a bug: surface it like one here.
+            let (d, n) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            total.0 += d;
+            total.1 += n;
+        }
+        total
+    })
 }
 
 /// The severity a published event gets when the publisher gave none: the

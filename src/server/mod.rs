@@ -20,7 +20,9 @@ pub mod event;
 pub mod grants;
 mod http;
 pub mod hub;
+mod outbox;
 pub mod store;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
@@ -211,6 +212,10 @@ impl Server {
         let stop = shutdown.clone();
         let task_hub = Arc::clone(&hub);
         let task = tokio::spawn(async move {
+            // Events are single small writes that must leave at once.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "hub server failed");
@@ -255,7 +260,7 @@ impl Server {
 }
 
 /// Every path not routed above: a WebSocket endpoint, or 404.
-async fn websocket(State(st): State<AppState>, req: Request) -> Response {
+async fn websocket(State(st): State<AppState>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let Some(endpoint) = endpoint::route(&path) else {
@@ -263,18 +268,20 @@ async fn websocket(State(st): State<AppState>, req: Request) -> Response {
     };
     let token = auth::token_from(req.headers(), query.as_deref());
     let verdict = st.auth.verify(token.as_deref());
-    let (mut parts, _body) = req.into_parts();
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &st).await {
+    let ws = match upgrade::Upgrade::from_request(&mut req) {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    drop(req);
     let limits = st.limits.clone();
-    let ws = ws
-        .max_message_size(limits.max_message)
-        .max_frame_size(limits.max_message)
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20);
+    let ws = ws.config(
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(limits.max_message))
+            .max_frame_size(Some(limits.max_message))
+            .read_buffer_size(1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(1 << 20),
+    );
     let identity = match verdict {
         Ok(id) => id,
         Err(e) => {
@@ -287,11 +294,13 @@ async fn websocket(State(st): State<AppState>, req: Request) -> Response {
                 endpoint::Refusal::Http => {
                     (axum::http::StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response()
                 }
-                endpoint::Refusal::Close1008 => ws.on_upgrade(move |mut socket| async move {
-                    use axum::extract::ws::{CloseFrame, Message};
+                endpoint::Refusal::Close1008 => ws.on_upgrade(move |mut socket, _io| async move {
+                    use futures_util::SinkExt;
+                    use tokio_tungstenite::tungstenite::Message;
+                    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
-                            code: crate::protocol::native::close::POLICY,
+                            code: crate::protocol::native::close::POLICY.into(),
                             reason: e.to_string().into(),
                         })))
                         .await;
@@ -309,7 +318,9 @@ async fn websocket(State(st): State<AppState>, req: Request) -> Response {
     let hub = Arc::clone(&st.hub);
     let shutdown = st.shutdown.clone();
     let tracker = st.tracker.clone();
-    ws.on_upgrade(move |socket| {
-        tracker.track_future(conn::run(socket, hub, endpoint, identity, limits, shutdown))
+    ws.on_upgrade(move |socket, io| {
+        tracker.track_future(conn::run(
+            socket, io, hub, endpoint, identity, limits, shutdown,
+        ))
     })
 }

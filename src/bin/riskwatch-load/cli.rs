@@ -120,6 +120,11 @@ pub struct Common {
     /// Stop connecting after this many failed connects.
     #[arg(long, global = true, default_value_t = 200)]
     pub max_errors: u64,
+    /// Threads for this tool's runtime (its clients and publisher); 1 is
+    /// a single-threaded runtime (cheaper per delivery, but one core's
+    /// worth of receiving). Default: the machine's cores.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
     /// Hard deadline for the whole mode, in seconds.
     #[arg(long, global = true, default_value_t = 900)]
     pub timeout: u64,
@@ -141,6 +146,7 @@ impl Common {
             prefix: prefix.to_owned(),
             channels,
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            read_buffer: 4096,
         }
     }
 }
@@ -168,10 +174,21 @@ pub fn kib(k: u64) -> String {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.common.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = cli
+        .common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let built = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("riskwatch-load: cannot start the runtime: {e}");

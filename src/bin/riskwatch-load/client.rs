@@ -65,6 +65,9 @@ pub struct ClientConfig {
     pub channels: usize,
     /// For TCP connect, upgrade, `welcome` and `subscribed` together.
     pub connect_timeout: Duration,
+    /// Each client's WebSocket read buffer (tungstenite clears this much
+    /// per read, so small messages want a small one).
+    pub read_buffer: usize,
 }
 
 impl ClientConfig {
@@ -79,9 +82,9 @@ impl ClientConfig {
 
 /// Small buffers: tens of thousands of these share the machine with the
 /// hub. Reads need no more than one event; writes go straight out.
-fn ws_config() -> WebSocketConfig {
+fn ws_config(read_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(read_buffer)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
@@ -229,9 +232,10 @@ async fn open(i: usize, cfg: &ClientConfig) -> Result<(Ws, u64), String> {
             .map_err(|e| kind("token", e))?;
         req.headers_mut().insert(http::header::AUTHORIZATION, v);
     }
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config()))
-        .await
-        .map_err(|e| kind("upgrade", e))?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config(cfg.read_buffer)))
+            .await
+            .map_err(|e| kind("upgrade", e))?;
     let sub = serde_json::json!({"op": "subscribe", "channel": cfg.channel(i)}).to_string();
     ws.send(Message::text(sub))
         .await

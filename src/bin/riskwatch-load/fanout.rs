@@ -142,7 +142,10 @@ pub async fn run(
         "--rate must be in (0, 10000]"
     );
     let channel = format!("load-fanout-{}", std::process::id());
-    let cfg = Arc::new(common.client_config(hub, &channel, 1));
+    // One probe event (~250 bytes) per read.
+    let mut cfg = common.client_config(hub, &channel, 1);
+    cfg.read_buffer = 1024;
+    let cfg = Arc::new(cfg);
     let count = (a.duration as f64 * a.rate).ceil().max(1.0) as u64;
     let shared = Arc::new(Shared::new(a.subscribers, count as usize));
     let connected = client::connect_all(

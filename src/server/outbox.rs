@@ -1,0 +1,525 @@
+//! A connection's write side, shared between its task and the hub's
+//! fan-out, so that a live event costs one `send()` on the publishing
+//! thread instead of a queue push, a task wake, a poll and a write.
+//!
+//! - [`SharedIo`] is the socket under the connection's tungstenite stream.
+//!   Besides tungstenite's own writes (acks, replies, pings, close frames)
+//!   it takes whole pre-encoded frames from the fan-out ([`Outbox::offer`]).
+//!   The byte stream never interleaves two frames: a raw frame is written
+//!   only when tungstenite has no frame half-written, and raw bytes that
+//!   could not be written at once wait in `pending`, which goes out before
+//!   anything tungstenite writes next.
+//! - [`Outbox`] decides, per event and under one lock, whether it goes out
+//!   at once (`live`: nothing queued, nothing pending) or into the bounded
+//!   queue the connection task drains; the exactly-once filter (`last_sent`)
+//!   runs under the same lock, in channel order. A full queue marks the
+//!   connection as lagging (closed with 1013 by its task), as before.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+use super::event::{HubEvent, Wire, compliance_client};
+
+/// What the socket under a connection must be.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+struct IoState {
+    /// None once the connection ended (the socket is closed).
+    io: Option<Box<dyn Io>>,
+    /// Raw frame bytes not yet written, from `pending_pos` on.
+    pending: Vec<u8>,
+    pending_pos: usize,
+    /// Tungstenite's last write stopped inside its buffer: the rest of
+    /// that frame must come next on the wire.
+    tung_partial: bool,
+}
+
+impl IoState {
+    fn clean(&self) -> bool {
+        !self.tung_partial && self.pending_pos == self.pending.len()
+    }
+
+    fn push_pending(&mut self, bytes: &[u8]) {
+        if self.pending_pos == self.pending.len() {
+            self.pending.clear();
+            self.pending_pos = 0;
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Writes `pending` out; Ready(Ok) when it is empty.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(io) = self.io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        while self.pending_pos < self.pending.len() {
+            let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.pending[self.pending_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending_pos += n;
+        }
+        self.pending.clear();
+        self.pending_pos = 0;
+        if self.pending.capacity() > 64 * 1024 {
+            self.pending = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The socket, shared by the connection's tungstenite stream (reads and
+/// its own writes) and the fan-out (raw frames).
+#[derive(Clone)]
+pub struct SharedIo {
+    inner: Arc<Mutex<IoState>>,
+}
+
+impl std::fmt::Debug for SharedIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedIo").finish_non_exhaustive()
+    }
+}
+
+/// How a raw frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    /// All of it is on the socket.
+    Written,
+    /// Some or all of it waits in `pending`: the connection task must
+    /// drain it.
+    Deferred,
+}
+
+impl SharedIo {
+    pub fn new(io: impl Io) -> SharedIo {
+        SharedIo {
+            inner: Arc::new(Mutex::new(IoState {
+                io: Some(Box::new(io)),
+                pending: Vec::new(),
+                pending_pos: 0,
+                tung_partial: false,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, IoState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a whole frame now if the socket takes it, without waiting
+    /// and without registering for readiness; otherwise keeps (the rest
+    /// of) it in `pending`.
+    fn write_now(&self, frame: &[u8]) -> Raw {
+        let mut st = self.lock();
+        if !st.clean() {
+            st.push_pending(frame);
+            return Raw::Deferred;
+        }
+        let Some(io) = st.io.as_mut() else {
+            return Raw::Deferred;
+        };
+        // Outside tokio's cooperative budget: the fan-out writes to
+        // thousands of sockets within one task poll, and a spent budget
+        // would make every write after the 128th look "not ready".
+        let mut write = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            Pin::new(&mut **io).poll_write(cx, frame)
+        }));
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut write).poll(&mut cx) {
+            Poll::Ready(Ok(n)) if n == frame.len() => Raw::Written,
+            Poll::Ready(Ok(n)) => {
+                st.push_pending(&frame[n..]);
+                Raw::Deferred
+            }
+            // An error shows again on the connection task's next write.
+            Poll::Pending | Poll::Ready(Err(_)) => {
+                st.push_pending(frame);
+                Raw::Deferred
+            }
+        }
+    }
+
+    /// Appends frames for the connection task to write (see
+    /// [`SharedIo::poll_drain`], or any tungstenite write or flush).
+    fn queue(&self, frame: &[u8]) {
+        self.lock().push_pending(frame);
+    }
+
+    fn is_clean(&self) -> bool {
+        self.lock().clean()
+    }
+
+    /// Closes the socket (the connection is over).
+    pub fn close(&self) {
+        self.lock().io = None;
+    }
+}
+
+impl AsyncRead for SharedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        match st.io.as_mut() {
+            Some(io) => Pin::new(io).poll_read(cx, buf),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for SharedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = self.lock();
+        if !st.tung_partial {
+            // Raw frames queued before this one go first.
+            ready!(st.poll_drain(cx))?;
+        }
+        let Some(io) = st.io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let n = ready!(Pin::new(io).poll_write(cx, buf))?;
+        st.tung_partial = n < buf.len();
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        if !st.tung_partial {
+            ready!(st.poll_drain(cx))?;
+        }
+        match st.io.as_mut() {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        if !st.tung_partial {
+            ready!(st.poll_drain(cx))?;
+        }
+        match st.io.as_mut() {
+            Some(io) => Pin::new(io).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+struct OutState {
+    /// The fan-out may write to the socket directly: nothing is queued,
+    /// nothing pending, no subscribe in progress.
+    live: bool,
+    /// The connection is closing or closed: nothing more is written.
+    closed: bool,
+    queue: VecDeque<Arc<HubEvent>>,
+    /// Highest sequence written per channel: the exactly-once filter
+    /// between a backlog and the live stream, and across overlapping
+    /// subscriptions. A connection has a channel or a few: a list, found
+    /// by the channel's shared name first (no hashing, no string compare
+    /// for an event of a channel already seen).
+    last_sent: Vec<(Arc<str>, u64)>,
+}
+
+impl OutState {
+    fn last_mut(&mut self, channel: &Arc<str>) -> Option<&mut u64> {
+        let i = match self
+            .last_sent
+            .iter()
+            .position(|(c, _)| Arc::ptr_eq(c, channel))
+        {
+            Some(i) => i,
+            None => self.last_sent.iter().position(|(c, _)| **c == **channel)?,
+        };
+        Some(&mut self.last_sent[i].1)
+    }
+
+    fn set_last(&mut self, channel: &str, seq: u64) {
+        match self.last_sent.iter_mut().find(|(c, _)| &**c == channel) {
+            Some((_, s)) => *s = seq,
+            None => self.last_sent.push((Arc::from(channel), seq)),
+        }
+    }
+}
+
+/// One connection's outgoing events (see the module doc).
+pub struct Outbox {
+    wire: Wire,
+    /// Compliance connections for one client see only its channels.
+    client_filter: Option<String>,
+    cap: usize,
+    io: SharedIo,
+    state: Mutex<OutState>,
+    /// Set when an event could not be queued: the connection must close
+    /// with 1013 and resume from history.
+    pub lagged: AtomicBool,
+    /// Wakes the connection task: events queued, bytes pending, lagging.
+    pub notify: Notify,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("wire", &self.wire)
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    pub fn new(io: SharedIo, wire: Wire, client_filter: Option<String>, cap: usize) -> Outbox {
+        Outbox {
+            wire,
+            client_filter,
+            cap: cap.max(1),
+            io,
+            state: Mutex::new(OutState {
+                live: false,
+                closed: false,
+                queue: VecDeque::new(),
+                last_sent: Vec::new(),
+            }),
+            lagged: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, OutState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an event on `channel` goes to this connection (beyond its
+    /// subscriptions).
+    fn passes(&self, channel: &str) -> bool {
+        match &self.client_filter {
+            Some(c) => compliance_client(channel) == Some(c.as_str()),
+            None => true,
+        }
+    }
+
+    /// The exactly-once filter; records the sequence when it passes.
+    fn should_send(&self, st: &mut OutState, ev: &HubEvent) -> bool {
+        if !self.passes(&ev.channel) {
+            return false;
+        }
+        if let Some(last) = st.last_mut(&ev.channel) {
+            if ev.seq <= *last {
+                return false;
+            }
+            *last = ev.seq;
+            return true;
+        }
+        st.last_sent.push((Arc::clone(&ev.channel), ev.seq));
+        true
+    }
+
+    /// Offers an event (from the fan-out, under the channel's lock):
+    /// written at once when `direct` and the connection is live, else
+    /// queued for its task, which writes queued events in batches (several
+    /// frames per `send()`, what a burst of events wants); false when the
+    /// queue was full (the connection is then marked lagging).
+    pub fn offer(&self, ev: &Arc<HubEvent>, direct: bool) -> bool {
+        let mut st = self.state();
+        if st.closed {
+            return true;
+        }
+        if st.live && direct {
+            if !self.should_send(&mut st, ev) {
+                return true;
+            }
+            if self.io.write_now(ev.frame(self.wire)) == Raw::Deferred {
+                st.live = false;
+                drop(st);
+                self.notify.notify_one();
+            }
+            return true;
+        }
+        st.live = false;
+        if st.queue.len() >= self.cap {
+            drop(st);
+            if !self.lagged.swap(true, Ordering::AcqRel) {
+                self.notify.notify_one();
+            }
+            return false;
+        }
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back(Arc::clone(ev));
+        drop(st);
+        // The task drains until it finds the queue empty: one wake per
+        // run of queued events is enough.
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Stops direct writes (before a subscribe, whose acknowledgement and
+    /// backlog must precede any live event of that channel).
+    pub fn pause(&self) {
+        self.state().live = false;
+    }
+
+    /// Nothing more goes out (closing).
+    pub fn close(&self) {
+        let mut st = self.state();
+        st.closed = true;
+        st.live = false;
+        st.queue.clear();
+    }
+
+    /// Records a position as sent (a resumed or fresh subscription).
+    pub fn set_sent(&self, channel: &str, seq: u64) {
+        self.state().set_last(channel, seq);
+    }
+
+    /// Queues `ev`'s frame for the connection task's next write if the
+    /// filter passes (a subscription's backlog).
+    pub fn queue_backlog(&self, ev: &HubEvent) {
+        let mut st = self.state();
+        if !st.closed && self.should_send(&mut st, ev) {
+            self.io.queue(ev.frame(self.wire));
+        }
+    }
+
+    /// Moves up to `max` queued events that pass the filter into the
+    /// socket's pending bytes. With nothing queued and nothing pending,
+    /// goes live instead and returns false: the connection task is done.
+    pub fn take_queued(&self, max: usize) -> bool {
+        let mut st = self.state();
+        if st.closed {
+            return false;
+        }
+        if st.queue.is_empty() {
+            if self.io.is_clean() {
+                st.live = true;
+                return false;
+            }
+            return true;
+        }
+        for _ in 0..max {
+            let Some(ev) = st.queue.pop_front() else {
+                break;
+            };
+            if self.should_send(&mut st, &ev) {
+                self.io.queue(ev.frame(self.wire));
+            }
+        }
+        true
+    }
+
+    /// Where the connection got to per channel (on disconnect).
+    pub fn last_sent(&self) -> HashMap<String, u64> {
+        self.state()
+            .last_sent
+            .iter()
+            .map(|(c, s)| (c.to_string(), *s))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::value::RawValue;
+    use tokio::io::AsyncReadExt;
+
+    fn ev(seq: u64) -> Arc<HubEvent> {
+        Arc::new(HubEvent::new(
+            Arc::from("c"),
+            seq,
+            "t".into(),
+            crate::protocol::Severity::Info,
+            chrono::DateTime::<Utc>::from_timestamp(1_772_366_400, 0).unwrap(),
+            None,
+            RawValue::from_string(format!(r#"{{"n":{seq}}}"#)).unwrap(),
+        ))
+    }
+
+    impl Outbox {
+        fn offer_now(&self, ev: &Arc<HubEvent>) -> bool {
+            self.offer(ev, true)
+        }
+
+        /// Polls the pending bytes out (the connection task does this
+        /// through its tungstenite stream's flush).
+        async fn drain(&self) -> io::Result<()> {
+            std::future::poll_fn(|cx| self.io.lock().poll_drain(cx)).await
+        }
+    }
+
+    #[tokio::test]
+    async fn live_events_go_straight_out_queued_ones_in_order() {
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let io = SharedIo::new(a);
+        let out = Outbox::new(io.clone(), Wire::Native, None, 4);
+        // Not live yet: queued.
+        assert!(out.offer_now(&ev(1)));
+        assert!(out.take_queued(64));
+        out.drain().await.unwrap();
+        assert!(!out.take_queued(64), "queue empty and clean: live");
+        assert!(out.offer_now(&ev(2)));
+        assert!(out.offer_now(&ev(2)), "a repeat is filtered, not an error");
+        // A burst is queued for the task, not written by the fan-out.
+        assert!(out.offer(&ev(3), false));
+        assert!(out.take_queued(64));
+        out.drain().await.unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = b.read(&mut got).await.unwrap();
+        let mut want = ev(1).frame(Wire::Native).to_vec();
+        want.extend_from_slice(ev(2).frame(Wire::Native));
+        want.extend_from_slice(ev(3).frame(Wire::Native));
+        assert_eq!(&got[..n], &want[..]);
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_defers_then_the_queue_fills_and_lags() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let io = SharedIo::new(a);
+        let out = Outbox::new(io.clone(), Wire::Native, None, 2);
+        assert!(!out.take_queued(64));
+        assert!(out.offer_now(&ev(1)), "partially written, rest pending");
+        assert!(out.offer_now(&ev(2)));
+        assert!(out.offer_now(&ev(3)));
+        assert!(!out.offer_now(&ev(4)), "queue of 2 is full");
+        assert!(out.lagged.load(Ordering::Acquire));
+        // The reader takes everything; nothing was torn or reordered.
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = b.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            all
+        });
+        out.drain().await.unwrap();
+        while out.take_queued(64) {
+            out.drain().await.unwrap();
+        }
+        io.close();
+        drop(out);
+        let all = reader.await.unwrap();
+        let mut want = Vec::new();
+        for s in 1..=3 {
+            want.extend_from_slice(ev(s).frame(Wire::Native));
+        }
+        assert_eq!(all, want);
+    }
+}
