@@ -29,6 +29,9 @@ use serde_json::{Value, json};
 
 const STEP: Duration = Duration::from_millis(250);
 
+/// The W3C WebDriver key that marks an element reference in script arguments.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 fn env(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
@@ -117,8 +120,14 @@ impl Driver {
     }
 
     /// A real WebDriver click (pointer events through WebKit), not a JS one.
+    /// Scrolled to the middle of the window first, as a user would, so
+    /// the toasts in the corner never cover it.
     fn click(&self, xpath: &str) {
         let id = self.find(xpath);
+        self.js(
+            "arguments[0].scrollIntoView({block: 'center', inline: 'center'})",
+            json!([{ (ELEMENT): id }]),
+        );
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
