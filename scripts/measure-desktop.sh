@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-release}
 MODE=${MODE:-demo}
 WINDOW=${WINDOW:-30}
-BIN="target/$PROFILE/riskwatch-desktop"
-HUB="target/$PROFILE/riskwatch"
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET/$PROFILE/riskwatch-desktop"
+HUB="$TARGET/$PROFILE/riskwatch"
 [ -x "$BIN" ] || { echo "measure: $BIN not built (cargo build --workspace${PROFILE/debug/})" >&2; exit 1; }
 WORK=$(mktemp -d)
 PIDS=()
@@ -31,7 +32,8 @@ PIDS+=($!)
 export DISPLAY=":$disp"
 for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 
-export RISKWATCH_DATA_DIR="$WORK/data" XDG_RUNTIME_DIR="$WORK/run" XDG_DATA_HOME="$WORK/share"
+export RISKWATCH_DATA_DIR="$WORK/data" XDG_RUNTIME_DIR="$WORK/run" XDG_DATA_HOME="$WORK/share" \
+  XDG_CONFIG_HOME="$WORK/config" XDG_CACHE_HOME="$WORK/cache"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 if [ "$MODE" = idle ]; then
   port=$((20000 + RANDOM % 20000))
@@ -58,6 +60,7 @@ done
 sleep 10   # settle: WebKit finishes loading, charts fill
 procs() { pgrep -g "$(ps -o pgid= "$APP" | tr -d ' ')" 2>/dev/null || true; }
 rss_total=0
+pss_total=0
 report=""
 for p in $(procs); do
   name=$(ps -o comm= "$p" 2>/dev/null || true)
@@ -65,8 +68,13 @@ for p in $(procs); do
   [ -n "$rss" ] || rss=0
   # Session services started by the private D-Bus, not part of the app.
   case "$name" in dbus-daemon|dbus-run-sessio|at-spi*|dunst) continue ;; esac
+  # PSS shares each shared page among the processes mapping it, so the
+  # sum does not count WebKit's and GTK's libraries once per process.
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+  [ -n "$pss" ] || pss=0
   rss_total=$((rss_total + rss))
-  report+=$(printf '%-22s %8d KiB\n' "$name" "$rss")$'\n'
+  pss_total=$((pss_total + pss))
+  report+=$(printf '%-22s RSS %8d KiB   PSS %8d KiB\n' "$name" "$rss" "$pss")$'\n'
 done
 ticks() { local t=0; for p in $(procs); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 t0=$(ticks); sleep "$WINDOW"; t1=$(ticks)
@@ -74,7 +82,7 @@ hz=$(getconf CLK_TCK)
 cpu=$(awk -v d="$((t1 - t0))" -v hz="$hz" -v w="$WINDOW" 'BEGIN {printf "%.2f", d * 100 / hz / w}')
 echo "mode=$MODE profile=$PROFILE window=${WINDOW}s"
 printf '%s' "$report"
-echo "total RSS: $((rss_total / 1024)) MiB"
+echo "total RSS: $((rss_total / 1024)) MiB   total PSS: $((pss_total / 1024)) MiB"
 echo "CPU over ${WINDOW}s: ${cpu}% of one core (all processes)"
 [ -n "$first" ] && echo "start to window shown and connected: ${first}s"
 exit 0

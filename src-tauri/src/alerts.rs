@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use chrono::{DateTime, Utc};
+use riskwatch::Event;
 use riskwatch::engine::{Engine, Notification, Prefs, Rule};
 use riskwatch::inbox::{Committed, Inbox, InboxError, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
-use riskwatch::Event;
 use tauri::{AppHandle, Manager};
 use tokio::sync::Semaphore;
 
@@ -283,7 +283,9 @@ mod tests {
         let critical = event(
             r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"<img src=x onerror=alert(1)>","currentValue":92,"threshold":90}"#,
         );
-        let n = alerts.on_event("demo", &critical, now).expect("critical notifies");
+        let n = alerts
+            .on_event("demo", &critical, now)
+            .expect("critical notifies");
         assert!(n.title.contains("S1") || n.body.contains("img"), "{n:?}");
         alerts.pause_until(Some(now + chrono::Duration::hours(1)));
         assert!(alerts.on_event("demo", &critical, now).is_none(), "paused");

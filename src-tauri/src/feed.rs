@@ -226,15 +226,24 @@ mod tests {
         let c = feed.set_state("demo", connected.clone());
         assert_eq!(c.state, Some(connected.clone()));
         assert!(c.links);
-        assert_eq!(feed.set_state("demo", connected.clone()), Changed::default());
-        assert_eq!(feed.set_state("nobody", connected.clone()), Changed::default());
+        assert_eq!(
+            feed.set_state("demo", connected.clone()),
+            Changed::default()
+        );
+        assert_eq!(
+            feed.set_state("nobody", connected.clone()),
+            Changed::default()
+        );
         assert_eq!(feed.snapshot().unwrap().state, connected);
     }
 
     #[test]
     fn the_header_shows_the_worst_connection() {
         let feed = Feed::new();
-        assert!(matches!(feed.state(), LinkState::Offline { .. }), "none yet");
+        assert!(
+            matches!(feed.state(), LinkState::Offline { .. }),
+            "none yet"
+        );
         let live = LinkState::Client(ConnState::Connected);
         let retrying = LinkState::Client(ConnState::Reconnecting {
             attempt: 1,

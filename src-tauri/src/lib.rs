@@ -25,6 +25,7 @@
 //!   `ui/src/ipc.ts`. Never the raw message, never a token.
 //! - `commands`: the Tauri commands, thin adapters over the above.
 //! - `error`: the crate's error, serialized as its message across IPC.
+//! - `webkit`: creates the window, with WebKitGTK's memory settings.
 //!
 //! Configuration lives in `tauri.conf.json` at the repository root; the
 //! window's permissions in `src-tauri/capabilities/`.
@@ -38,6 +39,7 @@ mod profiles;
 mod settings;
 mod tray;
 mod view;
+mod webkit;
 
 use std::process::ExitCode;
 
@@ -99,6 +101,7 @@ pub fn run() -> ExitCode {
         })
         // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
+            webkit::create_main(app)?;
             app.manage(feed::Feed::new());
             app.manage(link::Links::default());
             let store = match profiles::Profiles::open() {

@@ -134,7 +134,13 @@ impl Links {
                 };
                 let handle = client.handle().clone();
                 let task = async_runtime::spawn(pump(app.clone(), profile.clone(), client, hub));
-                (view, Some(Running { client: handle, task }))
+                (
+                    view,
+                    Some(Running {
+                        client: handle,
+                        task,
+                    }),
+                )
             }
             Err((source, error)) => {
                 tracing::error!(%profile, %source, %error, "cannot connect");

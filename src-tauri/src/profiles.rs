@@ -223,10 +223,19 @@ impl Profiles {
     }
 
     /// Saves the whole file as the user wrote it, after checking it.
-    pub fn save_text(&self, name: &str, text: &str) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
+    pub fn save_text(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
         let (prefs, _) = Prefs::from_toml(
             text,
-            &self.store.path(name).map_err(Error::prefs)?.display().to_string(),
+            &self
+                .store
+                .path(name)
+                .map_err(Error::prefs)?
+                .display()
+                .to_string(),
         )
         .map_err(|e| Error::Invalid(e.to_string()))?;
         check_style(prefs.style.as_deref())?;
@@ -318,9 +327,7 @@ fn channels(raw: &[String]) -> Result<Vec<String>, Error> {
         }
     }
     if out.len() > MAX_SUBSCRIBE {
-        return Err(Error::Invalid(format!(
-            "channels: at most {MAX_SUBSCRIBE}"
-        )));
+        return Err(Error::Invalid(format!("channels: at most {MAX_SUBSCRIBE}")));
     }
     Ok(out)
 }
@@ -450,7 +457,8 @@ timezone = "Europe/London"
         assert_eq!(q.timezone, "Europe/London");
         form.notify = Severity::Warning;
         form.rules.push("  ".into());
-        form.rules.push("riskUpdate: score >= 70 => critical".into());
+        form.rules
+            .push("riskUpdate: score >= 70 => critical".into());
         // The form's mutes are ignored: snooze / unmute own them.
         form.mutes.push(MuteView {
             kind: "type".into(),
@@ -532,7 +540,11 @@ timezone = "Europe/London"
         assert!(profiles.names().unwrap().is_empty(), "nothing was written");
 
         let s = profiles
-            .save(&input("desk", "ws://127.0.0.1:9/api/v1/stream", Some("auto")))
+            .save(&input(
+                "desk",
+                "ws://127.0.0.1:9/api/v1/stream",
+                Some("auto"),
+            ))
             .unwrap();
         assert_eq!(s.subscribe, ["sessions:S1"]);
         assert!(s.style.is_none(), "auto means guessed");
@@ -542,7 +554,10 @@ timezone = "Europe/London"
         // New profiles start from the desktop's defaults.
         let view = profiles.view("desk").unwrap();
         assert_eq!(view.form.list, Severity::Warning);
-        assert!(view.text.contains("url = \"ws://127.0.0.1:9/api/v1/stream\""));
+        assert!(
+            view.text
+                .contains("url = \"ws://127.0.0.1:9/api/v1/stream\"")
+        );
 
         let now = Utc::now();
         let (prefs, _, view) = profiles

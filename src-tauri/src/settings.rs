@@ -73,7 +73,9 @@ impl Settings {
         let token = std::env::var("RISKWATCH_TOKEN").ok();
         match Settings::from_parts(Args::parse(), token) {
             Ok(s) => s,
-            Err(e) => clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n")).exit(),
+            Err(e) => {
+                clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n")).exit()
+            }
         }
     }
 
@@ -144,7 +146,14 @@ mod tests {
     #[test]
     fn style_and_demo() {
         let s = parse(
-            &["riskwatch-desktop", "--url", "ws://h/x", "--style", "HR", "--demo"],
+            &[
+                "riskwatch-desktop",
+                "--url",
+                "ws://h/x",
+                "--style",
+                "HR",
+                "--demo",
+            ],
             None,
         );
         assert_eq!(s.style, Some(Style::Hr));

@@ -412,7 +412,16 @@ mod tests {
         let pv = serde_json::to_value(&profile).unwrap();
         assert_eq!(
             keys(&pv),
-            ["demo", "has_token", "keyring_error", "link", "name", "style", "subscribe", "url"]
+            [
+                "demo",
+                "has_token",
+                "keyring_error",
+                "link",
+                "name",
+                "style",
+                "subscribe",
+                "url"
+            ]
         );
         let form = PrefsForm {
             list: Severity::Warning,
@@ -431,8 +440,14 @@ mod tests {
             }],
         };
         let fv = serde_json::to_value(&form).unwrap();
-        assert_eq!(keys(&fv), ["list", "mutes", "notify", "quiet_hours", "rules"]);
-        assert_eq!(keys(&fv["quiet_hours"]), ["allow", "end", "start", "timezone"]);
+        assert_eq!(
+            keys(&fv),
+            ["list", "mutes", "notify", "quiet_hours", "rules"]
+        );
+        assert_eq!(
+            keys(&fv["quiet_hours"]),
+            ["allow", "end", "start", "timezone"]
+        );
         assert_eq!(keys(&fv["mutes"][0]), ["kind", "until", "value"]);
         let pv = PrefsView {
             profile: "prod".into(),

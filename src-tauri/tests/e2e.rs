@@ -294,6 +294,28 @@ fn e2e_real_webview() {
     guarded(&d, &artifacts, "settings", || {
         settings(&d, &hub, &hub_bin, secret, &app_log, &artifacts)
     });
+    drop(hub);
+
+    // f. Measured, not asserted: frame times at ~200 events/s and event →
+    // OS notification latency (docs/PERFORMANCE.md reports these).
+    let hub = Hub::start_fast(&hub_bin, &artifacts, "0.13");
+    let config = std::env::var("XDG_CONFIG_HOME").expect("XDG_CONFIG_HOME (desktop-e2e.sh)");
+    // The `--url` connection's preferences: no burst summaries, so every
+    // measured alert is its own notification.
+    std::fs::write(
+        Path::new(&config).join("riskwatch/profiles/cli.toml"),
+        "[severity]\nlist = \"warning\"\n[dedupe]\nburst_count = 1000\n",
+    )
+    .unwrap();
+    let url = format!("ws://{}/api/v1/stream", hub.addr);
+    let d = Driver::start(
+        &webdriver,
+        &app,
+        &["--url", &url, "--channel", "*", "--tab", "trading"],
+    );
+    guarded(&d, &artifacts, "measure", || {
+        measure(&d, &hub, &notify_log, &artifacts)
+    });
 }
 
 /// Runs `f`; on a panic keeps a screenshot, and always ends the session.
@@ -319,8 +341,29 @@ impl Hub {
         Hub::start_with(bin, listen, artifacts, None)
     }
 
+    /// The simulators `1/speed` times faster than real time.
+    fn start_fast(bin: &str, artifacts: &Path, speed: &str) -> Hub {
+        Hub::start_args(
+            bin,
+            "127.0.0.1:0",
+            artifacts,
+            None,
+            &["--demo-speed", speed],
+        )
+    }
+
     /// With `secret`, the hub checks HS256 tokens (no insecure mode).
     fn start_with(bin: &str, listen: &str, artifacts: &Path, secret: Option<&str>) -> Hub {
+        Hub::start_args(bin, listen, artifacts, secret, &[])
+    }
+
+    fn start_args(
+        bin: &str,
+        listen: &str,
+        artifacts: &Path,
+        secret: Option<&str>,
+        extra: &[&str],
+    ) -> Hub {
         let log = artifacts.join("e2e-hub.log");
         let before = std::fs::read_to_string(&log).unwrap_or_default();
         let out = std::fs::OpenOptions::new()
@@ -329,7 +372,8 @@ impl Hub {
             .open(&log)
             .unwrap();
         let mut cmd = std::process::Command::new(bin);
-        cmd.args(["serve", "--listen", listen, "--demo"]);
+        cmd.args(["serve", "--listen", listen, "--demo"])
+            .args(extra);
         if let Some(secret) = secret {
             cmd.env("RISKWATCH_JWT_SECRET", secret);
         } else {
@@ -610,7 +654,14 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
     let reader = mint(
         hub_bin,
         secret,
-        &["--user", "e2e-trader", "--role", "trader", "--channel", "sessions:*"],
+        &[
+            "--user",
+            "e2e-trader",
+            "--role",
+            "trader",
+            "--channel",
+            "sessions:*",
+        ],
     );
     let publisher = mint(
         hub_bin,
@@ -651,7 +702,10 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
     let file = std::fs::read_to_string(Path::new(&config).join("riskwatch/profiles/desk2.toml"))
         .expect("the profile's file");
     assert!(file.contains(&url), "{file}");
-    assert!(!file.contains(&reader), "the token is in the profile's file");
+    assert!(
+        !file.contains(&reader),
+        "the token is in the profile's file"
+    );
     let log = std::fs::read_to_string(app_log).unwrap_or_default();
     assert!(!log.contains(&reader), "the token is in the app's log");
 
@@ -698,7 +752,10 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
         "return document.getElementById('prefs-path').textContent.includes('desk2')",
         json!([]),
     );
-    d.type_text("//textarea[@id='pf-rules']", "risk_alert: currentValue >>> 90");
+    d.type_text(
+        "//textarea[@id='pf-rules']",
+        "risk_alert: currentValue >>> 90",
+    );
     d.click("//button[@id='pf-save']");
     let refused = d.wait(
         10,
@@ -738,6 +795,25 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
         json!([]),
     );
     eprintln!("e2e: demo disconnected, desk2 still Live");
+
+    // Deleting takes two clicks, closes the connection and removes the file.
+    let delete =
+        "//tbody[@id='profiles']/tr[contains(., 'desk2')]//button[contains(@class,'danger')]";
+    d.click(delete);
+    d.click(delete);
+    d.wait(
+        15,
+        "desk2 gone from the list and the header",
+        "return ![...document.querySelectorAll('#profiles tr')].some(r => r.textContent.includes('desk2')) && !document.getElementById('source').textContent.includes('desk2')",
+        json!([]),
+    );
+    assert!(
+        !Path::new(&config)
+            .join("riskwatch/profiles/desk2.toml")
+            .exists(),
+        "the profile's file is still there"
+    );
+    eprintln!("e2e: desk2 deleted");
 }
 
 /// A POST with a bearer token.
@@ -761,4 +837,123 @@ fn http_auth(addr: &str, path: &str, body: &Value, token: &str) -> (u16, String)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, body.to_string())
+}
+
+/// Percentiles of `v` (sorted here): p50, p95, p99, max.
+fn spread(mut v: Vec<f64>) -> Value {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    json!({"n": v.len(), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)})
+}
+
+fn measure(d: &Driver, hub: &Hub, notify_log: &str, artifacts: &Path) {
+    d.wait(
+        30,
+        "Live against the fast hub",
+        "return document.getElementById('conn').textContent === 'Live'",
+        json!([]),
+    );
+    let mut report = serde_json::Map::new();
+    // Frame times: requestAnimationFrame intervals over 15 s on each of two
+    // dashboards while events stream in.
+    for tab in ["trading", "hr"] {
+        d.click(&format!("//nav//button[@data-tab='{tab}']"));
+        std::thread::sleep(Duration::from_secs(2));
+        d.js(
+            "window.__gen = (window.__gen || 0) + 1; const gen = window.__gen; \
+             const frames = window.__frames = []; let last = performance.now(); window.__rate = []; \
+             const tick = (t) => { if (gen !== window.__gen) return; frames.push(t - last); last = t; \
+               if (frames.length < 5000) requestAnimationFrame(tick); }; \
+             requestAnimationFrame(tick);",
+            json!([]),
+        );
+        for _ in 0..15 {
+            std::thread::sleep(Duration::from_secs(1));
+            d.js(
+                "window.__rate.push(document.getElementById('realtime').textContent)",
+                json!([]),
+            );
+        }
+        let got = d.js(
+            "return {frames: window.__frames.slice(1), rate: window.__rate}",
+            json!([]),
+        );
+        let frames: Vec<f64> = got["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let rates: Vec<f64> = got["rate"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                let t = r.as_str()?;
+                t.split('·')
+                    .nth(1)?
+                    .trim()
+                    .trim_end_matches("/s")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert!(
+            frames.len() > 100,
+            "too few frames on {tab}: {}",
+            frames.len()
+        );
+        assert!(!rates.is_empty(), "no event rate shown on {tab}: {got}");
+        let long = frames.iter().filter(|f| **f > 50.0).count();
+        let entry = json!({
+            "frame_ms": spread(frames.clone()),
+            "frames_over_50ms": long,
+            "events_per_s": spread(rates),
+        });
+        eprintln!("e2e: frames on {tab}: {entry}");
+        report.insert(format!("frames_{tab}"), entry);
+        d.screenshot(&artifacts.join(format!("e2e-load-{tab}.png")));
+    }
+
+    // Event → notification: critical alerts published one at a time, each
+    // on its own session (its own alert); the latency is from just before
+    // the publish to the Notify call dbus-monitor saw.
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let sent = chrono::Utc::now();
+        let tag = format!("lat-{i}-{}", sent.timestamp_micros());
+        let alert = json!({
+            "channel": "sessions:demo", "type": "risk_alert", "severity": "critical",
+            "data": {"sessionId": format!("LAT{i}"), "alertLevel": "critical",
+                     "alertType": "latency_probe", "message": tag}
+        });
+        let (status, body) = http(&hub.addr, "POST", "/api/v1/publish", Some(&alert));
+        assert!((200..300).contains(&status), "publish -> {status}: {body}");
+        let log = wait_file(notify_log, 10, "the probe's notification", |t| {
+            t.contains(&tag)
+        });
+        let at = log.find(&tag).unwrap();
+        let head = &log[..at];
+        let line = head
+            .rfind("method call time=")
+            .expect("the Notify call's time");
+        let secs: f64 = head[line + "method call time=".len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("a time= value");
+        latencies.push((secs - sent.timestamp_micros() as f64 / 1e6) * 1000.0);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let entry = spread(latencies);
+    eprintln!("e2e: event -> notification ms: {entry}");
+    report.insert("event_to_notification_ms".into(), entry);
+    let path = artifacts.join("e2e-measure.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&Value::Object(report)).unwrap(),
+    )
+    .unwrap();
+    eprintln!("e2e: measurements in {}", path.display());
 }

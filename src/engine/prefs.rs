@@ -532,7 +532,8 @@ impl TryFrom<String> for ServerUrl {
         if !matches!(u.scheme(), "ws" | "wss") {
             return Err(format!("url {s:?} must start with ws:// or wss://"));
         }
-        const SECRET_KEYS: [&str; 6] = ["token", "access_token", "auth", "jwt", "api_key", "apikey"];
+        const SECRET_KEYS: [&str; 6] =
+            ["token", "access_token", "auth", "jwt", "api_key", "apikey"];
         let has_token = u
             .query_pairs()
             .any(|(k, _)| SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)));
@@ -1057,7 +1058,10 @@ repeat_interval = "off"
             "saved as written, comment included"
         );
         // An invalid text is refused with its place and changes nothing.
-        let err = store.save_text("desk", "url = 3\n").unwrap_err().to_string();
+        let err = store
+            .save_text("desk", "url = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("desk.toml:1:7"), "{err}");
         assert_eq!(
             std::fs::read_to_string(store.path("desk").unwrap()).unwrap(),
