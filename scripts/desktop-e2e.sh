@@ -8,14 +8,17 @@
 #
 # Every wait is bounded; everything started here is stopped on exit.
 # Environment: SKIP_BUILD=1 to use what is already built; E2E_PORT (default
-# 4444; WebKitWebDriver gets E2E_PORT+1); SCREEN (default 960x680).
+# 4444; WebKitWebDriver gets E2E_PORT+1); SCREEN (default 960x680); PROFILE
+# (default debug; release drives target/release's app and hub, built with
+# `cargo build --release --workspace`, as docs/PERFORMANCE.md's numbers are).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SCREEN=${SCREEN:-960x680}
 E2E_PORT=${E2E_PORT:-4444}
 ARTIFACTS=$ROOT/test-artifacts
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch-desktop
+PROFILE=${PROFILE:-debug}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/riskwatch-desktop
 DRIVER_LOG=$ARTIFACTS/e2e-app.log
 NOTIFY_LOG=$ARTIFACTS/e2e.dbus.log
 
@@ -32,7 +35,7 @@ done
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the UI and riskwatch-desktop"
   (cd ui && npm run --silent build >/dev/null)
-  cargo build --workspace
+  if [ "$PROFILE" = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
 fi
 [ -x "$BIN" ] || fail "$BIN not built"
 
@@ -80,7 +83,7 @@ say "tauri-driver on 127.0.0.1:$E2E_PORT"
 
 status=0
 RISKWATCH_E2E=1 RISKWATCH_E2E_WEBDRIVER=127.0.0.1:$E2E_PORT RISKWATCH_E2E_APP=$BIN \
-  RISKWATCH_E2E_HUB=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch \
+  RISKWATCH_E2E_HUB=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/riskwatch \
   RISKWATCH_E2E_APP_LOG=$DRIVER_LOG RISKWATCH_E2E_NOTIFY_LOG=$NOTIFY_LOG \
   RISKWATCH_E2E_ARTIFACTS=$ARTIFACTS \
   timeout 300 cargo nextest run --workspace --locked --test e2e --run-ignored only --no-capture || status=$?
