@@ -5,7 +5,7 @@
 //!
 //! Data flows one way: `link` (one client per profile) → `alerts` (the
 //! profile's engine → the inbox, OS notifications) and `feed::Feed` (states
-//! + ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
+//! and a ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
 //! [`EVENT_LINKS`], [`EVENT_EVENT`] and [`EVENT_INBOX`] → the webview and
 //! the tray. A page that loads late catches up with the `snapshot` command.
 //!
