@@ -116,11 +116,12 @@ pub fn run() -> ExitCode {
             if let Some(committed) = open_alerts(app.handle(), "desktop") {
                 link::watch_commits(app.handle().clone(), committed);
             }
-            tray::create(app.handle());
             link::start_repeats(app.handle().clone());
             // Before the window loads, so its first snapshot has them.
             let handle = app.handle().clone();
             tauri::async_runtime::block_on(link::connect_all(&handle));
+            // After: its first icon is the connections' state, not "offline".
+            tray::create(app.handle());
             Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));

@@ -236,7 +236,10 @@ pub fn refresh(app: &AppHandle) {
         None => (true, true),
     };
     if icon_changed && let Some(icon) = variant.image() {
-        let _ = tray.set_icon(Some(icon));
+        match tray.set_icon(Some(icon)) {
+            Ok(()) => tracing::info!(tray = variant.text(), "tray icon"),
+            Err(error) => tracing::warn!(%error, "tray icon"),
+        }
     }
     if text_changed {
         let _ = tray.set_tooltip(Some(&text));

@@ -628,7 +628,20 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
             json!([]),
         );
     }
-    eprintln!("e2e: acknowledged, critical state cleared");
+    // The tray's icon followed: critical while the alert was unacknowledged,
+    // back once it was (the app logs each icon it sets; Xvfb has no tray
+    // host to look at).
+    const CRITICAL_ICON: &str = "tray icon tray=\"unacknowledged critical alerts\"";
+    wait_file(app_log, 10, "the tray's critical icon", |t| {
+        t.contains(CRITICAL_ICON)
+    });
+    if critical_before == 0 {
+        wait_file(app_log, 10, "the tray icon back from critical", |t| {
+            t.rfind(CRITICAL_ICON)
+                .is_some_and(|at| t[at + CRITICAL_ICON.len()..].contains("tray icon tray=\""))
+        });
+    }
+    eprintln!("e2e: acknowledged, critical state cleared (inbox and tray)");
     d.screenshot(&artifacts.join("e2e-inbox-acknowledged.png"));
 }
 

@@ -10,6 +10,17 @@ import type { SeriesTable } from "./store";
 
 const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899"];
 
+const CLOCK = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+/** A tick's time (seconds since the epoch) as local HH:MM:SS. */
+export function clock(seconds: number): string {
+  return CLOCK.format(new Date(seconds * 1000));
+}
+
 export class LiveChart {
   private plot: uPlot | null = null;
   private shownNames = "";
@@ -41,7 +52,13 @@ export class LiveChart {
           cursor: { show: false },
           scales: range ? { y: { range: () => range } } : {},
           axes: [
-            { stroke: "#8a97ab", grid: { stroke: "rgba(128,128,128,0.15)" } },
+            {
+              stroke: "#8a97ab",
+              grid: { stroke: "rgba(128,128,128,0.15)" },
+              // Wall-clock seconds, never uPlot's sub-second ":34.500" ticks.
+              values: (_u: uPlot, ticks: number[]) => ticks.map(clock),
+              space: 70,
+            },
             { stroke: "#8a97ab", grid: { stroke: "rgba(128,128,128,0.15)" }, label: this.yLabel, size: 60 },
           ],
           series: [
