@@ -57,7 +57,8 @@ export class LiveChart {
               grid: { stroke: "rgba(128,128,128,0.15)" },
               // Wall-clock seconds, never uPlot's sub-second ":34.500" ticks.
               values: (_u: uPlot, ticks: number[]) => ticks.map(clock),
-              space: 70,
+              incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+              space: 90,
             },
             { stroke: "#8a97ab", grid: { stroke: "rgba(128,128,128,0.15)" }, label: this.yLabel, size: 60 },
           ],
