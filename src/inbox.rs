@@ -691,33 +691,23 @@ impl Inbox {
     /// The number the tray shows: unacknowledged alerts at critical or
     /// above (severity after rules).
     pub fn unacknowledged_critical(&self) -> Result<u64, InboxError> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM alerts WHERE acked_ms IS NULL AND severity >= 2",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(|e| self.err(e))
+        self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL AND severity >= 2")
     }
 
     /// Unacknowledged alerts of any severity (served by the partial index
     /// on unacknowledged rows, not a scan of the table).
     pub fn unacknowledged(&self) -> Result<u64, InboxError> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM alerts WHERE acked_ms IS NULL",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(|e| self.err(e))
+        self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL")
     }
 
     /// All stored alerts.
     pub fn count(&self) -> Result<u64, InboxError> {
+        self.count_sql("SELECT count(*) FROM alerts")
+    }
+
+    fn count_sql(&self, sql: &str) -> Result<u64, InboxError> {
         self.conn
-            .query_row("SELECT count(*) FROM alerts", [], |r| r.get::<_, i64>(0))
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| self.err(e))
     }

@@ -4,6 +4,7 @@
 //! blocking thread, never on the webview's IPC thread.
 
 use chrono::Utc;
+use riskwatch::engine::{Prefs, Rule};
 use tauri::{AppHandle, Manager, State};
 
 use crate::alerts::Alerts;
@@ -263,11 +264,10 @@ pub async fn prefs_save(
     profile: String,
     form: PrefsForm,
 ) -> Result<PrefsView, Error> {
-    let store = store(&app)?;
-    let name = profile.clone();
-    let (prefs, rules, view) = blocking(move || store.save_form(&name, &form)).await?;
-    apply(&app, &profile, prefs, rules);
-    Ok(view)
+    edit_prefs(app, profile, move |store, name| {
+        store.save_form(name, &form)
+    })
+    .await
 }
 
 /// Saves the whole file as written; the running engine takes it at once.
@@ -277,11 +277,10 @@ pub async fn prefs_save_text(
     profile: String,
     text: String,
 ) -> Result<PrefsView, Error> {
-    let store = store(&app)?;
-    let name = profile.clone();
-    let (prefs, rules, view) = blocking(move || store.save_text(&name, &text)).await?;
-    apply(&app, &profile, prefs, rules);
-    Ok(view)
+    edit_prefs(app, profile, move |store, name| {
+        store.save_text(name, &text)
+    })
+    .await
 }
 
 /// Snoozes a target for `minutes`, or mutes it until removed (`None`).
@@ -293,15 +292,10 @@ pub async fn prefs_snooze(
     value: String,
     minutes: Option<u32>,
 ) -> Result<PrefsView, Error> {
-    let store = store(&app)?;
-    let name = profile.clone();
-    let (prefs, rules, view) = blocking(move || {
-        let target = profiles::target(&kind, &value)?;
-        store.snooze(&name, target, minutes, Utc::now())
+    edit_prefs(app, profile, move |store, name| {
+        store.snooze(name, profiles::target(&kind, &value)?, minutes, Utc::now())
     })
-    .await?;
-    apply(&app, &profile, prefs, rules);
-    Ok(view)
+    .await
 }
 
 /// Removes a mute or snooze.
@@ -312,24 +306,28 @@ pub async fn prefs_unmute(
     kind: String,
     value: String,
 ) -> Result<PrefsView, Error> {
+    edit_prefs(app, profile, move |store, name| {
+        store.unmute(name, &profiles::target(&kind, &value)?)
+    })
+    .await
+}
+
+/// Changes a profile's stored preferences off the IPC thread with `edit`,
+/// then gives them to its running engine.
+async fn edit_prefs(
+    app: AppHandle,
+    profile: String,
+    edit: impl FnOnce(&Profiles, &str) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> + Send + 'static,
+) -> Result<PrefsView, Error> {
     let store = store(&app)?;
     let name = profile.clone();
-    let (prefs, rules, view) = blocking(move || {
-        let target = profiles::target(&kind, &value)?;
-        store.unmute(&name, &target)
-    })
-    .await?;
+    let (prefs, rules, view) = blocking(move || edit(&store, &name)).await?;
     apply(&app, &profile, prefs, rules);
     Ok(view)
 }
 
 /// New preferences reach the profile's running engine (if connected).
-fn apply(
-    app: &AppHandle,
-    profile: &str,
-    prefs: riskwatch::engine::Prefs,
-    rules: Vec<riskwatch::engine::Rule>,
-) {
+fn apply(app: &AppHandle, profile: &str, prefs: Prefs, rules: Vec<Rule>) {
     if app.state::<Links>().is_running(profile)
         && let Some(alerts) = app.try_state::<Alerts>()
     {

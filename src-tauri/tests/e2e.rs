@@ -42,11 +42,29 @@ fn env(name: &str) -> String {
 /// One HTTP/1.0 request (so the answer is never chunked and ends at EOF).
 /// Returns the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    http_as(addr, method, path, body, None)
+}
+
+/// A POST with a bearer token.
+fn http_auth(addr: &str, path: &str, body: &Value, token: &str) -> (u16, String) {
+    http_as(addr, "POST", path, Some(body), Some(token))
+}
+
+fn http_as(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let payload = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         payload.len()
     );
     s.write_all(head.as_bytes()).unwrap();
@@ -827,29 +845,6 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
         "the profile's file is still there"
     );
     eprintln!("e2e: desk2 deleted");
-}
-
-/// A POST with a bearer token.
-fn http_auth(addr: &str, path: &str, body: &Value, token: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let payload = body.to_string();
-    let head = format!(
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        payload.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(payload.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
 }
 
 /// Percentiles of `v` (sorted here): p50, p95, p99, max.
