@@ -123,7 +123,8 @@ impl Links {
         self.stop(app, &target.profile).await;
         let profile = target.profile.clone();
         let demo = target.url.is_none();
-        let (view, running) = match open(target) {
+        let feed = app.state::<Feed>();
+        match open(target) {
             Ok((client, hub, source)) => {
                 tracing::info!(%profile, %source, demo, "connecting");
                 let view = LinkView {
@@ -132,15 +133,21 @@ impl Links {
                     demo,
                     state: LinkState::Client(client.handle().state()),
                 };
+                // Shown before the pump starts, so the pump's first state
+                // change always lands on it.
+                changed(app, feed.set_link(view.clone()));
                 let handle = client.handle().clone();
                 let task = async_runtime::spawn(pump(app.clone(), profile.clone(), client, hub));
-                (
-                    view,
-                    Some(Running {
-                        client: handle,
-                        task,
-                    }),
-                )
+                if let Ok(mut map) = self.running.lock() {
+                    map.insert(
+                        profile,
+                        Running {
+                            client: handle,
+                            task,
+                        },
+                    );
+                }
+                view
             }
             Err((source, error)) => {
                 tracing::error!(%profile, %source, %error, "cannot connect");
@@ -152,16 +159,10 @@ impl Links {
                         error: error.to_string(),
                     },
                 };
-                (view, None)
+                changed(app, feed.set_link(view.clone()));
+                view
             }
-        };
-        if let Some(running) = running
-            && let Ok(mut map) = self.running.lock()
-        {
-            map.insert(profile, running);
         }
-        changed(app, app.state::<Feed>().set_link(view.clone()));
-        view
     }
 
     /// Closes a profile's connection, waits briefly for it to finish, and

@@ -36,15 +36,16 @@ pub fn create_main(app: &App) -> tauri::Result<WebviewWindow> {
 }
 
 /// Memory pressure for the web processes started from now on: WebKit
-/// releases its caches and collects JavaScript garbage from half of the
+/// releases its caches and collects JavaScript garbage from a third of the
 /// limit on, harder from three quarters; it never kills the process.
 #[cfg(target_os = "linux")]
 fn before_first_webview() {
     use webkit2gtk::{MemoryPressureSettings, WebsiteDataManager};
     let mut settings = MemoryPressureSettings::new();
     settings.set_memory_limit(MEMORY_LIMIT_MB);
-    settings.set_conservative_threshold(0.5);
+    // Strict first: WebKit requires conservative < strict at every step.
     settings.set_strict_threshold(0.75);
+    settings.set_conservative_threshold(0.33);
     settings.set_kill_threshold(0.0);
     settings.set_poll_interval(5.0);
     WebsiteDataManager::set_memory_pressure_settings(&mut settings);
