@@ -6,6 +6,10 @@
 //! # Layout
 //! - `hub`: channels, sequences, history, subscribers, fan-out, stats.
 //! - `conn`: one WebSocket connection's task.
+//! - `outbox`: a connection's write side, shared by its task and the
+//!   fan-out (pre-encoded frames sent straight to idle connections).
+//! - `upgrade`: the WebSocket handshake, done here so the socket can be
+//!   shared that way.
 //! - `endpoint`: per-style paths, channels, greetings and commands.
 //! - `event`: the stored event and its per-format renderings.
 //! - `auth`, `grants`: tokens, claims and channel permissions.
