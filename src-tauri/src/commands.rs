@@ -227,9 +227,6 @@ async fn view_of(app: &AppHandle, store: Profiles, name: String) -> Result<Profi
 #[tauri::command]
 pub async fn profile_disconnect(app: AppHandle, name: String) -> Result<ProfileView, Error> {
     app.state::<Links>().stop(&app, &name).await;
-    if let Some(alerts) = app.try_state::<Alerts>() {
-        alerts.remove_profile(&name);
-    }
     let store = store(&app)?;
     view_of(&app, store, name).await
 }
@@ -244,9 +241,6 @@ pub async fn profile_delete(app: AppHandle, name: String) -> Result<(), Error> {
         )));
     }
     app.state::<Links>().stop(&app, &name).await;
-    if let Some(alerts) = app.try_state::<Alerts>() {
-        alerts.remove_profile(&name);
-    }
     blocking(move || store.delete(&name)).await
 }
 

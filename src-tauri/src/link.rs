@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use chrono::Utc;
 use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Token, redact_url};
+use riskwatch::engine::{Prefs, Rule};
 use riskwatch::inbox::Committed;
 use riskwatch::protocol::Style;
 use riskwatch::server::{Auth, Server, ServerConfig};
@@ -106,22 +108,49 @@ impl Target {
 struct Running {
     client: ClientHandle,
     task: JoinHandle<()>,
+    /// Which start made it: its pump, ending on its own, removes the entry
+    /// only while it is still this one.
+    generation: u64,
 }
 
 /// Every running connection, by profile. Managed Tauri state.
 #[derive(Debug, Default)]
 pub struct Links {
     running: Mutex<HashMap<String, Running>>,
+    /// One start or stop at a time per profile: a double click on Connect,
+    /// or Delete while a Save is connecting, never leaves a client behind
+    /// that nothing can stop.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    generations: AtomicU64,
 }
 
 impl Links {
-    /// Opens `target`'s connection (closing the profile's old one first)
-    /// and starts pumping it. What cannot work (a bad URL, a demo hub that
-    /// cannot bind) becomes an `offline` connection the window shows.
-    /// [`Feed`] (and optionally [`Alerts`]) must be managed.
-    pub async fn start(&self, app: &AppHandle, target: Target) -> LinkView {
-        self.stop(app, &target.profile).await;
+    fn gate(&self, profile: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.gates.lock() {
+            Ok(mut gates) => Arc::clone(gates.entry(profile.to_owned()).or_default()),
+            // Poisoned: a fresh gate still serializes what comes after.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Opens `target`'s connection (closing the profile's old one first),
+    /// gives the profile's engine `prefs`, and starts pumping it. What
+    /// cannot work (a bad URL, a demo hub that cannot bind) becomes an
+    /// `offline` connection the window shows. [`Feed`] (and optionally
+    /// [`Alerts`]) must be managed.
+    pub async fn start(
+        &self,
+        app: &AppHandle,
+        target: Target,
+        prefs: (Prefs, Vec<Rule>),
+    ) -> LinkView {
+        let gate = self.gate(&target.profile);
+        let _one_at_a_time = gate.lock().await;
+        self.stop_locked(app, &target.profile).await;
         let profile = target.profile.clone();
+        if let Some(alerts) = app.try_state::<Alerts>() {
+            alerts.set_prefs(&profile, prefs.0, prefs.1);
+        }
         let demo = target.url.is_none();
         let feed = app.state::<Feed>();
         match open(target) {
@@ -136,16 +165,25 @@ impl Links {
                 // Shown before the pump starts, so the pump's first state
                 // change always lands on it.
                 changed(app, feed.set_link(view.clone()));
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 let handle = client.handle().clone();
-                let task = async_runtime::spawn(pump(app.clone(), profile.clone(), client, hub));
-                if let Ok(mut map) = self.running.lock() {
-                    map.insert(
-                        profile,
-                        Running {
-                            client: handle,
-                            task,
-                        },
-                    );
+                let task = async_runtime::spawn(pump(
+                    app.clone(),
+                    profile.clone(),
+                    generation,
+                    client,
+                    hub,
+                ));
+                let running = Running {
+                    client: handle,
+                    task,
+                    generation,
+                };
+                if let Ok(mut map) = self.running.lock()
+                    && let Some(old) = map.insert(profile, running)
+                {
+                    // Cannot happen under the gate; never leave one running.
+                    old.client.shutdown();
                 }
                 view
             }
@@ -165,22 +203,42 @@ impl Links {
         }
     }
 
-    /// Closes a profile's connection, waits briefly for it to finish, and
-    /// takes it off the window. True when one was there.
+    /// Closes a profile's connection, waits briefly for it to finish,
+    /// forgets its engine and takes it off the window. True when one was
+    /// shown.
     pub async fn stop(&self, app: &AppHandle, profile: &str) -> bool {
+        let gate = self.gate(profile);
+        let _one_at_a_time = gate.lock().await;
+        self.stop_locked(app, profile).await
+    }
+
+    async fn stop_locked(&self, app: &AppHandle, profile: &str) -> bool {
         let running = self.running.lock().ok().and_then(|mut m| m.remove(profile));
-        if let Some(r) = &running {
+        if let Some(mut r) = running {
             r.client.shutdown();
+            if tokio::time::timeout(STOP_GRACE, &mut r.task).await.is_err() {
+                tracing::warn!(%profile, "connection did not close within {STOP_GRACE:?}: aborted");
+                r.task.abort();
+            }
         }
-        if let Some(r) = running
-            && tokio::time::timeout(STOP_GRACE, r.task).await.is_err()
-        {
-            tracing::warn!(%profile, "connection did not close within {STOP_GRACE:?}");
+        if let Some(alerts) = app.try_state::<Alerts>() {
+            alerts.remove_profile(profile);
         }
         let shown = app.state::<Feed>().remove_link(profile);
         let was = shown.links;
         changed(app, shown);
         was
+    }
+
+    /// A pump ended on its own (the client stopped for good): forget its
+    /// entry unless a newer start replaced it. Its last state (stopped, and
+    /// why) stays on the window.
+    fn ended(&self, profile: &str, generation: u64) {
+        if let Ok(mut map) = self.running.lock()
+            && map.get(profile).is_some_and(|r| r.generation == generation)
+        {
+            map.remove(profile);
+        }
     }
 
     /// Whether a profile's connection is running.
@@ -257,14 +315,11 @@ pub async fn connect(app: &AppHandle, store: Option<&Profiles>, target: Target) 
         }
         None => Ok((profiles::desktop_prefs(), Vec::new())),
     };
-    let (prefs, rules) = loaded.unwrap_or_else(|error| {
+    let prefs = loaded.unwrap_or_else(|error| {
         tracing::error!(profile = %target.profile, %error, "preferences not loaded: using the defaults");
         (profiles::desktop_prefs(), Vec::new())
     });
-    if let Some(alerts) = app.try_state::<Alerts>() {
-        alerts.set_prefs(&target.profile, prefs, rules);
-    }
-    app.state::<Links>().start(app, target).await
+    app.state::<Links>().start(app, target, prefs).await
 }
 
 /// Awaits every task (their results do not matter).
@@ -311,7 +366,13 @@ fn open(target: Target) -> Result<(Client, Option<DemoHub>, String), (String, Er
 
 /// Client updates → engine (inbox, notifications) → feed → webview, until
 /// the client stops.
-async fn pump(app: AppHandle, profile: String, mut client: Client, hub: Option<DemoHub>) {
+async fn pump(
+    app: AppHandle,
+    profile: String,
+    generation: u64,
+    mut client: Client,
+    hub: Option<DemoHub>,
+) {
     let feed = app.state::<Feed>();
     let alerts = app.try_state::<Alerts>();
     while let Some(update) = client.next().await {
@@ -336,6 +397,7 @@ async fn pump(app: AppHandle, profile: String, mut client: Client, hub: Option<D
         }
     }
     tracing::info!(%profile, "connection closed");
+    app.state::<Links>().ended(&profile, generation);
     if let Some(hub) = hub {
         hub.shutdown().await;
     }

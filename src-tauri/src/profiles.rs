@@ -531,6 +531,14 @@ timezone = "Europe/London"
         assert!(err(input("demo", "ws://h/ws", None)).contains("reserved"));
         assert!(err(input("../x", "ws://h/ws", None)).starts_with("name:"));
         assert!(err(input("p", "https://h/ws", None)).starts_with("URL:"));
+        for leaky in [
+            "https://u:s3cret@h/ws",
+            "ws://u:s3cret@[bad/ws",
+            "wss://h/ws?jwt=s3cret",
+        ] {
+            let e = err(input("p", leaky, None));
+            assert!(e.starts_with("URL:") && !e.contains("s3cret"), "{e}");
+        }
         let e = err(input("p", "wss://h/ws?token=s3cret", None));
         assert!(e.contains("keyring") && !e.contains("s3cret"), "{e}");
         assert!(err(input("p", "ws://h/ws", Some("fax"))).starts_with("style:"));

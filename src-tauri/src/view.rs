@@ -113,8 +113,9 @@ pub struct ProfileView {
     pub link: Option<LinkView>,
 }
 
-/// What Settings sends to create or change a profile.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// What Settings sends to create or change a profile. Its `Debug` never
+/// shows the token; it is not `Clone`, so the token exists once.
+#[derive(Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfileInput {
     pub name: String,
@@ -127,6 +128,19 @@ pub struct ProfileInput {
     pub token: Option<String>,
     /// Remove the stored token.
     pub clear_token: bool,
+}
+
+impl std::fmt::Debug for ProfileInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileInput")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("style", &self.style)
+            .field("subscribe", &self.subscribe)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("clear_token", &self.clear_token)
+            .finish()
+    }
 }
 
 /// Quiet hours as Settings edits them (`HH:MM`, an IANA zone).
@@ -468,6 +482,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(input.token.as_deref(), Some("t"));
+        let shown = format!("{input:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"t\""),
+            "{shown}"
+        );
         assert!(serde_json::from_value::<ProfileInput>(json!({"name": "x", "bogus": 1})).is_err());
         assert_eq!(v["events"][0]["data"]["sessionId"], "S1");
         let stored = StoredAlert {

@@ -528,9 +528,13 @@ impl From<ServerUrl> for String {
 impl TryFrom<String> for ServerUrl {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let u = url::Url::parse(s.trim()).map_err(|e| format!("url {s:?}: {e}"))?;
+        // Errors never quote the URL: it may carry a password or a token.
+        let u = url::Url::parse(s.trim()).map_err(|e| format!("url: {e}"))?;
         if !matches!(u.scheme(), "ws" | "wss") {
-            return Err(format!("url {s:?} must start with ws:// or wss://"));
+            return Err(format!(
+                "url must start with ws:// or wss://, not {}://",
+                u.scheme()
+            ));
         }
         const SECRET_KEYS: [&str; 6] =
             ["token", "access_token", "auth", "jwt", "api_key", "apikey"];
