@@ -28,6 +28,9 @@ struct Assessment {
 pub struct MerchantSim {
     rng: StdRng,
     items: Vec<Assessment>,
+    /// Ticks so far: the first one predicts every assessment, so a new
+    /// viewer sees a prediction at once rather than after ~20 s.
+    ticks: u64,
 }
 
 impl MerchantSim {
@@ -41,7 +44,11 @@ impl MerchantSim {
                 alerted: 0,
             })
             .collect();
-        MerchantSim { rng, items }
+        MerchantSim {
+            rng,
+            items,
+            ticks: 0,
+        }
     }
 
     pub fn assessment_ids(&self) -> Vec<String> {
@@ -52,6 +59,8 @@ impl MerchantSim {
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
         let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut out = Vec::new();
+        let first = self.ticks == 0;
+        self.ticks += 1;
         for a in &mut self.items {
             let prev = a.score;
             a.score = (a.score + self.rng.random_range(-4.0..4.4)).clamp(0.0, 100.0);
@@ -61,7 +70,9 @@ impl MerchantSim {
                 "assessment_id": a.id, "merchant_id": a.merchant, "score": round1(a.score),
                 "previous_score": round1(prev)}}),
             ));
-            if self.rng.random_bool(0.1) {
+            // Drawn every tick, so the sequence does not depend on `first`.
+            let predict = self.rng.random_bool(0.1);
+            if first || predict {
                 out.push((a.id.clone(), json!({"type": "riskPrediction", "timestamp": ts, "data": {
                     "assessment_id": a.id, "merchant_id": a.merchant, "horizon_days": 30,
                     "predicted_score": round1((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0)),
@@ -84,4 +95,30 @@ impl MerchantSim {
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_tick_predicts_every_assessment() {
+        let mut sim = MerchantSim::new(7, 3);
+        let first = sim.tick(Utc::now());
+        let predicted = first
+            .iter()
+            .filter(|(_, m)| m["type"] == "riskPrediction")
+            .count();
+        assert_eq!(predicted, 3, "{first:?}");
+        // Later ticks predict now and then, not every time.
+        let later: usize = (0..50)
+            .map(|_| {
+                sim.tick(Utc::now())
+                    .iter()
+                    .filter(|(_, m)| m["type"] == "riskPrediction")
+                    .count()
+            })
+            .sum();
+        assert!((1..150).contains(&later), "{later}");
+    }
 }
