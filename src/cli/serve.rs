@@ -19,6 +19,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8765")]
     listen: SocketAddr,
+    /// Set SO_REUSEPORT on the listening socket, so that several hub
+    /// processes can listen on the same address and the kernel spreads new
+    /// connections over them (e.g. to hold more connections than one
+    /// process's open-file limit allows). Without --redis each hub has its
+    /// own channels: use --redis for publishing across them.
+    #[arg(long)]
+    reuse_port: bool,
     /// Run the simulators (trading, HR, merchant risk, compliance,
     /// dashboard). Without a JWT option this implies --insecure-dev.
     #[arg(long)]
@@ -126,6 +133,12 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         tokio::net::TcpSocket::new_v6()
     }?;
     socket.set_reuseaddr(true)?;
+    if a.reuse_port {
+        // Before bind: every socket sharing the port must set it.
+        socket
+            .set_reuseport(true)
+            .context("cannot set SO_REUSEPORT")?;
+    }
     let listener = socket
         .bind(a.listen)
         .and_then(|()| socket.listen(4096))

@@ -6,5 +6,6 @@ mod auth;
 mod limits;
 mod redis_nodes;
 mod resume;
+mod reuse_port;
 mod styles;
 mod support;
