@@ -76,6 +76,9 @@ impl Mode {
 
     fn clients(&self) -> usize {
         match self {
+            // With --procs each worker process holds its share; this
+            // process only watches.
+            Mode::Connections(a) if a.procs > 1 => 0,
             Mode::Connections(a) => a.target,
             Mode::Fanout(a) => a.subscribers,
             Mode::Throughput(a) => a.subscribers,
@@ -93,6 +96,12 @@ pub struct Common {
     /// The external hub's pid, to read its memory from /proc.
     #[arg(long, global = true, requires = "url")]
     pub hub_pid: Option<u32>,
+    /// Hub processes to start on one port (each `riskwatch serve
+    /// --reuse-port`; the kernel spreads connections over them). Memory and
+    /// CPU are summed over them. Not with --url.
+    #[arg(long, global = true, default_value_t = 1, conflicts_with = "url",
+          value_parser = clap::value_parser!(u16).range(1..=crate::target::MAX_HUBS as i64))]
+    pub hubs: u16,
     /// The riskwatch binary to start (default: `riskwatch` beside this one).
     #[arg(long, global = true, value_name = "PATH")]
     pub hub_bin: Option<PathBuf>,
@@ -138,11 +147,22 @@ pub struct Common {
 
 impl Common {
     pub fn client_config(&self, hub: &Target, prefix: &str, channels: usize) -> ClientConfig {
+        self.client_config_from(hub, prefix, channels, 0)
+    }
+
+    /// Clients whose source addresses start at address number `first`.
+    pub fn client_config_from(
+        &self,
+        hub: &Target,
+        prefix: &str,
+        channels: usize,
+        first: u32,
+    ) -> ClientConfig {
         ClientConfig {
             hub: hub.addr,
             url: hub.ws_url(),
             token: hub.token().map(str::to_owned),
-            sources: Sources::new(self.source_ips),
+            sources: Sources::range(first, self.source_ips),
             prefix: prefix.to_owned(),
             channels,
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
@@ -158,11 +178,28 @@ pub struct Outcome {
     json: Value,
     summary: String,
     ok: bool,
+    /// A worker process: it spoke to its parent on stdout already.
+    quiet: bool,
 }
 
 impl Outcome {
     pub fn new(json: Value, summary: String, ok: bool) -> Outcome {
-        Outcome { json, summary, ok }
+        Outcome {
+            json,
+            summary,
+            ok,
+            quiet: false,
+        }
+    }
+
+    /// A worker's end: nothing more to print.
+    pub fn worker(ok: bool) -> Outcome {
+        Outcome {
+            json: Value::Null,
+            summary: String::new(),
+            ok,
+            quiet: true,
+        }
     }
 }
 
@@ -221,6 +258,11 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let common = cli.common;
     let mode = cli.mode;
+    if common.hubs > 1 && !matches!(mode, Mode::Connections(_)) {
+        // Hubs on one port without a backplane do not share channels: a
+        // publish would reach one hub's subscribers only.
+        anyhow::bail!("--hubs above 1 is for the connections mode only");
+    }
     // Raised before the hub starts, so that the child inherits it. A
     // publisher and the HTTP client need a few more.
     let nofile = sys::raise_nofile(mode.clients() as u64 + 16)?;
@@ -234,13 +276,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let target = Target::open(&TargetOptions {
         url: common.url.clone(),
         pid: common.hub_pid,
+        hubs: usize::from(common.hubs),
         bin: common.hub_bin.clone(),
         hub_args: common.hub_args.clone(),
         token: common.token.clone(),
     })
     .await?;
     let hub_info = target.info();
-    tracing::info!(addr = %hub_info.addr, pid = ?hub_info.pid, nofile = ?hub_info.nofile, "hub ready");
+    tracing::info!(addr = %hub_info.addr, pids = ?hub_info.pids, nofile = ?hub_info.nofile, "hub ready");
     let deadline = Instant::now() + Duration::from_secs(common.timeout.max(1));
     // The modes honour the deadline themselves; this is the backstop.
     let hard_stop = deadline + Duration::from_secs(60);
@@ -263,6 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         eprintln!("riskwatch-load: interrupted");
         return Ok(exit::INTERRUPTED);
     };
+    if outcome.quiet {
+        return Ok(if outcome.ok { exit::OK } else { exit::NOT_MET });
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
         "riskwatch-load {} — {}\nmachine: {} × {}, kernel {}, {} GiB, {}{}\n{}\nhub: {} (pid {}, open-file limit {})\n",
@@ -280,7 +326,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         nofile.describe(),
         hub_info.command,
-        hub_info.pid.map_or("unknown".into(), |p| p.to_string()),
+        if hub_info.pids.is_empty() {
+            "unknown".into()
+        } else {
+            hub_info
+                .pids
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
         hub_info.nofile.map_or("unknown".into(), |n| n.to_string()),
     );
     if common.json {

@@ -28,25 +28,30 @@ use crate::sys::wall_ns;
 type Ws = WebSocketStream<TcpStream>;
 
 /// Source addresses 127.0.B.C (C in 1..=254), starting at 127.0.0.2 so the
-/// hub's 127.0.0.1 is not among them. Connection `i` uses address
-/// `i % count`.
+/// hub's 127.0.0.1 is not among them. Connection `i` uses address number
+/// `first + i % count` (`first` > 0 gives a worker process its own range).
 #[derive(Debug, Clone, Copy)]
 pub struct Sources {
     count: u32,
+    first: u32,
 }
 
 impl Sources {
     /// At most 254 × 256 addresses.
     pub const MAX: u32 = 254 * 256 - 1;
 
-    pub fn new(count: u32) -> Sources {
+    /// `count` addresses from address number `first`, clamped to the
+    /// `MAX` there are.
+    pub fn range(first: u32, count: u32) -> Sources {
+        let first = first.min(Self::MAX - 1);
         Sources {
-            count: count.clamp(1, Self::MAX),
+            count: count.clamp(1, Self::MAX - first),
+            first,
         }
     }
 
     pub fn addr(&self, i: usize) -> Ipv4Addr {
-        let idx = (i as u64 % u64::from(self.count)) as u32 + 1;
+        let idx = self.first + (i as u64 % u64::from(self.count)) as u32 + 1;
         Ipv4Addr::new(127, 0, (idx / 254) as u8, (idx % 254 + 1) as u8)
     }
 }
@@ -482,11 +487,16 @@ mod tests {
 
     #[test]
     fn sources_stay_in_loopback_and_skip_the_hub() {
-        let s = Sources::new(600);
+        let s = Sources::range(0, 600);
         assert_eq!(s.addr(0), Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(s.addr(252), Ipv4Addr::new(127, 0, 0, 254));
         assert_eq!(s.addr(253), Ipv4Addr::new(127, 0, 1, 1));
         assert_eq!(s.addr(600), s.addr(0));
+        // A worker's own range, disjoint from the first one's.
+        let w = Sources::range(600, 600);
+        assert_eq!(s.addr(599), Ipv4Addr::new(127, 0, 2, 93));
+        assert_eq!(w.addr(0), Ipv4Addr::new(127, 0, 2, 94));
+        assert!((0..600).all(|i| (0..600).all(|j| w.addr(i) != s.addr(j))));
         for i in 0..2000 {
             let a = s.addr(i);
             assert!(a.is_loopback());

@@ -168,7 +168,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut published, mut publish_errors) = (0u64, 0u64);
-    let meter = CpuMeter::start(hub.pid);
+    let meter = CpuMeter::start(&hub.pids);
     let start = Instant::now();
     let mut sent_at = Vec::with_capacity(count as usize);
 

@@ -5,7 +5,7 @@
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The open-file limit before and after raising it.
 #[derive(Debug, Clone, Serialize)]
@@ -90,7 +90,7 @@ pub fn raise_nofile(connections: u64) -> io::Result<NoFile> {
 }
 
 /// Resident memory of a process, from `/proc/<pid>/status`, in KiB.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Rss {
     /// VmRSS: everything resident (anonymous, file-backed, shared).
     pub vm_rss_kib: u64,
@@ -203,7 +203,7 @@ pub fn wall_ns() -> u64 {
 }
 
 /// CPU time used, in seconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Cpu {
     pub user_s: f64,
     pub system_s: f64,
@@ -214,7 +214,7 @@ impl Cpu {
         self.user_s + self.system_s
     }
 
-    fn minus(&self, earlier: &Cpu) -> Cpu {
+    pub fn minus(&self, earlier: &Cpu) -> Cpu {
         Cpu {
             user_s: self.user_s - earlier.user_s,
             system_s: self.system_s - earlier.system_s,
@@ -238,6 +238,68 @@ pub fn cpu(pid: u32) -> io::Result<Cpu> {
     })
 }
 
+/// The CPU of several processes together; none if any cannot be read.
+pub fn cpu_sum(pids: &[u32]) -> Option<Cpu> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = Cpu::default();
+    for &p in pids {
+        let c = cpu(p).ok()?;
+        sum.user_s += c.user_s;
+        sum.system_s += c.system_s;
+    }
+    Some(sum)
+}
+
+/// The resident memory of several processes, summed; none if any cannot
+/// be read.
+pub fn rss_sum(pids: &[u32]) -> Option<Rss> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = Rss::default();
+    for &p in pids {
+        let r = rss(p).ok()?;
+        sum.vm_rss_kib += r.vm_rss_kib;
+        sum.rss_anon_kib += r.rss_anon_kib;
+    }
+    Some(sum)
+}
+
+/// Open sockets of a process (its `/proc/<pid>/fd` links to `socket:`):
+/// one per connection it holds, plus its listener and a few more. A walk
+/// over at most the process's open-file limit of entries.
+pub fn sockets_of(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
+        {
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
+/// TCP sockets listening on `port` (any IPv4 address), from
+/// `/proc/net/tcp`: with SO_REUSEPORT, one per hub process.
+pub fn listeners_on(port: u16) -> usize {
+    let Ok(text) = std::fs::read_to_string("/proc/net/tcp") else {
+        return 0;
+    };
+    let port_hex = format!(":{port:04X}");
+    text.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().take(4).collect();
+            // local_address is field 1, st (0A = LISTEN) field 3.
+            f.len() == 4 && f[1].ends_with(&port_hex) && f[3] == "0A"
+        })
+        .count()
+}
+
 /// CPU used by the hub and by this tool over one phase of a run.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CpuUse {
@@ -248,22 +310,24 @@ pub struct CpuUse {
 /// Measures [`CpuUse`] from `start` to `stop`.
 #[derive(Debug)]
 pub struct CpuMeter {
-    hub_pid: Option<u32>,
+    hub_pids: Vec<u32>,
     hub: Option<Cpu>,
     tool: Cpu,
 }
 
 impl CpuMeter {
-    pub fn start(hub_pid: Option<u32>) -> CpuMeter {
+    /// `hub_pids`: every hub process (their CPU is summed); none when
+    /// unknown.
+    pub fn start(hub_pids: &[u32]) -> CpuMeter {
         CpuMeter {
-            hub_pid,
-            hub: hub_pid.and_then(|p| cpu(p).ok()),
+            hub_pids: hub_pids.to_vec(),
+            hub: cpu_sum(hub_pids),
             tool: cpu(std::process::id()).unwrap_or_default(),
         }
     }
 
     pub fn stop(&self) -> CpuUse {
-        let hub = match (self.hub_pid.and_then(|p| cpu(p).ok()), &self.hub) {
+        let hub = match (cpu_sum(&self.hub_pids), &self.hub) {
             (Some(now), Some(then)) => Some(now.minus(then)),
             _ => None,
         };

@@ -21,6 +21,9 @@ pub struct TargetOptions {
     pub url: Option<String>,
     /// The external hub's process, for its memory.
     pub pid: Option<u32>,
+    /// Hub processes to start on one port (SO_REUSEPORT, `serve
+    /// --reuse-port`) when there is no `url`; 1 starts a plain hub.
+    pub hubs: usize,
     /// The `riskwatch` binary to start.
     pub bin: Option<PathBuf>,
     /// Extra arguments for the child's `riskwatch serve`.
@@ -45,18 +48,22 @@ impl Drop for ChildGuard {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetInfo {
     pub addr: SocketAddr,
+    /// The first hub process (the only one unless `pids` has more).
     pub pid: Option<u32>,
-    /// The command line of the started hub, or `external`.
+    /// Every hub process whose memory and CPU are measured.
+    pub pids: Vec<u32>,
+    /// The command line of the started hub(s), or `external`.
     pub command: String,
-    /// The hub's soft open-file limit, when its pid is known.
+    /// The (first) hub's soft open-file limit, when its pid is known.
     pub nofile: Option<u64>,
 }
 
 pub struct Target {
     pub addr: SocketAddr,
-    pub pid: Option<u32>,
+    /// Every hub process (empty for an external hub without --hub-pid).
+    pub pids: Vec<u32>,
     command: String,
-    child: Option<ChildGuard>,
+    children: Vec<ChildGuard>,
     http: reqwest::Client,
     token: Option<String>,
 }
@@ -91,6 +98,70 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The most hub processes one run starts.
+pub const MAX_HUBS: usize = 16;
+
+/// Kills the child if this process dies first (any thread of it: the
+/// signal follows the spawning thread, a runtime worker that lives as long
+/// as the run). Used for hubs and worker processes.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill
+    // the child if this tool dies first.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn spawn_hub(bin: &PathBuf, args: &[String]) -> anyhow::Result<ChildGuard> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RISKWATCH_LOAD_HUB_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    die_with_parent(&mut cmd);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(ChildGuard(child))
+}
+
+/// Waits (at most 15 s) until `n` sockets listen on `port`: with several
+/// hubs on one port `/healthz` may be answered by any of them, so it
+/// cannot tell that the last one is up.
+async fn wait_listeners(port: u16, n: usize, children: &mut [ChildGuard]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if sys::listeners_on(port) >= n {
+            return Ok(());
+        }
+        for c in children.iter_mut() {
+            if let Ok(Some(status)) = c.0.try_wait() {
+                bail!("a hub exited during start-up ({status})");
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{n} hubs were not listening on port {port} within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn default_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("locating this executable")?;
     let bin = me.with_file_name("riskwatch");
@@ -116,9 +187,9 @@ impl Target {
         let t = match &o.url {
             Some(url) => Target {
                 addr: loopback_addr(url)?,
-                pid: o.pid,
+                pids: o.pid.into_iter().collect(),
                 command: "external".into(),
-                child: None,
+                children: Vec::new(),
                 http,
                 token: o.token.clone(),
             },
@@ -141,42 +212,31 @@ impl Target {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-                args.extend(o.hub_args.iter().cloned());
-                let mut cmd = Command::new(&bin);
-                cmd.args(&args)
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("RISKWATCH_LOAD_HUB_LOG").unwrap_or_else(|_| "warn".into()),
-                    )
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::inherit());
-                // SAFETY: prctl is async-signal-safe; it only asks the
-                // kernel to kill the child if this tool dies first.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        if libc::prctl(
-                            libc::PR_SET_PDEATHSIG,
-                            libc::SIGKILL as libc::c_ulong,
-                            0,
-                            0,
-                            0,
-                        ) != 0
-                        {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
+                let hubs = o.hubs.clamp(1, MAX_HUBS);
+                if hubs > 1 {
+                    args.push("--reuse-port".into());
                 }
-                let child = cmd
-                    .spawn()
-                    .with_context(|| format!("starting {}", bin.display()))?;
-                let pid = child.id();
+                args.extend(o.hub_args.iter().cloned());
+                let mut children = Vec::with_capacity(hubs);
+                for _ in 0..hubs {
+                    children.push(spawn_hub(&bin, &args)?);
+                    // One at a time: each is listening before the next.
+                    wait_listeners(addr.port(), children.len(), &mut children).await?;
+                }
                 Target {
                     addr,
-                    pid: Some(pid),
-                    command: format!("{} {}", bin.display(), args.join(" ")),
-                    child: Some(ChildGuard(child)),
+                    pids: children.iter().map(|c| c.0.id()).collect(),
+                    command: format!(
+                        "{}{} {}",
+                        if hubs > 1 {
+                            format!("{hubs} × ")
+                        } else {
+                            String::new()
+                        },
+                        bin.display(),
+                        args.join(" ")
+                    ),
+                    children,
                     http,
                     token: None,
                 }
@@ -190,9 +250,10 @@ impl Target {
     pub fn info(&self) -> TargetInfo {
         TargetInfo {
             addr: self.addr,
-            pid: self.pid,
+            pid: self.pids.first().copied(),
+            pids: self.pids.clone(),
             command: self.command.clone(),
-            nofile: self.pid.and_then(sys::nofile_of),
+            nofile: self.pids.first().copied().and_then(sys::nofile_of),
         }
     }
 
@@ -224,10 +285,10 @@ impl Target {
             {
                 return Ok(());
             }
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.0.try_wait()
-            {
-                bail!("the hub exited during start-up ({status})");
+            for c in self.children.iter_mut() {
+                if let Ok(Some(status)) = c.0.try_wait() {
+                    bail!("the hub exited during start-up ({status})");
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
@@ -239,9 +300,10 @@ impl Target {
         }
     }
 
-    /// The hub's resident memory, when its pid is known.
+    /// The hub's resident memory (summed over its processes), when its
+    /// pids are known.
     pub fn rss(&self) -> Option<sys::Rss> {
-        self.pid.and_then(|p| sys::rss(p).ok())
+        sys::rss_sum(&self.pids)
     }
 
     /// `GET /api/v1/ws/stats`.
@@ -274,24 +336,31 @@ impl Target {
         Ok(())
     }
 
-    /// Stops a started hub: SIGINT (it closes every connection with 1001),
+    /// Stops started hubs: SIGINT (each closes its connections with 1001),
     /// then SIGKILL after `grace`. An external hub is left alone.
     pub async fn stop(mut self, grace: Duration) {
-        let Some(mut guard) = self.child.take() else {
+        let mut children = std::mem::take(&mut self.children);
+        if children.is_empty() {
             return;
-        };
-        let pid = guard.0.id() as libc::pid_t;
-        // SAFETY: signals the child we started and still own.
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        for c in &children {
+            // SAFETY: signals a child we started and still own (not yet
+            // waited for, so its pid is not reused).
+            unsafe { libc::kill(c.0.id() as libc::pid_t, libc::SIGINT) };
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = guard.0.try_wait() {
+            children.retain_mut(|c| !matches!(c.0.try_wait(), Ok(Some(_))));
+            if children.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::warn!("the hub did not stop within {grace:?}; killing it");
-        drop(guard);
+        tracing::warn!(
+            "{} hub(s) did not stop within {grace:?}; killing",
+            children.len()
+        );
+        drop(children);
     }
 }
 

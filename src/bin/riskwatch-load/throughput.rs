@@ -114,7 +114,7 @@ pub async fn run(
     );
     tracing::info!(subscribed, "subscribers ready; publishing");
 
-    let meter = CpuMeter::start(hub.pid);
+    let meter = CpuMeter::start(&hub.pids);
     let start_ns = wall_ns();
     let start = Instant::now();
     let (mut sent, mut published, mut publish_errors) = (0u64, 0u64, 0u64);
