@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{ClientConfig, Sources};
+use std::sync::Arc;
+
+use crate::client::{self, ClientConfig, Connected, Shared, Sources};
 use crate::connections::{self, ConnectionsArgs};
 use crate::fanout::{self, FanoutArgs};
 use crate::sys;
@@ -168,6 +170,25 @@ impl Common {
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             read_buffer: 4096,
         }
+    }
+
+    /// Opens `n` clients with these options' concurrency and error budget.
+    pub async fn connect_all(
+        &self,
+        n: usize,
+        cfg: &Arc<ClientConfig>,
+        shared: &Arc<Shared>,
+        deadline: Instant,
+    ) -> Connected {
+        client::connect_all(
+            n,
+            Arc::clone(cfg),
+            Arc::clone(shared),
+            self.concurrency,
+            self.max_errors,
+            deadline,
+        )
+        .await
     }
 }
 

@@ -127,15 +127,7 @@ pub async fn run(
     let cfg = Arc::new(common.client_config(hub, "load", a.channels.max(1)));
     let shared = Arc::new(Shared::new(a.target, 0));
     let meter = CpuMeter::start(&hub.pids);
-    let connected = client::connect_all(
-        a.target,
-        Arc::clone(&cfg),
-        Arc::clone(&shared),
-        common.concurrency,
-        common.max_errors,
-        deadline,
-    )
-    .await;
+    let connected = common.connect_all(a.target, &cfg, &shared, deadline).await;
     let cpu = meter.stop();
     let opened = shared.opened.load(Ordering::Relaxed);
     tracing::info!(
@@ -326,15 +318,7 @@ async fn worker(
     let cfg = Arc::new(common.client_config_from(hub, "load", a.channels.max(1), a.source_first));
     let shared = Arc::new(Shared::new(a.target, 0));
     let meter = CpuMeter::start(&[]);
-    let connected = client::connect_all(
-        a.target,
-        Arc::clone(&cfg),
-        Arc::clone(&shared),
-        common.concurrency,
-        common.max_errors,
-        deadline,
-    )
-    .await;
+    let connected = common.connect_all(a.target, &cfg, &shared, deadline).await;
     say(&WorkerMsg::Connected {
         opened: shared.opened.load(Ordering::Relaxed),
         failed: shared.failed.load(Ordering::Relaxed),

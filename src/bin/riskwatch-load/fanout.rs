@@ -148,15 +148,9 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     let count = (a.duration as f64 * a.rate).ceil().max(1.0) as u64;
     let shared = Arc::new(Shared::new(a.subscribers, count as usize));
-    let connected = client::connect_all(
-        a.subscribers,
-        Arc::clone(&cfg),
-        Arc::clone(&shared),
-        common.concurrency,
-        common.max_errors,
-        deadline,
-    )
-    .await;
+    let connected = common
+        .connect_all(a.subscribers, &cfg, &shared, deadline)
+        .await;
     let subscribed = shared.held.load(Ordering::Relaxed);
     tracing::info!(subscribed, "subscribers ready; publishing");
     anyhow::ensure!(

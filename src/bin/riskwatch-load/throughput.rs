@@ -97,15 +97,9 @@ pub async fn run(
     let channel = format!("load-throughput-{}", std::process::id());
     let cfg = Arc::new(common.client_config(hub, &channel, 1));
     let shared = Arc::new(Shared::new(a.subscribers, 0));
-    let connected = client::connect_all(
-        a.subscribers,
-        Arc::clone(&cfg),
-        Arc::clone(&shared),
-        common.concurrency,
-        common.max_errors,
-        deadline,
-    )
-    .await;
+    let connected = common
+        .connect_all(a.subscribers, &cfg, &shared, deadline)
+        .await;
     let subscribed = shared.held.load(Ordering::Relaxed);
     anyhow::ensure!(
         subscribed > 0,
