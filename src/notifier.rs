@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use crate::engine::Notification;
 use crate::protocol::Severity;
 
@@ -134,6 +136,9 @@ struct Inner {
     /// A warning about a missing server was logged and nothing got through
     /// since.
     warned: AtomicBool,
+    /// Bounds the notifications waiting for an action (each holds a
+    /// blocking thread) to [`Notifier::MAX_WAITING`].
+    waiting: Arc<Semaphore>,
 }
 
 /// Shows notifications. Cheap to clone; clones share state.
@@ -158,8 +163,32 @@ impl Notifier {
                 ids: Mutex::new(HashMap::new()),
                 caps: Mutex::new(None),
                 warned: AtomicBool::new(false),
+                waiting: Arc::new(Semaphore::new(Notifier::MAX_WAITING)),
             }),
         }
+    }
+
+    /// Most notifications waiting for an action at once.
+    pub const MAX_WAITING: usize = 16;
+
+    /// Shows `n`, then waits on a blocking thread for the action the user
+    /// picks (`acknowledge`, `open`). `None` when it could not be shown (the
+    /// notifier logged why), offered no actions, was closed without one, or
+    /// [`Notifier::MAX_WAITING`] notifications already wait.
+    pub async fn show_and_wait(&self, n: Notification) -> Option<String> {
+        let shown = self.show(n).await.ok()?;
+        if !shown.actions {
+            return None;
+        }
+        let permit = Arc::clone(&self.inner.waiting).try_acquire_owned().ok()?;
+        tokio::task::spawn_blocking(move || {
+            let picked = shown.wait_for_action();
+            drop(permit);
+            picked
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Shows `n` from async code: the D-Bus call runs on the blocking pool,

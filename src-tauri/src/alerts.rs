@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Mutex, MutexGuard, mpsc};
 
 use chrono::{DateTime, Utc};
 use riskwatch::Event;
@@ -15,7 +15,6 @@ use riskwatch::engine::{Engine, Notification, Prefs, Rule};
 use riskwatch::inbox::{Committed, Inbox, InboxError, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
 use tauri::{AppHandle, Manager};
-use tokio::sync::Semaphore;
 
 use crate::error::Error;
 use crate::profiles::desktop_prefs;
@@ -31,13 +30,8 @@ pub struct Alerts {
     /// A second connection for searches and acknowledgements.
     reader: Mutex<Inbox>,
     notifier: Option<Notifier>,
-    /// Bounds the threads waiting on a bubble's Acknowledge / Open.
-    waiting: Arc<Semaphore>,
     paused_until: Mutex<Option<DateTime<Utc>>>,
 }
-
-/// Most notifications waiting for an action at once (each holds a thread).
-const MAX_WAITING: usize = 16;
 
 impl Alerts {
     /// Opens (creating) the inbox at `path`; returns the receiver of its
@@ -54,7 +48,6 @@ impl Alerts {
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
             notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
-            waiting: Arc::new(Semaphore::new(MAX_WAITING)),
             paused_until: Mutex::new(None),
         };
         Ok((alerts, committed))
@@ -126,26 +119,9 @@ impl Alerts {
             return;
         };
         let app = app.clone();
-        let waiting = Arc::clone(&self.waiting);
         tauri::async_runtime::spawn(async move {
             let alert = n.alert.clone();
-            let Ok(shown) = notifier.show(n).await else {
-                return;
-            };
-            if !shown.actions {
-                return;
-            }
-            let Ok(permit) = waiting.try_acquire_owned() else {
-                return;
-            };
-            let picked = tauri::async_runtime::spawn_blocking(move || {
-                let picked = shown.wait_for_action();
-                drop(permit);
-                picked
-            })
-            .await
-            .ok()
-            .flatten();
+            let picked = notifier.show_and_wait(n).await;
             match (picked.as_deref(), alert) {
                 (Some(action::ACKNOWLEDGE), Some(key)) => {
                     if let Some(alerts) = app.try_state::<Alerts>() {

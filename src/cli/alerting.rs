@@ -4,7 +4,6 @@
 //! notifications and handles their Acknowledge / Open actions.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,7 +13,7 @@ use riskwatch::Event;
 use riskwatch::engine::{Decision, Engine, Notification, Prefs, PrefsStore, Rule, prefs, rules};
 use riskwatch::inbox::{Inbox, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 /// Alerting options shared by `watch` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -85,9 +84,6 @@ pub async fn next_signal(s: &mut Option<Signals>) -> Signal {
     }
 }
 
-/// Most notifications waiting for an action at once (each holds a thread).
-const MAX_WAITING: usize = 16;
-
 pub struct Alerting {
     engine: Engine,
     notifier: Option<Notifier>,
@@ -95,7 +91,6 @@ pub struct Alerting {
     inbox_path: Option<PathBuf>,
     reader: Option<Inbox>,
     actions: mpsc::UnboundedSender<Action>,
-    waiting: Arc<Semaphore>,
 }
 
 /// Loads preferences and rules as the options say.
@@ -149,7 +144,6 @@ impl Alerting {
             inbox_path: args.inbox.clone(),
             reader: None,
             actions: tx,
-            waiting: Arc::new(Semaphore::new(MAX_WAITING)),
         };
         Ok(Some((
             alerting,
@@ -237,27 +231,12 @@ impl Alerting {
             return;
         };
         let tx = self.actions.clone();
-        let waiting = Arc::clone(&self.waiting);
         tokio::spawn(async move {
             let alert = n.alert.clone();
             let title = n.title.clone();
-            // Failures are logged by the notifier (one warning per outage).
-            let Ok(shown) = notifier.show(n).await else {
-                return;
-            };
-            if !shown.actions {
-                return;
+            if let Some(id) = notifier.show_and_wait(n).await {
+                let _ = tx.send(Action { id, alert, title });
             }
-            let Ok(permit) = waiting.try_acquire_owned() else {
-                return;
-            };
-            tokio::task::spawn_blocking(move || {
-                let picked = shown.wait_for_action();
-                drop(permit);
-                if let Some(id) = picked {
-                    let _ = tx.send(Action { id, alert, title });
-                }
-            });
         });
     }
 }
