@@ -59,9 +59,7 @@ trap 'exit 130' INT TERM
 start_xvfb
 
 private_xdg
-export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
-unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS
-export RISKWATCH_DATA_DIR=$WORK/riskwatch-data
+app_env
 
 # The D-Bus session holds an unlocked gnome-keyring (the Secret Service
 # the app keeps profile tokens in), dbus-monitor and tauri-driver; the app that

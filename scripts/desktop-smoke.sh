@@ -81,11 +81,8 @@ start_xvfb
 
 # A private home for WebKit's caches and the app's data.
 private_xdg
-export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
 # Demo mode: no URL configured.
-unset RISKWATCH_URL RISKWATCH_TOKEN
-
-export RISKWATCH_DATA_DIR=$WORK/riskwatch-data
+app_env
 
 # The app process itself (its name, cut to 15 characters by the kernel), not
 # the dbus-run-session wrapper whose command line names it too.

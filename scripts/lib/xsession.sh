@@ -1,7 +1,7 @@
 # Shared by the desktop test scripts (sourced, not run): a private Xvfb
-# display and a private XDG home for the app under test, and a bounded stop
-# of a whole process group. The caller defines `say` and `fail` and a $WORK
-# directory, and calls these from its own cleanup trap.
+# display, a private XDG home and a clean environment for the app under test,
+# and a bounded stop of a whole process group. The caller defines `say` and
+# `fail` and a $WORK directory, and calls these from its own cleanup trap.
 
 # Stops a process group: TERM, up to 5 s, then KILL.
 stop_group() {
@@ -42,4 +42,12 @@ private_xdg() {
   mkdir -m 700 "$WORK/run"
   export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
     XDG_CONFIG_HOME=$WORK/config
+}
+
+# The app under test runs as a new user would: in demo mode, with none of
+# the caller's riskwatch settings, its data under $WORK, and plain logs.
+app_env() {
+  unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS \
+    RISKWATCH_STYLE RISKWATCH_DEMO RISKWATCH_WEBKIT_DEFAULTS
+  export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} RISKWATCH_DATA_DIR=$WORK/riskwatch-data
 }
