@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::client::{self, ClientConfig, Connected, Shared, Sources};
 use crate::connections::{self, ConnectionsArgs};
 use crate::fanout::{self, FanoutArgs};
+use crate::floor::{self, FloorArgs};
 use crate::sys;
 use crate::target::{Target, TargetOptions};
 use crate::throughput::{self, ThroughputArgs};
@@ -65,6 +66,9 @@ enum Mode {
     /// Publish M messages to 1,000 subscribers as fast as the hub accepts:
     /// publish rate in, delivery rate out, and completeness.
     Throughput(ThroughputArgs),
+    /// No hub: N loopback TCP connections in this process, one message to
+    /// each per round; what the kernel alone costs for a fan-out.
+    Floor(FloorArgs),
 }
 
 impl Mode {
@@ -73,6 +77,7 @@ impl Mode {
             Mode::Connections(_) => "connections",
             Mode::Fanout(_) => "fanout",
             Mode::Throughput(_) => "throughput",
+            Mode::Floor(_) => "floor",
         }
     }
 
@@ -84,6 +89,8 @@ impl Mode {
             Mode::Connections(a) => a.target,
             Mode::Fanout(a) => a.subscribers,
             Mode::Throughput(a) => a.subscribers,
+            // Both ends of every connection are in this process.
+            Mode::Floor(a) => 2 * a.connections,
         }
     }
 }
@@ -148,6 +155,12 @@ pub struct Common {
 }
 
 impl Common {
+    /// `--threads`, or the machine's cores.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
     pub fn client_config(&self, hub: &Target, prefix: &str, channels: usize) -> ClientConfig {
         self.client_config_from(hub, prefix, channels, 0)
     }
@@ -169,6 +182,7 @@ impl Common {
             channels,
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             read_buffer: 4096,
+            readers: None,
         }
     }
 
@@ -232,10 +246,7 @@ pub fn kib(k: u64) -> String {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.common.verbose);
-    let threads = cli
-        .common
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = cli.common.threads();
     let built = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -294,25 +305,34 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     if !machine.busy.is_empty() {
         tracing::warn!(busy = ?machine.busy, "compilers are running: the numbers will be disturbed");
     }
-    let target = Target::open(&TargetOptions {
-        url: common.url.clone(),
-        pid: common.hub_pid,
-        hubs: usize::from(common.hubs),
-        bin: common.hub_bin.clone(),
-        hub_args: common.hub_args.clone(),
-        token: common.token.clone(),
-    })
-    .await?;
-    let hub_info = target.info();
-    tracing::info!(addr = %hub_info.addr, pids = ?hub_info.pids, nofile = ?hub_info.nofile, "hub ready");
+    let target = match mode {
+        Mode::Floor(_) => None,
+        _ => Some(
+            Target::open(&TargetOptions {
+                url: common.url.clone(),
+                pid: common.hub_pid,
+                hubs: usize::from(common.hubs),
+                bin: common.hub_bin.clone(),
+                hub_args: common.hub_args.clone(),
+                token: common.token.clone(),
+            })
+            .await?,
+        ),
+    };
+    let hub_info = target.as_ref().map(Target::info);
+    if let Some(h) = &hub_info {
+        tracing::info!(addr = %h.addr, pids = ?h.pids, nofile = ?h.nofile, "hub ready");
+    }
     let deadline = Instant::now() + Duration::from_secs(common.timeout.max(1));
     // The modes honour the deadline themselves; this is the backstop.
     let hard_stop = deadline + Duration::from_secs(60);
     let work = async {
-        match &mode {
-            Mode::Connections(a) => connections::run(a, &common, &target, deadline).await,
-            Mode::Fanout(a) => fanout::run(a, &common, &target, deadline).await,
-            Mode::Throughput(a) => throughput::run(a, &common, &target, deadline).await,
+        match (&mode, &target) {
+            (Mode::Floor(a), _) => floor::run(a, &common, deadline).await,
+            (Mode::Connections(a), Some(t)) => connections::run(a, &common, t, deadline).await,
+            (Mode::Fanout(a), Some(t)) => fanout::run(a, &common, t, deadline).await,
+            (Mode::Throughput(a), Some(t)) => throughput::run(a, &common, t, deadline).await,
+            (_, None) => unreachable!("every mode but floor has a hub"),
         }
     };
     let result = tokio::select! {
@@ -322,7 +342,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         _ = tokio::signal::ctrl_c() => Ok(None),
     };
-    target.stop(Duration::from_secs(20)).await;
+    if let Some(t) = target {
+        t.stop(Duration::from_secs(20)).await;
+    }
     let Some(outcome) = result? else {
         eprintln!("riskwatch-load: interrupted");
         return Ok(exit::INTERRUPTED);
@@ -331,8 +353,25 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         return Ok(if outcome.ok { exit::OK } else { exit::NOT_MET });
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let hub_line = match &hub_info {
+        Some(h) => format!(
+            "hub: {} (pid {}, open-file limit {})",
+            h.command,
+            if h.pids.is_empty() {
+                "unknown".into()
+            } else {
+                h.pids
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            h.nofile.map_or("unknown".into(), |n| n.to_string()),
+        ),
+        None => "hub: none".into(),
+    };
     let header = format!(
-        "riskwatch-load {} — {}\nmachine: {} × {}, kernel {}, {} GiB, {}{}\n{}\nhub: {} (pid {}, open-file limit {})\n",
+        "riskwatch-load {} — {}\nmachine: {} × {}, kernel {}, {} GiB, {}{}\n{}\n{hub_line}\n",
         mode.name(),
         command,
         machine.nproc,
@@ -346,18 +385,6 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             format!(", BUSY: {}", machine.busy.join(" "))
         },
         nofile.describe(),
-        hub_info.command,
-        if hub_info.pids.is_empty() {
-            "unknown".into()
-        } else {
-            hub_info
-                .pids
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        hub_info.nofile.map_or("unknown".into(), |n| n.to_string()),
     );
     if common.json {
         eprint!("{header}{}", outcome.summary);

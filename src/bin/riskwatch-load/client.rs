@@ -2,8 +2,9 @@
 //! to its own source address in 127.0.0.0/8 (so the ephemeral-port range,
 //! ~28k per source and destination, is no limit), connected at a bounded
 //! concurrency, subscribed to one channel, then reading until the run
-//! ends: counting probe events, their latency and sequence, and how the
-//! hub closed it.
+//! ends (or, in `fanout`, handing the socket to the `reader` threads):
+//! counting probe events, their latency and sequence, and how the hub
+//! closed it.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::reader::Readers;
 use crate::sys::wall_ns;
 
 type Ws = WebSocketStream<TcpStream>;
@@ -73,6 +75,9 @@ pub struct ClientConfig {
     /// Each client's WebSocket read buffer (tungstenite clears this much
     /// per read, so small messages want a small one).
     pub read_buffer: usize,
+    /// Subscribed sockets go to these readers instead of being read by
+    /// their task (`fanout`).
+    pub readers: Option<Arc<Readers>>,
 }
 
 impl ClientConfig {
@@ -169,6 +174,16 @@ impl Shared {
 
     pub fn errors(&self) -> BTreeMap<String, u64> {
         self.errors.lock().expect("errors lock").clone()
+    }
+
+    /// A subscribed connection the hub closed with `code`.
+    pub fn closed(&self, code: u16) {
+        *self
+            .closes
+            .lock()
+            .expect("closes lock")
+            .entry(code)
+            .or_default() += 1;
     }
 
     pub fn closes(&self) -> BTreeMap<u16, u64> {
@@ -326,6 +341,19 @@ async fn client(
     // Counted before the permit goes back: when every permit is back,
     // `held` is final.
     drop(permit);
+    if let Some(readers) = &cfg.readers {
+        // Bytes tungstenite had read past `subscribed` would be lost
+        // here; the hub sends nothing more until the first probe, and a
+        // lost one would show as missed.
+        match ws.into_inner().into_std() {
+            Ok(sock) => readers.adopt(i, sock, head),
+            Err(_) => {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.held.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
     let mut last = head;
     loop {
         match ws.next().await {
@@ -350,13 +378,7 @@ async fn client(
                 }
             }
             Some(Ok(Message::Close(f))) => {
-                let code = f.map_or(1005, |f| u16::from(f.code));
-                *shared
-                    .closes
-                    .lock()
-                    .expect("closes lock")
-                    .entry(code)
-                    .or_default() += 1;
+                shared.closed(f.map_or(1005, |f| u16::from(f.code)));
                 break;
             }
             // Pings are answered by tungstenite on the next read.

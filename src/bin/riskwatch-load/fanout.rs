@@ -1,7 +1,8 @@
 //! `fanout`: N subscribers on one channel, a probe published at a steady
 //! rate through `POST /api/v1/publish` carrying its send time; every
 //! delivery's latency (receive − send, one wall clock) goes into one
-//! histogram.
+//! histogram. The subscribed sockets are read by `reader`'s epoll
+//! threads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::cli::{Common, Outcome};
 use crate::client::{self, Shared};
+use crate::reader::Readers;
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
 use crate::target::Target;
 
@@ -34,6 +36,10 @@ pub struct FanoutArgs {
     /// Seconds to wait after the last probe for late deliveries.
     #[arg(long, default_value_t = 5)]
     pub drain: u64,
+    /// Milliseconds an idle reader sleeps before looking again; 0 blocks
+    /// in epoll_wait, so every delivery wakes a reader.
+    #[arg(long, default_value_t = 1)]
+    pub poll_ms: u64,
 }
 
 /// Percentiles in milliseconds.
@@ -145,9 +151,12 @@ pub async fn run(
     // One probe event (~250 bytes) per read.
     let mut cfg = common.client_config(hub, &channel, 1);
     cfg.read_buffer = 1024;
-    let cfg = Arc::new(cfg);
     let count = (a.duration as f64 * a.rate).ceil().max(1.0) as u64;
     let shared = Arc::new(Shared::new(a.subscribers, count as usize));
+    let poll = (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms.min(100)));
+    let readers = Readers::start(common.threads(), Arc::clone(&shared), poll)?;
+    cfg.readers = Some(Arc::clone(&readers));
+    let cfg = Arc::new(cfg);
     let connected = common
         .connect_all(a.subscribers, &cfg, &shared, deadline)
         .await;
@@ -191,6 +200,8 @@ pub async fn run(
     })
     .await;
     let cpu = meter.stop();
+    // Joins the readers: their latencies are in `shared` from here on.
+    readers.stop();
     let hub_dropped_slow = hub
         .stats()
         .await

@@ -11,12 +11,17 @@
 //!   API (health, stats, publish).
 //! - `client`: source addresses over 127.0.0.0/8, bounded-concurrency
 //!   connects, the per-connection subscriber task and its counters.
-//! - `connections`, `fanout`, `throughput`: one file per mode.
+//! - `reader`: `fanout`'s epoll reader threads, which take over the
+//!   subscribed sockets from the tasks.
+//! - `connections`, `fanout`, `throughput`: one file per mode; `floor`,
+//!   the same fan-out over bare loopback TCP with no hub, for comparison.
 
 mod cli;
 mod client;
 mod connections;
 mod fanout;
+mod floor;
+mod reader;
 mod sys;
 mod target;
 mod throughput;
