@@ -216,14 +216,7 @@ impl Server {
         let stop = shutdown.clone();
         let task_hub = Arc::clone(&hub);
         let task = tokio::spawn(async move {
-            // Events are single small writes that must leave at once.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "hub server failed");
-            }
+            serve_http1(listener, app, stop).await;
             tracker.close();
             // Connections got their 1001; give them a moment to go.
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
@@ -261,6 +254,77 @@ impl Server {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+}
+
+/// Serves `app` over HTTP/1.1 (all the hub speaks) until `stop`, then lets
+/// requests in flight finish (5 s at most). It drives hyper's HTTP/1
+/// connections itself rather than through `axum::serve`, whose
+/// version-detecting driver wraps the socket in a private type: with
+/// hyper's own, an upgraded WebSocket's TCP socket can be taken back
+/// (`upgrade.rs`), so the fan-out writes to it directly. Accept errors are
+/// handled as axum does: a connection's own error is skipped, anything else
+/// (such as running out of descriptors) is logged and waited out for 1 s.
+async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    // Dropped when serving stops: every connection starts its graceful
+    // shutdown; each holds a receiver until it ends.
+    let (signal, _) = tokio::sync::watch::channel(());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        let tcp = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            },
+        };
+        // Events are single small writes that must leave at once.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = signal.subscribe();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::trace!(error = %e, "HTTP connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = closing.changed() => conn.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(signal);
+    drop(done_tx);
+    // Every connection task holds a `done` sender: recv() ends when all
+    // are gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
 }
 
 /// Every path not routed above: a WebSocket endpoint, or 404.

@@ -17,12 +17,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::event::{HubEvent, Wire, compliance_client};
@@ -34,6 +37,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 struct IoState {
     /// None once the connection ended (the socket is closed).
     io: Option<Box<dyn Io>>,
+    /// The descriptor under `io` when it is a plain TCP socket: the
+    /// fan-out writes there directly, without the layers above it. Valid
+    /// while `io` is Some (both are cleared together, under the lock).
+    fd: Option<RawFd>,
     /// Raw frame bytes not yet written, from `pending_pos` on.
     pending: Vec<u8>,
     pending_pos: usize,
@@ -101,9 +108,29 @@ enum Raw {
 
 impl SharedIo {
     pub fn new(io: impl Io) -> SharedIo {
+        Self::with_fd(Box::new(io), None)
+    }
+
+    /// A plain TCP socket, with the bytes already read from it (after the
+    /// HTTP request) to be read first.
+    pub fn tcp(stream: TcpStream, read_first: Bytes) -> SharedIo {
+        let fd = stream.as_raw_fd();
+        let io: Box<dyn Io> = if read_first.is_empty() {
+            Box::new(stream)
+        } else {
+            Box::new(Prefixed {
+                head: read_first,
+                io: stream,
+            })
+        };
+        Self::with_fd(io, Some(fd))
+    }
+
+    fn with_fd(io: Box<dyn Io>, fd: Option<RawFd>) -> SharedIo {
         SharedIo {
             inner: Arc::new(Mutex::new(IoState {
-                io: Some(Box::new(io)),
+                io: Some(io),
+                fd,
                 pending: Vec::new(),
                 pending_pos: 0,
                 tung_partial: false,
@@ -123,6 +150,36 @@ impl SharedIo {
         if !st.clean() {
             st.push_pending(frame);
             return Raw::Deferred;
+        }
+        if st.io.is_none() {
+            return Raw::Deferred;
+        }
+        if let Some(fd) = st.fd {
+            // SAFETY: `fd` is the open socket under `io` (checked above,
+            // and the lock is held, so it cannot close meanwhile); the
+            // frame outlives the call. Bypassing tokio's readiness is
+            // safe: on EAGAIN the connection task's next write through
+            // tokio gets EAGAIN too and waits for the socket properly.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            return match usize::try_from(n) {
+                Ok(n) if n == frame.len() => Raw::Written,
+                Ok(n) => {
+                    st.push_pending(&frame[n..]);
+                    Raw::Deferred
+                }
+                // EAGAIN, or an error the task's next write sees again.
+                Err(_) => {
+                    st.push_pending(frame);
+                    Raw::Deferred
+                }
+            };
         }
         let Some(io) = st.io.as_mut() else {
             return Raw::Deferred;
@@ -160,7 +217,9 @@ impl SharedIo {
 
     /// Closes the socket (the connection is over).
     pub fn close(&self) {
-        self.lock().io = None;
+        let mut st = self.lock();
+        st.fd = None;
+        st.io = None;
     }
 }
 
@@ -220,6 +279,47 @@ impl AsyncWrite for SharedIo {
     }
 }
 
+/// A TCP socket whose first bytes were already read (by the HTTP server,
+/// past the upgrade request): reads give those first.
+struct Prefixed {
+    head: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            let head = self.head.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 struct OutState {
     /// The fan-out may write to the socket directly: nothing is queued,
     /// nothing pending, no subscribe in progress.
@@ -243,7 +343,13 @@ impl OutState {
             .position(|(c, _)| Arc::ptr_eq(c, channel))
         {
             Some(i) => i,
-            None => self.last_sent.iter().position(|(c, _)| **c == **channel)?,
+            None => {
+                let i = self.last_sent.iter().position(|(c, _)| **c == **channel)?;
+                // Keep the channel's own name from now on: the next event
+                // is found by pointer, without reading this copy's bytes.
+                self.last_sent[i].0 = Arc::clone(channel);
+                i
+            }
         };
         Some(&mut self.last_sent[i].1)
     }
@@ -484,6 +590,51 @@ mod tests {
         want.extend_from_slice(ev(2).frame(Wire::Native));
         want.extend_from_slice(ev(3).frame(Wire::Native));
         assert_eq!(&got[..n], &want[..]);
+    }
+
+    /// A TCP socket taken back from hyper: what hyper had read past the
+    /// request is read first, and live events go to the descriptor.
+    #[tokio::test]
+    async fn a_tcp_socket_reads_its_prefix_first_and_takes_live_events() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut io = SharedIo::tcp(server, Bytes::from_static(b"early "));
+        client.write_all(b"later").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < b"early later".len() {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), io.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"early later");
+
+        let out = Outbox::new(io.clone(), Wire::Native, None, 4);
+        assert!(out.offer_now(&ev(1)));
+        assert!(out.take_queued(64));
+        out.drain().await.unwrap();
+        assert!(!out.take_queued(64), "queue empty and clean: live");
+        assert!(out.offer_now(&ev(2)), "live: written to the descriptor");
+        assert!(io.is_clean(), "nothing left pending");
+        io.close();
+        let mut all = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut all),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let mut want = ev(1).frame(Wire::Native).to_vec();
+        want.extend_from_slice(ev(2).frame(Wire::Native));
+        assert_eq!(all, want);
     }
 
     #[tokio::test]

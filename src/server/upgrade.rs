@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -127,7 +128,13 @@ impl Upgrade {
                     return;
                 }
             };
-            let io = SharedIo::new(TokioIo::new(upgraded));
+            // A plain TCP connection (as `axum::serve` gives hyper) is
+            // taken out of hyper's wrapper, so the fan-out can write to
+            // its descriptor; anything else stays wrapped.
+            let io = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => SharedIo::tcp(parts.io.into_inner(), parts.read_buf),
+                Err(upgraded) => SharedIo::new(TokioIo::new(upgraded)),
+            };
             let socket =
                 WebSocketStream::from_raw_socket(io.clone(), Role::Server, Some(config)).await;
             callback(socket, io).await;
