@@ -9,8 +9,9 @@
 //! is not woken per event.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -35,8 +36,25 @@ type Stream = SplitStream<Socket>;
 
 const LAGGED: &str = "lagged";
 
+/// Heartbeat times (pings, and the silence deadline) are rounded up to
+/// this grid, counted from one hub-wide epoch, so that those of many
+/// connections fall together: with 10,000 connections and a 30 s
+/// heartbeat, four timer wake-ups a second with ~80 pings each instead of
+/// ~330 wake-ups with one. Waking a worker for one ping cost far more than
+/// the ping (docs/PERFORMANCE.md, "Idle connections").
+const HEARTBEAT_GRID: Duration = Duration::from_millis(250);
+
+/// `t`, rounded up to the [`HEARTBEAT_GRID`].
+fn on_grid(t: Instant) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let grid = HEARTBEAT_GRID.as_nanos();
+    let ticks = t.saturating_duration_since(epoch).as_nanos().div_ceil(grid);
+    epoch + Duration::from_nanos(u64::try_from(ticks * grid).unwrap_or(u64::MAX))
+}
+
 /// How long a lagging peer has to take its close frame.
-const LAGGED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const LAGGED_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Queued events moved to the socket per write when several wait.
 const WRITE_BATCH: usize = 64;
@@ -157,10 +175,11 @@ impl Conn {
         }
         // The first ping at a random point of the first interval, so that
         // connections opened together (a mass reconnect) do not all ping
-        // at once ever after.
+        // at once ever after; on the heartbeat grid, so that they ping in
+        // a few batches a second.
         let first = hb.mul_f64(rand::random_range(0.1..=1.0));
-        let mut ping = tokio::time::interval_at(Instant::now() + first, hb);
-        let silence = sleep_until(Instant::now() + hb * 2);
+        let mut ping = tokio::time::interval_at(on_grid(Instant::now() + first), hb);
+        let silence = sleep_until(on_grid(Instant::now() + hb * 2));
         let cancelled = shutdown.cancelled();
         tokio::pin!(silence, cancelled);
         let out = Arc::clone(&self.out);
@@ -190,7 +209,7 @@ impl Conn {
                     }
                 }
                 msg = stream.next() => {
-                    silence.as_mut().reset(Instant::now() + hb * 2);
+                    silence.as_mut().reset(on_grid(Instant::now() + hb * 2));
                     match msg {
                         None => return "peer closed".into(),
                         Some(Err(e)) => {
@@ -478,5 +497,26 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_times_round_up_to_a_shared_grid() {
+        let base = on_grid(Instant::now());
+        for ms in [0u64, 1, 100, 249, 250, 251, 30_000, 30_001] {
+            let t = base + Duration::from_millis(ms);
+            let g = on_grid(t);
+            assert!(g >= t && g - t < HEARTBEAT_GRID, "{ms} ms");
+        }
+        // Times within one slot share their deadline.
+        assert_eq!(
+            on_grid(base + Duration::from_millis(1)),
+            on_grid(base + Duration::from_millis(249))
+        );
+        assert_eq!(on_grid(base), base, "a time on the grid stays");
     }
 }
