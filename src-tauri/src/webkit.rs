@@ -13,6 +13,36 @@ fn defaults_wanted() -> bool {
     std::env::var_os("RISKWATCH_WEBKIT_DEFAULTS").is_some_and(|v| v == "1")
 }
 
+/// Software rendering, set up before GTK and WebKit start (the first thing
+/// `run` does, while the process has one thread): WebKit draws this app
+/// without the GPU anyway (see [`tune`]), but GTK and WebKit's UI side would
+/// still load the system's GL stack to probe it — with Mesa's software
+/// rasteriser that maps libLLVM into the app process. So: no GL in GTK
+/// (`GDK_GL`), no DMA-BUF renderer, and no render node for WebKit to look
+/// up through EGL. The web process still needs EGL and keeps it. A variable
+/// the user set is left as it is, as are all of them with
+/// `RISKWATCH_WEBKIT_DEFAULTS=1`. docs/PERFORMANCE.md has what each saved.
+pub fn software_rendering_env() {
+    #[cfg(target_os = "linux")]
+    if !defaults_wanted() {
+        for (key, value) in SOFTWARE_RENDERING {
+            if std::env::var_os(key).is_none() {
+                // SAFETY: called first thing in `run`, before any other
+                // thread exists that could read the environment.
+                unsafe { std::env::set_var(key, value) };
+            }
+        }
+    }
+}
+
+/// The variables [`software_rendering_env`] sets.
+#[cfg(target_os = "linux")]
+const SOFTWARE_RENDERING: [(&str, &str); 3] = [
+    ("GDK_GL", "disable"),
+    ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+    ("WEBKIT_WEB_RENDER_DEVICE_FILE", "/dev/null"),
+];
+
 /// Creates the `main` window of the configuration.
 pub fn create_main(app: &App) -> tauri::Result<WebviewWindow> {
     #[cfg(target_os = "linux")]
