@@ -77,12 +77,18 @@ for p in $(procs); do
   report+=$(printf '%-22s RSS %8d KiB   PSS %8d KiB\n' "$name" "$rss" "$pss")$'\n'
 done
 ticks() { local t=0; for p in $(procs); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+per_proc() { for p in $(procs); do echo "$p $(ps -o comm= "$p" 2>/dev/null) $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0)"; done; }
+before=$(per_proc)
 t0=$(ticks); sleep "$WINDOW"; t1=$(ticks)
+after=$(per_proc)
 hz=$(getconf CLK_TCK)
 cpu=$(awk -v d="$((t1 - t0))" -v hz="$hz" -v w="$WINDOW" 'BEGIN {printf "%.2f", d * 100 / hz / w}')
 echo "mode=$MODE profile=$PROFILE window=${WINDOW}s"
 printf '%s' "$report"
 echo "total RSS: $((rss_total / 1024)) MiB   total PSS: $((pss_total / 1024)) MiB"
 echo "CPU over ${WINDOW}s: ${cpu}% of one core (all processes)"
+# Each process's share, to see which one is busy.
+join <(sort <<<"$before") <(sort <<<"$after") | awk -v hz="$hz" -v w="$WINDOW" \
+  '$2 !~ /^(dbus-daemon|dbus-run-sessio|at-spi|dunst)/ {printf "  %-22s %.2f%%\n", $2, ($5 - $3) * 100 / hz / w}'
 [ -n "$first" ] && echo "start to window shown and connected: ${first}s"
 exit 0

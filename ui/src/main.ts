@@ -78,6 +78,39 @@ let eventsThisSecond = 0;
 let rate = 0;
 let renderTimer: number | undefined;
 
+// ---------- the clock ----------
+
+// Once a second while something on screen changes with time: a countdown
+// or an elapsed time (any connection not live), the event rate and the
+// real-time indicator (events in the last few seconds), Settings' live
+// states. An idle app runs no timer at all: the webview then does no work
+// between events.
+let ticker: number | undefined;
+
+function needsTick(): boolean {
+  return (
+    state.state !== "connected" ||
+    links.some((l) => l.state.state !== "connected") ||
+    rate > 0 ||
+    Date.now() - lastEventAt < 4000 ||
+    active === "settings"
+  );
+}
+
+function tick() {
+  rate = eventsThisSecond;
+  eventsThisSecond = 0;
+  renderHeader();
+  renderLinks();
+  if (active === "settings") settings.tick();
+  ticker = needsTick() ? window.setTimeout(tick, 1000) : undefined;
+}
+
+/** Starts the clock if it is stopped (anything that may need it calls this). */
+function wakeClock() {
+  ticker ??= window.setTimeout(tick, 1000);
+}
+
 // ---------- data in ----------
 
 function setState(next: LinkState) {
@@ -89,6 +122,7 @@ function setState(next: LinkState) {
   }
   dirty.add("header");
   scheduleRender();
+  wakeClock();
 }
 
 function onEvents(incoming: readonly EventView[], live: boolean) {
@@ -100,6 +134,7 @@ function onEvents(incoming: readonly EventView[], live: boolean) {
   if (live) {
     lastEventAt = Date.now();
     eventsThisSecond += incoming.length;
+    wakeClock();
   }
   events = mergeEvents(events, incoming, CAPACITY);
   dirty.add("events");
@@ -115,6 +150,7 @@ function setLinks(next: readonly LinkView[]) {
   // The detail line names the connection behind the worst state.
   dirty.add("header");
   scheduleRender();
+  wakeClock();
 }
 
 function setCounts(next: InboxCounts) {
@@ -156,6 +192,7 @@ function renderHeader() {
 function selectTab(tab: Tab) {
   if (active === "settings" && tab !== "settings") settings.close();
   active = tab;
+  wakeClock();
   for (const t of TABS) {
     byId(`tab-${t}`).hidden = t !== tab;
   }
@@ -590,14 +627,6 @@ async function start() {
     });
   }
   wireInbox();
-  // The countdown, the real-time indicator and the event rate.
-  window.setInterval(() => {
-    rate = eventsThisSecond;
-    eventsThisSecond = 0;
-    renderHeader();
-    renderLinks();
-    if (active === "settings") settings.tick();
-  }, 1000);
   selectTab("trading");
   try {
     const { snapshot } = await openFeed({
