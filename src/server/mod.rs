@@ -305,6 +305,9 @@ async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
+            // The signal fires once (its sender is dropped); after that
+            // only the connection is awaited.
+            let mut signalled = false;
             loop {
                 tokio::select! {
                     r = conn.as_mut() => {
@@ -313,7 +316,10 @@ async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken
                         }
                         break;
                     }
-                    _ = closing.changed() => conn.as_mut().graceful_shutdown(),
+                    _ = closing.changed(), if !signalled => {
+                        signalled = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
             }
             drop(done);
