@@ -6,6 +6,7 @@
 //! [`tooltip`]) so tests check them without a tray.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
 use riskwatch::ConnState;
@@ -100,9 +101,10 @@ pub fn tomorrow(now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(now + Duration::hours(24))
 }
 
-/// The last variant shown, so the icon is only replaced on a real change.
+/// The last reading applied (its number, variant and tooltip), so the icon
+/// is only replaced on a real change and never by an older reading.
 #[derive(Debug, Default)]
-struct Shown(Mutex<Option<(Variant, String)>>);
+struct Shown(Mutex<Option<(u64, Variant, String)>>);
 
 /// Builds the tray. Errors are logged: the app works without one.
 pub fn create(app: &AppHandle) {
@@ -212,10 +214,17 @@ pub fn show_main(app: &AppHandle) {
 }
 
 /// Brings the icon and tooltip up to date with the feed and the inbox.
+///
+/// Called from any thread. The state is read here; the icon is set on the
+/// main thread, where the tray lives: setting it from another thread waits
+/// for the main thread, and a caller holding a lock the main thread wants
+/// (as `refresh` itself did with [`Shown`] while the main thread created the
+/// tray) would never return. Each reading carries a sequence number, so a
+/// stale one that reaches the main thread late is dropped.
 pub fn refresh(app: &AppHandle) {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+    if app.tray_by_id(TRAY_ID).is_none() {
         return;
-    };
+    }
     let Some(state) = app.try_state::<Feed>().map(|f| f.state()) else {
         return;
     };
@@ -225,6 +234,19 @@ pub fn refresh(app: &AppHandle) {
         .unwrap_or_default();
     let variant = Variant::of(&state, &counts);
     let text = tooltip(variant, &counts);
+    static READINGS: AtomicU64 = AtomicU64::new(0);
+    let seq = READINGS.fetch_add(1, Ordering::Relaxed) + 1;
+    let handle = app.clone();
+    if let Err(error) = app.run_on_main_thread(move || apply(&handle, seq, variant, text)) {
+        tracing::warn!(%error, "tray not updated");
+    }
+}
+
+/// On the main thread: sets what changed since the last reading applied.
+fn apply(app: &AppHandle, seq: u64, variant: Variant, text: String) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
     let Some(shown) = app.try_state::<Shown>() else {
         return;
     };
@@ -232,7 +254,8 @@ pub fn refresh(app: &AppHandle) {
         return;
     };
     let (icon_changed, text_changed) = match &*last {
-        Some((v, t)) => (*v != variant, *t != text),
+        Some((s, _, _)) if *s > seq => return,
+        Some((_, v, t)) => (*v != variant, *t != text),
         None => (true, true),
     };
     if icon_changed && let Some(icon) = variant.image() {
@@ -244,7 +267,7 @@ pub fn refresh(app: &AppHandle) {
     if text_changed {
         let _ = tray.set_tooltip(Some(&text));
     }
-    *last = Some((variant, text));
+    *last = Some((seq, variant, text));
 }
 
 #[cfg(test)]
