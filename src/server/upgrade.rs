@@ -128,9 +128,10 @@ impl Upgrade {
                     return;
                 }
             };
-            // A plain TCP connection (as `axum::serve` gives hyper) is
-            // taken out of hyper's wrapper, so the fan-out can write to
-            // its descriptor; anything else stays wrapped.
+            // A plain TCP connection (as the hub's HTTP/1 driver gives
+            // hyper, `serve_http1` in mod.rs) is taken out of hyper's
+            // wrapper, so the fan-out can write to its descriptor;
+            // anything else stays wrapped.
             let io = match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => SharedIo::tcp(parts.io.into_inner(), parts.read_buf),
                 Err(upgraded) => SharedIo::new(TokioIo::new(upgraded)),

@@ -157,8 +157,7 @@ pub struct Common {
 impl Common {
     /// `--threads`, or the machine's cores.
     pub fn threads(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        self.threads.unwrap_or_else(sys::cores)
     }
 
     pub fn client_config(&self, hub: &Target, prefix: &str, channels: usize) -> ClientConfig {

@@ -100,6 +100,12 @@ fn ws_config(read_buffer: usize) -> WebSocketConfig {
         .max_frame_size(Some(1 << 20))
 }
 
+/// A latency histogram in µs, 1 µs to 120 s at 3 significant digits: the
+/// shape every mode records and merges.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
 /// Counters shared by every client of a run.
 #[derive(Debug)]
 pub struct Shared {
@@ -151,11 +157,7 @@ impl Shared {
             deliveries: AtomicU64::new(0),
             out_of_sequence: AtomicU64::new(0),
             last_delivery_ns: AtomicU64::new(0),
-            latency: (probes > 0).then(|| {
-                Mutex::new(
-                    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
-                )
-            }),
+            latency: (probes > 0).then(|| Mutex::new(latency_histogram())),
             probe_max_us: (0..probes).map(|_| AtomicU64::new(0)).collect(),
         }
     }

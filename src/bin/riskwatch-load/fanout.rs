@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::cli::{Common, Outcome};
 use crate::client::{self, Shared};
-use crate::reader::Readers;
+use crate::reader::{self, Readers};
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
 use crate::target::Target;
 
@@ -153,7 +153,7 @@ pub async fn run(
     cfg.read_buffer = 1024;
     let count = (a.duration as f64 * a.rate).ceil().max(1.0) as u64;
     let shared = Arc::new(Shared::new(a.subscribers, count as usize));
-    let poll = (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms.min(100)));
+    let poll = reader::poll_interval(a.poll_ms);
     let readers = Readers::start(common.threads(), Arc::clone(&shared), poll)?;
     cfg.readers = Some(Arc::clone(&readers));
     let cfg = Arc::new(cfg);

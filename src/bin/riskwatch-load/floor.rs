@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use crate::cli::{Common, Outcome};
 use crate::client::{self, Sources};
 use crate::fanout::{Latency, TARGET_P99_MS, latency};
-use crate::reader::Epoll;
-use crate::sys::{CpuMeter, CpuUse, wall_ns};
+use crate::reader::{self, Epoll};
+use crate::sys::{self, CpuMeter, CpuUse, wall_ns};
 
 #[derive(Debug, Clone, Args)]
 pub struct FloorArgs {
@@ -111,7 +111,7 @@ fn read_loop(
     board: &Board,
     round_max_us: &[AtomicU64],
 ) -> Histogram<u64> {
-    let mut hist = Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
+    let mut hist = client::latency_histogram();
     let mut bytes = vec![0u64; socks.len()];
     let mut buf = vec![0u8; 16 * 1024];
     for (slot, s) in socks.iter().enumerate() {
@@ -166,11 +166,8 @@ pub async fn run(a: &FloorArgs, common: &Common, deadline: Instant) -> anyhow::R
         "--size must be 1 to 65536 bytes"
     );
     let readers = common.threads().max(1);
-    let writers = a
-        .writers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let poll = (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms.min(100)));
+    let writers = a.writers.unwrap_or_else(sys::cores).max(1);
+    let poll = reader::poll_interval(a.poll_ms);
     let sources = Sources::range(0, common.source_ips);
     let pairs = tokio::time::timeout_at(deadline, pairs(a.connections, sources))
         .await
@@ -248,7 +245,7 @@ pub async fn run(a: &FloorArgs, common: &Common, deadline: Instant) -> anyhow::R
     }
     let cpu = meter.stop();
     board.stop.store(true, Ordering::Relaxed);
-    let mut hist = Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
+    let mut hist = client::latency_histogram();
     for h in handles {
         let mine = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         let _ = hist.add(&mine);

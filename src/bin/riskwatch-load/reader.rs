@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::client::{Shared, probe};
+use crate::client::{Shared, latency_histogram, probe};
 use crate::sys::wall_ns;
 
 /// The largest frame a subscriber accepts (probes are ~250 bytes).
@@ -36,6 +36,12 @@ const MAX_FRAME: u64 = 1 << 20;
 /// Empty polls in a row after which an idle reader blocks in `epoll_wait`
 /// until something arrives (one wake per burst, then polling again).
 const IDLE_POLLS: u32 = 20;
+
+/// `--poll-ms` as the readers take it: 0 blocks in `epoll_wait`, anything
+/// else is an idle reader's sleep, at most 100 ms.
+pub fn poll_interval(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms.min(100)))
+}
 
 /// A frame from the hub, borrowed from the read buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -305,7 +311,7 @@ fn run(mut ep: Epoll, inbox: Receiver<Sub>, shared: Arc<Shared>, stop: Arc<Atomi
     let mut subs: Vec<Option<Sub>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut tally = Tally {
-        latency: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
+        latency: latency_histogram(),
         probe_max_us: vec![0; shared.probe_max_us.len()],
         deliveries: 0,
         last_ns: 0,

@@ -194,6 +194,11 @@ pub fn busy_compilers() -> Vec<String> {
     found
 }
 
+/// The machine's cores (2 when unknown): the default for thread counts.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Wall-clock nanoseconds since the Unix epoch: the probe timestamp, read
 /// by the publisher and every subscriber on the same machine.
 pub fn wall_ns() -> u64 {
