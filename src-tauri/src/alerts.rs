@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use riskwatch::Event;
@@ -20,6 +21,11 @@ use crate::error::Error;
 use crate::profiles::desktop_prefs;
 use crate::view::{AlertView, InboxCounts, InboxFilter};
 
+/// The longest [`Alerts::run_due`] sleeps without looking at the wall
+/// clock: its timer does not run while the machine is suspended, so a
+/// reminder due meanwhile comes at most this late after a resume.
+const CHECK_AT_MOST: Duration = Duration::from_secs(30);
+
 /// The engines (one per connected profile), the inbox and the notifier.
 #[derive(Debug)]
 pub struct Alerts {
@@ -31,6 +37,9 @@ pub struct Alerts {
     reader: Mutex<Inbox>,
     notifier: Option<Notifier>,
     paused_until: Mutex<Option<DateTime<Utc>>>,
+    /// Poked when an engine may have something due sooner than the repeat
+    /// task is sleeping for (see [`Alerts::next_due`]).
+    rescheduled: tokio::sync::Notify,
 }
 
 impl Alerts {
@@ -49,6 +58,7 @@ impl Alerts {
             reader: Mutex::new(reader),
             notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
             paused_until: Mutex::new(None),
+            rescheduled: tokio::sync::Notify::new(),
         };
         Ok((alerts, committed))
     }
@@ -64,6 +74,7 @@ impl Alerts {
                 }
             }
         }
+        self.rescheduled.notify_one();
     }
 
     /// Forgets a profile's engine (its connection closed for good).
@@ -88,6 +99,9 @@ impl Alerts {
                 .or_insert_with(|| Engine::new(desktop_prefs(), Vec::new()));
             engine.decide(event, now)
         };
+        if decision.scheduled() {
+            self.rescheduled.notify_one();
+        }
         if decision.list {
             let record = Record::new(event.clone(), now)
                 .severity(decision.severity_after_rules)
@@ -103,7 +117,44 @@ impl Alerts {
         decision.notify.filter(|_| !self.paused(now))
     }
 
-    /// Repeats of unacknowledged critical alerts due at `now`.
+    /// When [`Alerts::tick`] next has something to do, over all engines;
+    /// `None`: nothing until the next event.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        lock(&self.engines)
+            .ok()?
+            .values()
+            .filter_map(Engine::next_due)
+            .min()
+    }
+
+    /// Hands what the engines have due later (repeats of unacknowledged
+    /// critical alerts, counts of duplicates, burst summaries) to `raise`
+    /// when it is due; never returns. Sleeps until the earliest of them, and
+    /// is woken early when an event or new preferences schedule something
+    /// sooner (the permit `Notify` keeps means a poke between reading
+    /// [`Alerts::next_due`] and sleeping is not lost): an idle app has no
+    /// timer ticking here.
+    pub async fn run_due(&self, mut raise: impl FnMut(Notification)) {
+        loop {
+            let wait = self.next_due().map_or(CHECK_AT_MOST, |due| {
+                (due - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(CHECK_AT_MOST)
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {
+                    for n in self.tick(Utc::now()) {
+                        raise(n);
+                    }
+                }
+                () = self.rescheduled.notified() => {}
+            }
+        }
+    }
+
+    /// What is due at `now`: counts of duplicates, burst summaries, and
+    /// repeats of unacknowledged critical alerts.
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
         let due: Vec<Notification> = lock(&self.engines)
             .map(|mut engines| engines.values_mut().flat_map(|e| e.tick(now)).collect())
@@ -249,6 +300,64 @@ mod tests {
             Frame::Event(e) => e,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    /// The repeat task sleeps while nothing is due, is woken by the event
+    /// that schedules a repeat, and raises it on time; after the
+    /// acknowledgement it raises nothing more.
+    #[test]
+    fn due_repeats_are_raised_without_a_ticking_clock() {
+        use riskwatch::engine::NotificationKind;
+        use riskwatch::engine::prefs::HumanDuration;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (alerts, _committed) = Alerts::open(&dir.path().join("inbox.sqlite3"), false).unwrap();
+        let alerts = Arc::new(alerts);
+        let mut prefs = desktop_prefs();
+        prefs.dedupe.repeat_interval = HumanDuration(Duration::from_secs(1));
+        alerts.set_prefs("demo", prefs, Vec::new());
+        assert_eq!(alerts.next_due(), None, "nothing remembered yet");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let task = tokio::spawn({
+                let alerts = alerts.clone();
+                async move { alerts.run_due(|n| drop(tx.send(n))).await }
+            });
+            // Let it go to sleep: with nothing due, for CHECK_AT_MOST.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let critical = event(
+                r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":92,"threshold":90}"#,
+            );
+            let n = alerts
+                .on_event("demo", &critical, Utc::now())
+                .expect("critical notifies");
+            let key = n.alert.clone().expect("an alert key");
+            let wait = Duration::from_secs(5);
+            let repeat = tokio::time::timeout(wait, rx.recv())
+                .await
+                .expect("the repeat came within 5 s, not after the 30 s sleep")
+                .expect("the task runs");
+            assert_eq!(repeat.kind, NotificationKind::Repeat, "{repeat:?}");
+            assert_eq!(repeat.alert.as_deref(), Some(key.as_str()));
+            alerts
+                .engines
+                .lock()
+                .unwrap()
+                .values_mut()
+                .for_each(|e| {
+                    e.acknowledge(&key);
+                });
+            while let Ok(n) = rx.try_recv() {
+                assert_eq!(n.kind, NotificationKind::Repeat, "{n:?}");
+            }
+            let quiet = tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await;
+            assert!(quiet.is_err(), "acknowledged, yet raised: {quiet:?}");
+            task.abort();
+        });
     }
 
     #[test]

@@ -403,19 +403,12 @@ async fn pump(
     }
 }
 
-/// Once a second, the due repeats of unacknowledged critical alerts of
-/// every profile. Runs for the app's lifetime.
+/// Raises what the engines have due later ([`Alerts::run_due`]) for the
+/// app's lifetime; needs [`Alerts`] managed first.
 pub fn start_repeats(app: AppHandle) {
     async_runtime::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if let Some(alerts) = app.try_state::<Alerts>() {
-                for n in alerts.tick(Utc::now()) {
-                    alerts.raise(&app, n);
-                }
-            }
+        if let Some(alerts) = app.try_state::<Alerts>() {
+            alerts.run_due(|n| alerts.raise(&app, n)).await;
         }
     });
 }

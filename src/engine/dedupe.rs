@@ -414,11 +414,12 @@ impl Dedupe {
 
     fn evict_oldest(&mut self) {
         // Rare (only at the cap): a linear scan is fine. Unacknowledged
-        // alerts with a repeat pending are kept if anything else can go.
+        // alerts with a repeat pending are kept if anything else can go;
+        // the key breaks ties, so the choice does not depend on the map.
         let victim = self
             .alerts
             .iter()
-            .min_by_key(|(_, a)| (a.next_repeat.is_some() && !a.acked, a.last_seen))
+            .min_by_key(|(k, a)| (a.next_repeat.is_some() && !a.acked, a.last_seen, *k))
             .map(|(k, _)| k.clone());
         if let Some(k) = victim {
             self.alerts.remove(&k);
@@ -529,6 +530,40 @@ impl Dedupe {
             out.push(n);
         }
         out
+    }
+
+    /// The earliest instant at which [`Dedupe::tick`] has something to do:
+    /// a duplicate count to show, a burst summary to refresh, a repeat, or
+    /// an alert or group to forget. `None`: nothing until the next offer.
+    /// Before it, `tick` returns nothing and changes nothing, so a caller
+    /// can sleep until then instead of ticking on a clock.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let window = self.cfg.window;
+        let forget_after = window.max(self.cfg.burst_window);
+        let alerts = self.alerts.values().filter_map(|a| {
+            let repeat = a.next_repeat.filter(|_| !a.acked);
+            let flush = (a.pending > 0).then(|| add(a.window_start, window));
+            let forget =
+                (a.pending == 0 && repeat.is_none()).then(|| add(a.last_seen, forget_after));
+            [repeat, flush, forget].into_iter().flatten().min()
+        });
+        let groups = self.groups.values().map(|g| {
+            // The group goes quiet (its burst ends, then it is forgotten)
+            // one burst window after its latest event.
+            // An empty group (not left behind by `offer` or `tick`) is due
+            // at once.
+            let quiet = g
+                .recent
+                .back()
+                .map_or(DateTime::<Utc>::MIN_UTC, |t| add(*t, self.cfg.burst_window));
+            let refresh = g
+                .burst
+                .as_ref()
+                .filter(|b| b.count > b.shown)
+                .map(|b| add(b.last_shown, self.cfg.summary_interval));
+            refresh.map_or(quiet, |r| r.min(quiet))
+        });
+        alerts.chain(groups).min()
     }
 
     /// The user acknowledged an alert: no more repeats. True when known.
@@ -751,6 +786,111 @@ mod tests {
         offer(&mut d, "crit", "g", Severity::Critical, at(0));
         assert!(d.tick(at(100_000)).is_empty());
         assert!(d.is_empty(), "quiet alerts are forgotten");
+    }
+
+    #[test]
+    fn next_due_names_each_kind_of_work() {
+        let mut d = Dedupe::new(cfg());
+        assert_eq!(d.next_due(), None, "nothing remembered, nothing due");
+        // A critical alert: its group goes quiet after the burst window,
+        // then only its repeat is due.
+        offer(&mut d, "crit", "g", Severity::Critical, at(0));
+        assert_eq!(d.next_due(), Some(at(30)));
+        assert!(d.tick(at(29)).is_empty());
+        assert!(d.tick(at(30)).is_empty(), "the group is forgotten silently");
+        assert_eq!(d.next_due(), Some(at(3600)));
+        assert_eq!(d.tick(at(3600)).len(), 1);
+        assert_eq!(d.next_due(), Some(at(7200)), "the next repeat");
+        // Acknowledged: nothing left but forgetting it (already due).
+        d.acknowledge("crit");
+        assert_eq!(d.next_due(), Some(at(60)));
+        assert!(d.tick(at(3601)).is_empty());
+        assert!(d.is_empty());
+        assert_eq!(d.next_due(), None);
+        // A duplicate: its count is due when the window ends.
+        offer(&mut d, "w", "h", Severity::Warning, at(4000));
+        offer(&mut d, "w", "h", Severity::Warning, at(4010));
+        assert_eq!(d.next_due(), Some(at(4030)), "group quiet first");
+        d.tick(at(4030));
+        assert_eq!(d.next_due(), Some(at(4060)), "then the count");
+        assert_eq!(d.tick(at(4060)).len(), 1);
+        assert_eq!(d.next_due(), Some(at(4070)), "then forgetting");
+    }
+
+    /// Sleeping until [`Dedupe::next_due`] shows the same notifications at
+    /// the same instants as ticking every second: nothing is late, nothing
+    /// is lost, and `tick` always clears what `next_due` announced.
+    #[test]
+    fn ticking_at_next_due_equals_ticking_every_second() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let small = || {
+            cfg()
+                .window(Duration::from_secs(5))
+                .burst(3, Duration::from_secs(4))
+                .summary_interval(Duration::from_secs(2))
+                .repeat(Duration::from_secs(7), Severity::Critical)
+                .max_alerts(4)
+        };
+        let step = (0u8..4, 0u8..6, 0i64..12);
+        let mut runner = TestRunner::new(Config {
+            failure_persistence: None,
+            ..Config::with_cases(256)
+        });
+        let seen = |t: i64, n: Vec<Notification>| {
+            n.into_iter()
+                .map(move |n| (t, n.kind, n.key, n.count, n.title))
+                .collect::<Vec<_>>()
+        };
+        runner
+            .run(&proptest::collection::vec(step, 1..40), |steps| {
+                let (mut every, mut lazy) = (Dedupe::new(small()), Dedupe::new(small()));
+                let (mut by_clock, mut by_due) = (Vec::new(), Vec::new());
+                let mut now = 0;
+                // One more step far ahead lets every pending thing come due.
+                for (op, key, gap) in steps.into_iter().chain([(4, 0, 100)]) {
+                    let until = now + gap;
+                    for t in now + 1..=until {
+                        by_clock.extend(seen(t, every.tick(at(t))));
+                    }
+                    let mut rounds = 0;
+                    // The clock above ticks from `now + 1` on; so does this.
+                    while let Some(t) = lazy
+                        .next_due()
+                        .map(|due| (due - t0()).num_seconds().max(now + 1))
+                        .filter(|t| *t <= until)
+                    {
+                        rounds += 1;
+                        prop_assert!(rounds < 200, "tick does not clear what is due at {t}");
+                        by_due.extend(seen(t, lazy.tick(at(t))));
+                    }
+                    now = until;
+                    let group = if key % 2 == 0 { "a" } else { "b" };
+                    let key = format!("k{key}");
+                    let severity = match op {
+                        0 => Severity::Warning,
+                        1 => Severity::Critical,
+                        2 => Severity::Emergency,
+                        3 => {
+                            every.acknowledge(&key);
+                            lazy.acknowledge(&key);
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let a = offer(&mut every, &key, group, severity, at(now));
+                    let b = offer(&mut lazy, &key, group, severity, at(now));
+                    prop_assert_eq!(a, b);
+                }
+                // Within one instant the order follows the map's, which
+                // differs between the two instances.
+                for v in [&mut by_clock, &mut by_due] {
+                    v.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+                }
+                prop_assert_eq!(by_clock, by_due);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

@@ -51,6 +51,20 @@ pub struct Decision {
     pub key: String,
 }
 
+impl Decision {
+    /// Whether the event left something for [`Engine::tick`] to do later
+    /// (a duplicate count, a burst summary, a repeat), so that a caller
+    /// sleeping until [`Engine::next_due`] must look again.
+    pub fn scheduled(&self) -> bool {
+        self.reasons.iter().any(|r| {
+            matches!(
+                r,
+                Reason::Duplicate { .. } | Reason::Burst { .. } | Reason::Notified { .. }
+            )
+        })
+    }
+}
+
 /// One step of a decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -346,6 +360,12 @@ impl Engine {
             self.dress(n);
         }
         due
+    }
+
+    /// When [`Engine::tick`] next has something to do (see
+    /// [`dedupe::Dedupe::next_due`]); `None`: nothing until the next event.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.dedupe.next_due()
     }
 
     /// The user acknowledged the alert `key` (from [`Decision::key`] or
