@@ -59,7 +59,7 @@ pub const EVENT_INBOX: &str = "inbox";
 /// Runs the desktop app until it is quit (closing the window hides it).
 pub fn run() -> ExitCode {
     // Before anything starts a thread or GTK.
-    webkit::software_rendering_env();
+    webkit::process_env();
     let settings = settings::Settings::from_env();
     init_tracing();
     let start_tab = commands::StartTab(settings.tab.clone());
