@@ -10,7 +10,10 @@
 # Environment: SKIP_BUILD=1 to use what is already built; E2E_PORT (default
 # 4444; WebKitWebDriver gets E2E_PORT+1); SCREEN (default 960x680); PROFILE
 # (default debug; release drives target/release's app and hub, built with
-# `cargo build --release --workspace`, as docs/PERFORMANCE.md's numbers are).
+# `cargo build --release --workspace`; desktop drives the size-optimised app
+# that scripts/run.sh builds, `cargo build --profile desktop -p
+# riskwatch-desktop`, with the release hub, as docs/PERFORMANCE.md's numbers
+# are).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,6 +22,10 @@ E2E_PORT=${E2E_PORT:-4444}
 ARTIFACTS=$ROOT/test-artifacts
 PROFILE=${PROFILE:-debug}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/riskwatch-desktop
+# The hub for the reconnect part: the same profile's, else the release one
+# (the `desktop` profile builds only the app).
+HUB=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/riskwatch
+[ -x "$HUB" ] || HUB=${CARGO_TARGET_DIR:-$ROOT/target}/release/riskwatch
 DRIVER_LOG=$ARTIFACTS/e2e-app.log
 NOTIFY_LOG=$ARTIFACTS/e2e.dbus.log
 
@@ -35,7 +42,11 @@ done
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the UI and riskwatch-desktop"
   (cd ui && npm run --silent build >/dev/null)
-  if [ "$PROFILE" = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
+  case "$PROFILE" in
+    release) cargo build --release --workspace ;;
+    desktop) cargo build --profile desktop -p riskwatch-desktop && cargo build --release -p riskwatch --bin riskwatch ;;
+    *) cargo build --workspace ;;
+  esac
 fi
 [ -x "$BIN" ] || fail "$BIN not built"
 
@@ -81,7 +92,7 @@ say "tauri-driver on 127.0.0.1:$E2E_PORT"
 
 status=0
 RISKWATCH_E2E=1 RISKWATCH_E2E_WEBDRIVER=127.0.0.1:$E2E_PORT RISKWATCH_E2E_APP=$BIN \
-  RISKWATCH_E2E_HUB=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/riskwatch \
+  RISKWATCH_E2E_HUB=$HUB \
   RISKWATCH_E2E_APP_LOG=$DRIVER_LOG RISKWATCH_E2E_NOTIFY_LOG=$NOTIFY_LOG \
   RISKWATCH_E2E_ARTIFACTS=$ARTIFACTS \
   timeout 300 cargo nextest run --workspace --locked --test e2e --run-ignored only --no-capture || status=$?

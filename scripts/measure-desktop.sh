@@ -3,7 +3,8 @@
 # process it consists of (the app, WebKitWebProcess, WebKitNetworkProcess),
 # CPU use over a window, and time from start to the first event shown.
 # Runs under a private Xvfb and D-Bus session; needs a built
-# target/<profile>/riskwatch-desktop (PROFILE=debug|release, default release).
+# target/<profile>/riskwatch-desktop (PROFILE=debug|release|desktop, default
+# release; `desktop` is the size-optimised build scripts/run.sh ships).
 #   MODE=demo  (default) the embedded hub with simulators: live dashboards
 #   MODE=idle  connected to a hub that publishes nothing: the idle cost
 # Every wait is bounded; everything it starts is stopped on exit.
@@ -14,7 +15,10 @@ MODE=${MODE:-demo}
 WINDOW=${WINDOW:-30}
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET/$PROFILE/riskwatch-desktop"
+# The idle mode's hub: the same profile's, else any built one (the
+# `desktop` profile builds only the app).
 HUB="$TARGET/$PROFILE/riskwatch"
+for h in "$HUB" "$TARGET/release/riskwatch" "$TARGET/debug/riskwatch"; do [ -x "$h" ] && { HUB=$h; break; }; done
 [ -x "$BIN" ] || { echo "measure: $BIN not built (cargo build --workspace${PROFILE/debug/})" >&2; exit 1; }
 WORK=$(mktemp -d)
 PIDS=()
@@ -57,7 +61,11 @@ for _ in $(seq 300); do
   fi
   sleep 0.05
 done
-sleep 10   # settle: WebKit finishes loading, charts fill
+# Settle: WebKit finishes loading, the charts fill, and the threads the
+# start-up used go idle and exit (WebKit's pools after 10 s or so); an idle
+# app is one that has been sitting, so idle settles longer.
+if [ "$MODE" = idle ]; then SETTLE=${SETTLE:-30}; else SETTLE=${SETTLE:-10}; fi
+sleep "$SETTLE"
 procs() { pgrep -g "$(ps -o pgid= "$APP" | tr -d ' ')" 2>/dev/null || true; }
 rss_total=0
 pss_total=0
@@ -83,7 +91,7 @@ t0=$(ticks); sleep "$WINDOW"; t1=$(ticks)
 after=$(per_proc)
 hz=$(getconf CLK_TCK)
 cpu=$(awk -v d="$((t1 - t0))" -v hz="$hz" -v w="$WINDOW" 'BEGIN {printf "%.2f", d * 100 / hz / w}')
-echo "mode=$MODE profile=$PROFILE window=${WINDOW}s"
+echo "mode=$MODE profile=$PROFILE settle=${SETTLE}s window=${WINDOW}s"
 printf '%s' "$report"
 echo "total RSS: $((rss_total / 1024)) MiB   total PSS: $((pss_total / 1024)) MiB"
 echo "CPU over ${WINDOW}s: ${cpu}% of one core (all processes)"

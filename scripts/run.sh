@@ -7,5 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 (cd ui && npm run build --silent)
-cargo build --workspace --locked
-exec ./target/debug/riskwatch-desktop "$@"
+# The build the app ships as (Cargo.toml's `desktop` profile: optimised for
+# size, what docs/PERFORMANCE.md measures). The first build takes several
+# minutes; later ones only rebuild what changed.
+cargo build --profile desktop -p riskwatch-desktop --locked
+exec "${CARGO_TARGET_DIR:-target}/desktop/riskwatch-desktop" "$@"
