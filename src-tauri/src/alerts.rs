@@ -343,14 +343,7 @@ mod tests {
                 .expect("the task runs");
             assert_eq!(repeat.kind, NotificationKind::Repeat, "{repeat:?}");
             assert_eq!(repeat.alert.as_deref(), Some(key.as_str()));
-            alerts
-                .engines
-                .lock()
-                .unwrap()
-                .values_mut()
-                .for_each(|e| {
-                    e.acknowledge(&key);
-                });
+            assert_eq!(alerts.acknowledge_key(&key).unwrap(), 1, "one inbox row");
             while let Ok(n) = rx.try_recv() {
                 assert_eq!(n.kind, NotificationKind::Repeat, "{n:?}");
             }

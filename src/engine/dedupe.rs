@@ -549,9 +549,8 @@ impl Dedupe {
         });
         let groups = self.groups.values().map(|g| {
             // The group goes quiet (its burst ends, then it is forgotten)
-            // one burst window after its latest event.
-            // An empty group (not left behind by `offer` or `tick`) is due
-            // at once.
+            // one burst window after its latest event; an empty one (which
+            // neither `offer` nor `tick` leaves behind) is due at once.
             let quiet = g
                 .recent
                 .back()
