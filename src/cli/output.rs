@@ -99,8 +99,17 @@ pub fn notice(source: &str, n: &Notice) {
             channel,
             requested,
             oldest,
+            criticals_kept: true,
         } => format!(
-            "{source}: history gap on {channel}: messages after {requested} are gone, continuing from {oldest}"
+            "{source}: history gap on {channel}: ordinary messages between {requested} and {oldest} are gone; every critical one was delivered"
+        ),
+        Notice::Gap {
+            channel,
+            requested,
+            oldest,
+            criticals_kept: false,
+        } => format!(
+            "{source}: history gap on {channel}: messages after {requested} are gone, critical ones possibly among them; continuing from {oldest}"
         ),
         Notice::ServerError { code, message } => {
             format!("{source}: server error {code}: {message}")

@@ -525,6 +525,7 @@ impl Task {
                                 channel: ch.to_owned(),
                                 requested: missing_from.saturating_sub(1),
                                 oldest: seq,
+                                criticals_kept: false,
                             };
                             if self.tx.send(ClientUpdate::Notice(n)).await.is_err() {
                                 return Some(End::Stop(StopReason::ReceiverGone));
@@ -585,6 +586,7 @@ impl Task {
                         requested,
                         oldest,
                         epoch,
+                        criticals_kept,
                     } => {
                         Stats::bump(&self.stats.gaps);
                         self.positions.gap(&channel, &epoch, oldest);
@@ -592,6 +594,7 @@ impl Task {
                             channel,
                             requested,
                             oldest,
+                            criticals_kept,
                         };
                         if self.tx.send(ClientUpdate::Notice(n)).await.is_err() {
                             return Some(End::Stop(StopReason::ReceiverGone));

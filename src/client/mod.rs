@@ -285,12 +285,15 @@ impl fmt::Display for ConnState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {
-    /// Messages on `channel` after `requested` are no longer available;
-    /// delivery continues from `oldest`. Refetch a snapshot for the rest.
+    /// Messages on `channel` after `requested` are no longer all
+    /// available: everything from `oldest` follows, and with
+    /// `criticals_kept` every critical and emergency message in between
+    /// too (only ordinary ones are gone). Refetch a snapshot for the rest.
     Gap {
         channel: String,
         requested: u64,
         oldest: u64,
+        criticals_kept: bool,
     },
     /// The server reported an error without closing.
     ServerError { code: String, message: String },

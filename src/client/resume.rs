@@ -21,12 +21,16 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Positions {
     channels: BTreeMap<String, Option<Position>>,
+    /// Per channel, the sequence below which the hub announced missing
+    /// events (a `gap`): jumps below it are expected, not new holes.
+    announced: BTreeMap<String, u64>,
 }
 
 impl Positions {
     pub fn new(channels: impl IntoIterator<Item = String>) -> Positions {
         Positions {
             channels: channels.into_iter().map(|c| (c, None)).collect(),
+            announced: BTreeMap::new(),
         }
     }
 
@@ -40,6 +44,7 @@ impl Positions {
     }
 
     pub fn remove(&mut self, channel: &str) -> bool {
+        self.announced.remove(channel);
         self.channels.remove(channel).is_some()
     }
 
@@ -74,15 +79,19 @@ impl Positions {
         }
     }
 
-    /// The hub announced that history resumes at `oldest` in `epoch`.
+    /// The hub announced that what this client missed is complete only
+    /// from `oldest` in `epoch`. It comes before the replay, which may still
+    /// hold older (critical) events: in the same epoch our position stands;
+    /// in another, every event of that epoch is new to us.
     pub fn gap(&mut self, channel: &str, epoch: &str, oldest: u64) {
-        self.channels.insert(
-            channel.to_owned(),
-            Some(Position {
-                seq: oldest.saturating_sub(1),
+        let slot = self.channels.entry(channel.to_owned()).or_default();
+        if slot.as_ref().is_none_or(|p| p.epoch != epoch) {
+            *slot = Some(Position {
+                seq: 0,
                 epoch: epoch.to_owned(),
-            }),
-        );
+            });
+        }
+        self.announced.insert(channel.to_owned(), oldest);
     }
 
     /// Checks an event's sequence and records it.
@@ -94,7 +103,8 @@ impl Positions {
         if seq <= pos.seq {
             return Verdict::Duplicate;
         }
-        let verdict = if seq > pos.seq + 1 {
+        let announced = self.announced.get(channel).copied().unwrap_or(0);
+        let verdict = if seq > pos.seq + 1 && seq > announced {
             Verdict::DeliverAfterHole {
                 missing_from: pos.seq + 1,
             }
@@ -133,7 +143,30 @@ mod tests {
             Verdict::DeliverAfterHole { missing_from: 13 }
         );
         p.gap("c", "e2", 100);
+        // Another epoch: its replay may start below `oldest` (kept
+        // criticals), and the announced hole is no new one.
+        assert_eq!(p.observe("c", 40), Verdict::Deliver);
         assert_eq!(p.observe("c", 100), Verdict::Deliver);
+        assert_eq!(p.observe("c", 100), Verdict::Duplicate);
         assert_eq!(p.observe("other", 1), Verdict::Deliver);
+    }
+
+    #[test]
+    fn a_gap_in_the_same_epoch_keeps_the_position() {
+        let mut p = Positions::new(["c".to_owned()]);
+        p.subscribed("c", "e1", 10);
+        assert_eq!(p.observe("c", 11), Verdict::Deliver);
+        // Resumed after 11; ordinary events up to 49 are gone, criticals
+        // 20 and 30 were kept.
+        p.subscribed("c", "e1", 80);
+        p.gap("c", "e1", 50);
+        assert_eq!(p.observe("c", 20), Verdict::Deliver);
+        assert_eq!(p.observe("c", 30), Verdict::Deliver);
+        assert_eq!(p.observe("c", 50), Verdict::Deliver);
+        assert_eq!(p.observe("c", 30), Verdict::Duplicate);
+        assert_eq!(
+            p.observe("c", 60),
+            Verdict::DeliverAfterHole { missing_from: 51 }
+        );
     }
 }

@@ -254,6 +254,7 @@ fn native(
             requested: env.requested.0.unwrap_or(0),
             oldest: env.oldest.0.unwrap_or(0),
             epoch: s(&env.epoch),
+            criticals_kept: env.criticals_kept,
         },
         "error" => ServerControl::Error {
             code: s(&env.code),

@@ -151,6 +151,8 @@ pub(crate) struct Envelope<'a> {
     pub epoch: Loose<'a>,
     pub requested: LooseU64,
     pub oldest: LooseU64,
+    /// Native `gap`: every critical event after `requested` follows.
+    pub criticals_kept: bool,
     pub code: Loose<'a>,
     pub message: Loose<'a>,
     pub data: Option<&'a RawValue>,
@@ -224,6 +226,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                         "epoch" => e.epoch = a.next_value()?,
                         "requested" => e.requested = a.next_value()?,
                         "oldest" => e.oldest = a.next_value()?,
+                        "criticals_kept" => {
+                            let v: serde_json::Value = a.next_value()?;
+                            e.criticals_kept = v.as_bool() == Some(true);
+                        }
                         "code" => e.code = a.next_value()?,
                         "message" => e.message = a.next_value()?,
                         "data" => e.data = Some(a.next_value()?),

@@ -105,14 +105,18 @@ pub enum ServerControl {
     Unsubscribed {
         channel: String,
     },
-    /// Resuming from `requested` was not fully possible: history now starts
-    /// at `oldest` (or the epoch changed). Everything from `oldest` follows;
-    /// the client should refetch a snapshot for what it missed.
+    /// Resuming from `requested` was not fully possible: history is
+    /// complete only from `oldest` (or the epoch changed). Everything from
+    /// `oldest` follows, and with `criticals_kept` also every critical and
+    /// emergency event after `requested` (only ordinary ones are gone); the
+    /// client should refetch a snapshot for what it missed.
     Gap {
         channel: String,
         requested: u64,
         oldest: u64,
         epoch: String,
+        /// Absent (an older hub): nothing is promised.
+        criticals_kept: bool,
     },
     Error {
         code: String,

@@ -209,7 +209,20 @@ fn native_frames() {
             channel: "c".into(),
             requested: 3,
             oldest: 10,
-            epoch: "e1".into()
+            epoch: "e1".into(),
+            criticals_kept: false
+        })
+    );
+    assert_eq!(
+        control(
+            r#"{"op":"gap","channel":"c","requested":3,"oldest":10,"epoch":"e1","criticals_kept":true}"#
+        ),
+        Control::Native(ServerControl::Gap {
+            channel: "c".into(),
+            requested: 3,
+            oldest: 10,
+            epoch: "e1".into(),
+            criticals_kept: true
         })
     );
     assert_eq!(

@@ -6,8 +6,12 @@
 //!
 //! - **Publish**: one Lua script, atomic in Redis: create the epoch if new,
 //!   answer a repeated `id` with its first sequence, `INCR` the sequence,
-//!   `RPUSH` + `LTRIM` the history list, and `PUBLISH` the stored event on
-//!   `rw:events`. Sequence order is therefore pub/sub order.
+//!   store the event under the history rules (`history.rs`): ordinary
+//!   events in a list capped by count (`RPUSH` + `LTRIM`), critical and
+//!   emergency ones in a sorted set by publish time trimmed by age and
+//!   count, each trim recorded as the highest sequence gone; and `PUBLISH`
+//!   the stored event on `rw:events`. Sequence order is therefore pub/sub
+//!   order.
 //! - **Deliver**: every hub subscribes to `rw:events` and ingests each event
 //!   into its local channel in sequence order; a hole (a hub that joined late
 //!   or missed messages while its subscription reconnected) is filled from
@@ -33,12 +37,15 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{NewEvent, StoredEvent};
+use super::history::{Retention, is_critical};
 use super::hub::{Hub, PublishError, Published};
 
 const EVENTS: &str = "rw:events";
 
 const PUBLISH: &str = r#"
--- KEYS: epoch, seq, hist, ids   ARGV: channel, epoch candidate, id, body, keep, id ttl
+-- KEYS: epoch, seq, hist, ids, crit, trim
+-- ARGV: channel, epoch candidate, id, body, keep, id ttl,
+--       critical (1/0), now ms, critical age ms, critical keep
 redis.call('SETNX', KEYS[1], ARGV[2])
 local epoch = redis.call('GET', KEYS[1])
 if ARGV[3] ~= '' then
@@ -47,8 +54,37 @@ if ARGV[3] ~= '' then
 end
 local seq = redis.call('INCR', KEYS[2])
 local entry = '{"seq":' .. seq .. ',' .. string.sub(ARGV[4], 2)
-redis.call('RPUSH', KEYS[3], entry)
-redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+local function seq_of(e) return tonumber(string.match(e, '^{"seq":(%d+)')) end
+local function trimmed(field, upto)
+  local cur = tonumber(redis.call('HGET', KEYS[6], field) or '0')
+  if upto > cur then redis.call('HSET', KEYS[6], field, upto) end
+end
+if ARGV[7] == '1' then
+  -- critical and emergency: by age, then by count
+  local now = tonumber(ARGV[8])
+  redis.call('ZADD', KEYS[5], now, entry)
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber(ARGV[9])))
+  local over = redis.call('ZCARD', KEYS[5]) - #gone - tonumber(ARGV[10])
+  if over > 0 then
+    for _, e in ipairs(redis.call('ZRANGE', KEYS[5], #gone, #gone + over - 1)) do
+      table.insert(gone, e)
+    end
+  end
+  local upto = 0
+  for _, e in ipairs(gone) do
+    upto = math.max(upto, seq_of(e))
+    redis.call('ZREM', KEYS[5], e)
+  end
+  if upto > 0 then trimmed('c', upto) end
+else
+  redis.call('RPUSH', KEYS[3], entry)
+  local len = redis.call('LLEN', KEYS[3])
+  local keep = tonumber(ARGV[5])
+  if len > keep then
+    trimmed('o', seq_of(redis.call('LINDEX', KEYS[3], len - keep - 1)))
+    redis.call('LTRIM', KEYS[3], -keep, -1)
+  end
+end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[3], seq)
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
@@ -66,12 +102,18 @@ pub enum BackplaneError {
     Corrupt(String),
 }
 
-fn keys(channel: &str) -> [String; 4] {
+/// A channel's keys: epoch, sequence, ordinary history (a list), ids,
+/// critical history (a sorted set scored by publish time in ms, so age
+/// trimming is one range), and the trim marks (`o`, `c`: the highest
+/// ordinary / critical sequence trimmed).
+fn keys(channel: &str) -> [String; 6] {
     [
         format!("rw:ch:{{{channel}}}:epoch"),
         format!("rw:ch:{{{channel}}}:seq"),
         format!("rw:ch:{{{channel}}}:hist"),
         format!("rw:ch:{{{channel}}}:ids"),
+        format!("rw:ch:{{{channel}}}:crit"),
+        format!("rw:ch:{{{channel}}}:trim"),
     ]
 }
 
@@ -99,6 +141,9 @@ struct Envelope {
 pub struct Snapshot {
     pub epoch: String,
     pub head: u64,
+    /// Highest (ordinary, critical) sequence trimmed.
+    pub trimmed: (u64, u64),
+    /// In sequence order.
     pub events: Vec<StoredEvent>,
 }
 
@@ -110,6 +155,8 @@ pub struct Backplane {
     script: redis::Script,
     keep: usize,
     id_ttl: u64,
+    critical_keep: usize,
+    critical_age: Duration,
     /// Channels this hub holds a copy of.
     loaded: Mutex<HashSet<String>>,
 }
@@ -128,8 +175,18 @@ impl Backplane {
             script: redis::Script::new(PUBLISH),
             keep: keep.max(1),
             id_ttl: id_ttl.as_secs().max(1),
+            critical_keep: Retention::default().critical_len,
+            critical_age: Retention::default().critical_age,
             loaded: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// How long critical and emergency events stay (never less than the
+    /// ordinary history). Default: [`Retention::default`]'s.
+    pub fn critical(mut self, keep: usize, age: Duration) -> Self {
+        self.critical_keep = keep.max(self.keep);
+        self.critical_age = age;
+        self
     }
 
     /// Publishes through Redis; the event reaches local subscribers when it
@@ -139,7 +196,8 @@ impl Backplane {
         ev: &NewEvent,
         body: (&crate::protocol::Severity, &RawValue),
     ) -> Result<Published, BackplaneError> {
-        let [k_epoch, k_seq, k_hist, k_ids] = keys(&ev.channel);
+        let [k_epoch, k_seq, k_hist, k_ids, k_crit, k_trim] = keys(&ev.channel);
+        let critical = is_critical(*body.0);
         let body = serde_json::to_string(&Body {
             kind: &ev.kind,
             severity: *body.0,
@@ -156,12 +214,18 @@ impl Backplane {
             .key(k_seq)
             .key(k_hist)
             .key(k_ids)
+            .key(k_crit)
+            .key(k_trim)
             .arg(&ev.channel)
             .arg(epoch)
             .arg(ev.id.as_deref().unwrap_or(""))
             .arg(body)
             .arg(self.keep)
             .arg(self.id_ttl)
+            .arg(if critical { "1" } else { "0" })
+            .arg(chrono::Utc::now().timestamp_millis())
+            .arg(u64::try_from(self.critical_age.as_millis()).unwrap_or(u64::MAX / 2))
+            .arg(self.critical_keep)
             .invoke_async(&mut conn)
             .await?;
         Ok(Published {
@@ -174,31 +238,43 @@ impl Backplane {
 
     /// A channel's epoch, head and stored events after `after`.
     pub async fn snapshot(&self, channel: &str, after: u64) -> Result<Snapshot, BackplaneError> {
-        let [k_epoch, k_seq, k_hist, _] = keys(channel);
+        let [k_epoch, k_seq, k_hist, _, k_crit, k_trim] = keys(channel);
         let mut conn = self.conn.clone();
         // A channel gets its epoch on first use, so a subscriber that comes
         // before the first publish already holds the right one.
         let candidate = format!("{:016x}", rand::random::<u64>());
-        let (_, epoch, head, entries): ((), Option<String>, Option<u64>, Vec<String>) =
-            redis::pipe()
-                .atomic()
-                .set_nx(&k_epoch, candidate)
-                .get(&k_epoch)
-                .get(&k_seq)
-                .lrange(&k_hist, 0, -1)
-                .query_async(&mut conn)
-                .await?;
-        let mut events = Vec::with_capacity(entries.len());
-        for e in entries {
+        type Reply = (
+            (),
+            Option<String>,
+            Option<u64>,
+            Vec<String>,
+            Vec<String>,
+            (Option<u64>, Option<u64>),
+        );
+        let (_, epoch, head, ordinary, critical, trimmed): Reply = redis::pipe()
+            .atomic()
+            .set_nx(&k_epoch, candidate)
+            .get(&k_epoch)
+            .get(&k_seq)
+            .lrange(&k_hist, 0, -1)
+            .zrange(&k_crit, 0, -1)
+            .hget(&k_trim, &["o", "c"])
+            .query_async(&mut conn)
+            .await?;
+        let mut events = Vec::with_capacity(ordinary.len() + critical.len());
+        for e in ordinary.iter().chain(critical.iter()) {
             let ev: StoredEvent =
-                serde_json::from_str(&e).map_err(|err| BackplaneError::Corrupt(err.to_string()))?;
+                serde_json::from_str(e).map_err(|err| BackplaneError::Corrupt(err.to_string()))?;
             if ev.seq > after {
                 events.push(ev);
             }
         }
+        events.sort_by_key(|e| e.seq);
+        events.dedup_by_key(|e| e.seq);
         Ok(Snapshot {
             epoch: epoch.unwrap_or_default(),
             head: head.unwrap_or(0),
+            trimmed: (trimmed.0.unwrap_or(0), trimmed.1.unwrap_or(0)),
             events,
         })
     }

@@ -308,13 +308,21 @@ impl Conn {
                 sink.feed(Message::text(ack.to_string()))
                     .await
                     .map_err(|e| format!("send failed: {e}"))?;
-                if let Some((requested, oldest)) = sub.gap {
+                if let Some(gap) = sub.gap {
                     let gap = serde_json::json!({"op": "gap", "channel": sub.channel,
-                        "requested": requested, "oldest": oldest, "epoch": sub.epoch});
+                        "requested": gap.requested, "oldest": gap.oldest,
+                        "epoch": sub.epoch, "criticals_kept": gap.criticals_kept});
                     sink.feed(Message::text(gap.to_string()))
                         .await
                         .map_err(|e| format!("send failed: {e}"))?;
                 }
+                // On the wire before the backlog: raw frames queued below go
+                // out before anything tungstenite still holds, and the
+                // client's resume bookkeeping needs `subscribed` and `gap`
+                // first.
+                sink.flush()
+                    .await
+                    .map_err(|e| format!("send failed: {e}"))?;
             }
             // The position we resume from counts as sent, so live events
             // at or below it are not repeated.

@@ -11,7 +11,7 @@
 //! non-blocking `send()`), any other has it queued; a full queue marks
 //! that connection as lagging and it is closed with 1013 by its own task.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -23,22 +23,30 @@ use serde_json::value::RawValue;
 use super::backplane::{Backplane, BackplaneError, Snapshot};
 use super::event::{HubEvent, NewEvent, StoredEvent};
 use super::grants;
+use super::history::{History, Replay, Retention};
 use super::outbox::Outbox;
 use super::store::Store;
 use crate::protocol::native::Position;
 use crate::protocol::{Severity, Style};
 
-/// History and queue limits.
+/// History and queue limits. Critical and emergency events follow their
+/// own, longer limits, never shorter than the ordinary ones
+/// ([`Retention::normalized`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HubLimits {
-    /// Messages kept per channel. Default 1,000.
+    /// Ordinary (info, warning) messages kept per channel. Default 1,000.
     pub history_len: usize,
-    /// Age after which messages leave history. Default 10 minutes.
+    /// Age after which ordinary messages leave history. Default 10 minutes.
     pub history_age: Duration,
     /// Messages kept per `user:` channel whatever their age, so a user who
     /// is offline finds them on reconnect. Default 100.
     pub offline_keep: usize,
+    /// Critical and emergency messages kept per channel. Default 50,000.
+    pub critical_len: usize,
+    /// Age after which critical and emergency messages leave history.
+    /// Default 24 hours.
+    pub critical_age: Duration,
 }
 
 impl HubLimits {
@@ -54,6 +62,30 @@ impl HubLimits {
         self.offline_keep = n;
         self
     }
+    pub fn critical_len(mut self, n: usize) -> Self {
+        self.critical_len = n;
+        self
+    }
+    pub fn critical_age(mut self, d: Duration) -> Self {
+        self.critical_age = d;
+        self
+    }
+
+    /// The trimming rules for a channel.
+    pub fn retention(&self, channel: &str) -> Retention {
+        Retention {
+            ordinary_len: self.history_len,
+            ordinary_age: self.history_age,
+            ordinary_min: if channel.starts_with("user:") {
+                self.offline_keep
+            } else {
+                0
+            },
+            critical_len: self.critical_len,
+            critical_age: self.critical_age,
+        }
+        .normalized()
+    }
 }
 
 impl Default for HubLimits {
@@ -62,6 +94,8 @@ impl Default for HubLimits {
             history_len: 1_000,
             history_age: Duration::from_secs(600),
             offline_keep: 100,
+            critical_len: Retention::default().critical_len,
+            critical_age: Retention::default().critical_age,
         }
     }
 }
@@ -92,7 +126,7 @@ struct Channel {
     name: Arc<str>,
     epoch: Arc<str>,
     head: u64,
-    history: VecDeque<Arc<HubEvent>>,
+    history: History,
     /// id → seq for idempotent publishes, for the ids still in history.
     ids: HashMap<String, u64>,
     subscribers: HashMap<ConnId, Subscriber>,
@@ -106,7 +140,7 @@ impl Channel {
             name,
             epoch,
             head: 0,
-            history: VecDeque::new(),
+            history: History::default(),
             ids: HashMap::new(),
             subscribers: HashMap::new(),
             last_fan_out: None,
@@ -114,29 +148,27 @@ impl Channel {
     }
 
     fn prune(&mut self, limits: &HubLimits, now: DateTime<Utc>) {
-        let keep_min = if self.name.starts_with("user:") {
-            limits.offline_keep
-        } else {
-            0
-        };
-        let max_age =
-            chrono::Duration::from_std(limits.history_age).unwrap_or(chrono::Duration::MAX);
-        while let Some(front) = self.history.front() {
-            let too_many = self.history.len() > limits.history_len.max(keep_min);
-            let too_old = self.history.len() > keep_min && now - front.time > max_age;
-            if !(too_many || too_old) {
-                break;
-            }
-            if let Some(old) = self.history.pop_front()
-                && let Some(id) = &old.id
-            {
-                self.ids.remove(id);
-            }
-        }
+        let ids = &mut self.ids;
+        self.history
+            .prune(&limits.retention(&self.name), now, |old| {
+                if let Some(id) = &old.id {
+                    ids.remove(id);
+                }
+            });
     }
 
-    fn oldest(&self) -> u64 {
-        self.history.front().map_or(self.head + 1, |e| e.seq)
+    /// Replaces the history with `events` (a restore or a Redis snapshot),
+    /// whose trimmed sequences are `trimmed`.
+    fn reset(&mut self, trimmed: (u64, u64), events: Vec<StoredEvent>) {
+        self.history = History::with_trimmed(trimmed.0, trimmed.1);
+        self.ids.clear();
+        for s in events {
+            let ev = Arc::new(HubEvent::from_stored(Arc::clone(&self.name), s));
+            if let Some(id) = &ev.id {
+                self.ids.insert(id.clone(), ev.seq);
+            }
+            self.history.push(ev);
+        }
     }
 }
 
@@ -174,7 +206,19 @@ pub struct Subscribed {
     /// Stored events to send before live ones, in order.
     pub backlog: Vec<Arc<HubEvent>>,
     /// Set when the requested position could not be honoured fully.
-    pub gap: Option<(u64, u64)>,
+    pub gap: Option<Gap>,
+}
+
+/// Part of what a resuming subscriber missed is no longer in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The position it asked to resume after.
+    pub requested: u64,
+    /// Every event from this sequence on follows.
+    pub oldest: u64,
+    /// Every critical and emergency event after `requested` follows too
+    /// (only ordinary events are gone).
+    pub criticals_kept: bool,
 }
 
 /// Counters for stats and metrics.
@@ -261,18 +305,25 @@ impl Hub {
                     let name: Arc<str> = Arc::from(c.name.as_str());
                     let mut ch = Channel::new(Arc::clone(&name), Arc::from(c.epoch.as_str()));
                     ch.head = c.head;
-                    for s in c.events {
-                        let ev = Arc::new(HubEvent::from_stored(Arc::clone(&name), s));
-                        if let Some(id) = &ev.id {
-                            ch.ids.insert(id.clone(), ev.seq);
-                        }
-                        if ev.kind == "dashboard_update" {
-                            *self.dashboard.write().expect("dashboard lock") =
-                                Some(Arc::clone(&ev));
-                        }
-                        ch.history.push_back(ev);
-                    }
+                    ch.reset(c.trimmed, c.events);
                     ch.prune(&self.limits, now);
+                    if let Some(ev) = ch
+                        .history
+                        .all()
+                        .into_iter()
+                        .rev()
+                        .find(|e| e.kind == "dashboard_update")
+                    {
+                        *self.dashboard.write().expect("dashboard lock") = Some(ev);
+                    }
+                    // The file now holds what the rules keep, no more.
+                    let kept: Vec<StoredEvent> =
+                        ch.history.all().iter().map(|e| e.to_stored()).collect();
+                    if let Err(e) =
+                        store.compact(&name, &ch.epoch, ch.head, ch.history.trimmed(), &kept)
+                    {
+                        tracing::error!(error = %e, channel = %name, "could not compact history");
+                    }
                     map.insert(name, Arc::new(Mutex::new(ch)));
                 }
                 tracing::info!(channels = map.len(), "history restored");
@@ -459,7 +510,7 @@ impl Hub {
         if let Some(id) = &stored.id {
             c.ids.insert(id.clone(), stored.seq);
         }
-        c.history.push_back(Arc::clone(&stored));
+        c.history.push(Arc::clone(&stored));
         c.prune(&self.limits, now);
         let patterns = self.patterns.read().expect("patterns lock");
         let mut targets: Vec<&Subscriber> = c.subscribers.values().collect();
@@ -524,15 +575,8 @@ impl Hub {
         }
         c.epoch = Arc::from(snap.epoch.as_str());
         c.head = head;
-        c.history.clear();
-        c.ids.clear();
-        for s in snap.events.into_iter().filter(|e| e.seq <= head) {
-            let ev = Arc::new(HubEvent::from_stored(Arc::clone(&c.name), s));
-            if let Some(id) = &ev.id {
-                c.ids.insert(id.clone(), ev.seq);
-            }
-            c.history.push_back(ev);
-        }
+        let events = snap.events.into_iter().filter(|e| e.seq <= head).collect();
+        c.reset(snap.trimmed, events);
         c.prune(&self.limits, Utc::now());
     }
 
@@ -587,7 +631,7 @@ impl Hub {
             // Redis lost the channel (flushed): follow its new generation.
             c.epoch = Arc::from(epoch);
             c.head = ev.seq.saturating_sub(1);
-            c.history.clear();
+            c.history = History::with_trimmed(c.head, c.head);
             c.ids.clear();
         }
         if ev.seq <= c.head {
@@ -639,17 +683,19 @@ impl Hub {
         let (backlog, gap) = match since {
             None => (Vec::new(), None),
             Some(pos) => {
-                let oldest = c.oldest();
-                if *pos.epoch != *c.epoch {
-                    (c.history.iter().cloned().collect(), Some((pos.seq, oldest)))
+                let replay: Replay = if *pos.epoch != *c.epoch {
+                    c.history.replay_all()
                 } else if pos.seq >= c.head {
-                    (Vec::new(), None)
-                } else if pos.seq + 1 < oldest {
-                    (c.history.iter().cloned().collect(), Some((pos.seq, oldest)))
+                    c.history.replay(c.head)
                 } else {
-                    let skip = (pos.seq + 1 - oldest) as usize;
-                    (c.history.iter().skip(skip).cloned().collect(), None)
-                }
+                    c.history.replay(pos.seq)
+                };
+                let gap = replay.gap_until.map(|oldest| Gap {
+                    requested: pos.seq,
+                    oldest,
+                    criticals_kept: replay.criticals_kept,
+                });
+                (replay.events, gap)
             }
         };
         Subscribed {

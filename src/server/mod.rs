@@ -22,6 +22,7 @@ mod conn;
 pub mod endpoint;
 pub mod event;
 pub mod grants;
+pub mod history;
 mod http;
 pub mod hub;
 mod outbox;
@@ -185,10 +186,7 @@ impl Server {
         }
         let store: Option<Arc<dyn store::Store>> = match &cfg.data_dir {
             Some(_) if cfg.backplane.is_some() => None,
-            Some(d) => Some(Arc::new(store::FileStore::open(
-                d,
-                cfg.history.history_len.max(cfg.history.offline_keep),
-            )?)),
+            Some(d) => Some(Arc::new(store::FileStore::open(d)?)),
             None => None,
         };
         let hub = Arc::new(Hub::new(cfg.history.clone(), cfg.limits.max_publish, store));

@@ -1,16 +1,21 @@
 //! Durable history for `--data-dir`: one append-only JSON-lines file per
-//! channel (first line the channel's name and epoch, then one event per
-//! line), written through on every publish so a restarted hub resumes where
-//! it stopped, with the same epochs. Files are compacted to the history
-//! limit when loaded.
+//! channel (first line the channel's name, epoch, head and what was
+//! trimmed, then one event per line), written through on every publish so
+//! a restarted hub resumes where it stopped, with the same epochs. The hub
+//! compacts each file to what its retention rules keep when it loads it.
+//!
+//! Damage stays local: a torn or unreadable line is skipped, a file whose
+//! header cannot be read is moved aside (`*.damaged`), never truncated, and
+//! neither stops the other channels from loading.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::event::StoredEvent;
 
@@ -31,14 +36,27 @@ pub struct StoredChannel {
     pub name: String,
     pub epoch: String,
     pub head: u64,
+    /// Highest (ordinary, critical) sequence already trimmed.
+    pub trimmed: (u64, u64),
     pub events: Vec<StoredEvent>,
 }
 
 /// Where channel history is persisted.
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Every channel that could be read; damaged ones are logged and set
+    /// aside, not returned.
     fn load(&self) -> Result<Vec<StoredChannel>, StoreError>;
     fn new_channel(&self, name: &str, epoch: &str) -> Result<(), StoreError>;
     fn append(&self, channel: &str, epoch: &str, ev: &StoredEvent) -> Result<(), StoreError>;
+    /// Replaces a channel's file with exactly `events` (atomically).
+    fn compact(
+        &self,
+        channel: &str,
+        epoch: &str,
+        head: u64,
+        trimmed: (u64, u64),
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError>;
     fn flush(&self) -> Result<(), StoreError>;
 }
 
@@ -46,13 +64,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 struct Header {
     channel: String,
     epoch: String,
+    /// The channel's head when the file was last compacted (its events may
+    /// all have been trimmed). Absent in files from before compaction
+    /// recorded it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    head: u64,
+    /// Highest ordinary / critical sequence trimmed; absent: everything
+    /// before the first event in the file is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ordinary_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    critical_before: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The JSON-lines directory store.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
-    keep: usize,
     files: Mutex<HashMap<String, File>>,
 }
 
@@ -63,21 +95,44 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// A file name for a channel: its bytes hex-encoded (names hold `/`, `:`).
+/// A file name for a channel: its bytes hex-encoded (names hold `/`, `:`),
+/// or, for a name too long for a file name, a SHA-256 of it (the header
+/// holds the name itself).
 fn file_name(channel: &str) -> String {
-    let hex: String = channel.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.jsonl")
+    if channel.len() <= 100 {
+        let hex: String = channel.bytes().map(|b| format!("{b:02x}")).collect();
+        return format!("{hex}.jsonl");
+    }
+    let digest = Sha256::digest(channel.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("h-{hex}.jsonl")
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, synced,
+/// so a crash leaves the old file or the new one, never half of one.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
+        out.write_all(bytes).map_err(io_err(&tmp))?;
+        out.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl FileStore {
-    /// Opens (creating) `dir`; `keep` is how many events per channel survive
-    /// compaction.
-    pub fn open(dir: &Path, keep: usize) -> Result<FileStore, StoreError> {
+    /// Opens (creating) `dir/history`.
+    pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
         let dir = dir.join("history");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(FileStore {
             dir,
-            keep,
             files: Mutex::new(HashMap::new()),
         })
     }
@@ -86,47 +141,62 @@ impl FileStore {
         self.dir.join(file_name(channel))
     }
 
+    /// Moves a file the store cannot use out of the way, keeping it for a
+    /// human to look at.
+    fn set_aside(&self, path: &Path, why: &str) {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
+        let aside = path.with_extension(format!("damaged-{stamp}"));
+        match fs::rename(path, &aside) {
+            Ok(()) => tracing::error!(
+                path = %path.display(), kept_as = %aside.display(), why,
+                "history file set aside"
+            ),
+            Err(e) => tracing::error!(path = %path.display(), error = %e, why,
+                "history file unusable and could not be set aside"),
+        }
+    }
+
     fn load_one(&self, path: &Path) -> Result<Option<StoredChannel>, StoreError> {
-        let f = File::open(path).map_err(io_err(path))?;
-        let mut lines = BufReader::new(f).lines();
-        let Some(Ok(first)) = lines.next() else {
-            return Ok(None);
-        };
-        let Ok(header) = serde_json::from_str::<Header>(&first) else {
-            tracing::warn!(path = %path.display(), "skipping a history file without a header");
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io_err(path))?;
+        let mut lines = bytes.split(|b| *b == b'\n');
+        let header = lines
+            .next()
+            .and_then(|first| serde_json::from_slice::<Header>(first).ok());
+        let Some(header) = header else {
+            if bytes.is_empty() {
+                // Created and killed before its header was written.
+                let _ = fs::remove_file(path);
+            } else {
+                self.set_aside(path, "no readable header");
+            }
             return Ok(None);
         };
         let mut events: Vec<StoredEvent> = Vec::new();
-        for line in lines {
-            let line = line.map_err(io_err(path))?;
-            // A torn last line (killed mid-write) is skipped, not fatal.
-            match serde_json::from_str::<StoredEvent>(&line) {
-                Ok(e) => events.push(e),
-                Err(_) => tracing::warn!(path = %path.display(), "skipping a damaged history line"),
+        let mut skipped = 0usize;
+        for line in lines.filter(|l| !l.is_empty()) {
+            // A torn line (killed mid-write) or damaged bytes cost that
+            // line only.
+            match serde_json::from_slice::<StoredEvent>(line) {
+                Ok(e) if events.last().is_none_or(|l| l.seq < e.seq) => events.push(e),
+                _ => skipped += 1,
             }
         }
-        let head = events.last().map_or(0, |e| e.seq);
-        if events.len() > self.keep {
-            events.drain(..events.len() - self.keep);
+        if skipped > 0 {
+            tracing::warn!(path = %path.display(), skipped, "skipped damaged history lines");
         }
-        // Compact: rewrite header + kept events atomically.
-        let tmp = path.with_extension("tmp");
-        {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            let mut buf = serde_json::to_string(&header).expect("header serializes");
-            buf.push('\n');
-            for e in &events {
-                buf.push_str(&serde_json::to_string(e).expect("event serializes"));
-                buf.push('\n');
-            }
-            out.write_all(buf.as_bytes()).map_err(io_err(&tmp))?;
-            out.sync_all().map_err(io_err(&tmp))?;
-        }
-        fs::rename(&tmp, path).map_err(io_err(path))?;
+        let head = events.last().map_or(0, |e| e.seq).max(header.head);
+        let first_gone = events.first().map_or(head, |e| e.seq.saturating_sub(1));
         Ok(Some(StoredChannel {
             name: header.channel,
             epoch: header.epoch,
             head,
+            trimmed: (
+                header.ordinary_before.unwrap_or(first_gone),
+                header.critical_before.unwrap_or(first_gone),
+            ),
             events,
         }))
     }
@@ -137,11 +207,17 @@ impl Store for FileStore {
         let mut out = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(io_err(&self.dir))?;
         for entry in entries {
-            let path = entry.map_err(io_err(&self.dir))?.path();
-            if path.extension().is_some_and(|e| e == "jsonl")
-                && let Some(c) = self.load_one(&path)?
-            {
-                out.push(c);
+            let Ok(entry) = entry else { continue };
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "jsonl") {
+                continue;
+            }
+            match self.load_one(&path) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {}
+                // One unreadable file is that channel's loss, not every
+                // channel's: the file stays where it is for a human.
+                Err(e) => tracing::error!(error = %e, "history file skipped"),
             }
         }
         Ok(out)
@@ -149,14 +225,28 @@ impl Store for FileStore {
 
     fn new_channel(&self, name: &str, epoch: &str) -> Result<(), StoreError> {
         let path = self.path(name);
-        let mut f = File::create(&path).map_err(io_err(&path))?;
         let header = Header {
             channel: name.to_owned(),
             epoch: epoch.to_owned(),
+            head: 0,
+            ordinary_before: Some(0),
+            critical_before: Some(0),
         };
         let mut line = serde_json::to_string(&header).expect("header serializes");
         line.push('\n');
+        // Never truncate a file that is there: it holds history the hub
+        // could not load, which a human may still want.
+        let open = || OpenOptions::new().write(true).create_new(true).open(&path);
+        let mut f = match open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.set_aside(&path, "a new channel of the same name was created");
+                open().map_err(io_err(&path))?
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
         f.write_all(line.as_bytes()).map_err(io_err(&path))?;
+        self.files.lock().expect("store lock").remove(name);
         Ok(())
     }
 
@@ -179,10 +269,128 @@ impl Store for FileStore {
             .map_err(io_err(&self.path(channel)))
     }
 
+    fn compact(
+        &self,
+        channel: &str,
+        epoch: &str,
+        head: u64,
+        trimmed: (u64, u64),
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError> {
+        let header = Header {
+            channel: channel.to_owned(),
+            epoch: epoch.to_owned(),
+            head,
+            ordinary_before: Some(trimmed.0),
+            critical_before: Some(trimmed.1),
+        };
+        let mut buf = serde_json::to_string(&header).expect("header serializes");
+        buf.push('\n');
+        for e in events {
+            buf.push_str(&serde_json::to_string(e).expect("event serializes"));
+            buf.push('\n');
+        }
+        // The open append handle points at the file being replaced.
+        let mut files = self.files.lock().expect("store lock");
+        files.remove(channel);
+        replace_file(&self.path(channel), buf.as_bytes())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         for (ch, f) in self.files.lock().expect("store lock").iter() {
             f.sync_data().map_err(io_err(&self.path(ch)))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Severity;
+    use serde_json::value::RawValue;
+
+    fn ev(seq: u64) -> StoredEvent {
+        StoredEvent {
+            seq,
+            kind: "t".into(),
+            severity: Severity::Info,
+            ts: chrono::Utc::now(),
+            id: None,
+            data: RawValue::from_string(format!("{{\"i\":{seq}}}")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_torn_line_costs_that_line_and_a_bad_file_costs_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        for ch in ["a", "b"] {
+            store.new_channel(ch, "e1").unwrap();
+            for i in 1..=3 {
+                store.append(ch, "e1", &ev(i)).unwrap();
+            }
+        }
+        // "a": a torn last line and invalid UTF-8 in the middle.
+        let a = store.path("a");
+        let mut text = fs::read(&a).unwrap();
+        let second = text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0;
+        text.insert(second + 1, 0xff);
+        text.extend_from_slice(br#"{"seq":4,"type":"t","sev"#);
+        fs::write(&a, &text).unwrap();
+        // A file with no header at all.
+        let junk = store.dir.join("6a756e6b.jsonl");
+        fs::write(&junk, b"\xff\xfe not json\n").unwrap();
+
+        let mut loaded = store.load().unwrap();
+        loaded.sort_by(|x, y| x.name.cmp(&y.name));
+        let names: Vec<_> = loaded.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a_seqs: Vec<u64> = loaded[0].events.iter().map(|e| e.seq).collect();
+        assert_eq!(a_seqs, [1, 3]);
+        assert_eq!(loaded[1].events.len(), 3);
+        assert!(!junk.exists(), "the bad file is set aside");
+        let aside = fs::read_dir(&store.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .contains("damaged")
+            })
+            .count();
+        assert_eq!(aside, 1);
+    }
+
+    #[test]
+    fn long_channel_names_persist_and_compaction_keeps_head_and_trim_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let long = "x".repeat(300);
+        store.new_channel(&long, "e1").unwrap();
+        store.append(&long, "e1", &ev(1)).unwrap();
+        store.append(&long, "e1", &ev(2)).unwrap();
+        store.compact(&long, "e1", 9, (7, 3), &[ev(8)]).unwrap();
+        store.append(&long, "e1", &ev(10)).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        let c = &loaded[0];
+        assert_eq!(
+            (c.name.as_str(), c.head, c.trimmed),
+            (long.as_str(), 10, (7, 3))
+        );
+        let seqs: Vec<u64> = c.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [8, 10]);
+        // Compacted to nothing: the head survives.
+        store.compact(&long, "e1", 10, (10, 10), &[]).unwrap();
+        let c = store.load().unwrap().remove(0);
+        assert_eq!((c.head, c.events.len()), (10, 0));
     }
 }

@@ -181,7 +181,8 @@ async fn resume_older_than_history_reports_a_gap_then_continues_from_oldest() {
                         Notice::Gap {
                             channel: CHANNEL.into(),
                             requested: 5,
-                            oldest: 50
+                            oldest: 50,
+                            criticals_kept: false
                         }
                     );
                     order.push("gap".into());
@@ -225,7 +226,8 @@ async fn epoch_change_restarts_sequences_without_losing_events() {
                     Notice::Gap {
                         channel: CHANNEL.into(),
                         requested: 8,
-                        oldest: 1
+                        oldest: 1,
+                        criticals_kept: false
                     }
                 ),
                 ClientUpdate::State(_) => {}
@@ -266,7 +268,8 @@ async fn a_silent_hole_in_the_sequence_is_reported() {
                         Notice::Gap {
                             channel: CHANNEL.into(),
                             requested: 3,
-                            oldest: 5
+                            oldest: 5,
+                            criticals_kept: false
                         }
                     );
                     order.push("gap".into());

@@ -149,7 +149,9 @@ async fn history_overflow_is_announced_then_delivery_continues_from_the_oldest()
         Some(Notice::Gap {
             channel: "t".into(),
             requested: 5,
-            oldest: 46
+            oldest: 46,
+            // Only ordinary events were published: none critical is gone.
+            criticals_kept: true
         })
     );
     expect_sequence(&mut c, 46, 10, Duration::from_secs(10)).await;
