@@ -52,12 +52,20 @@ pub struct ServeArgs {
     /// Redis (redis://host:port/db). History then lives in Redis.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
-    /// Messages kept per channel.
+    /// Ordinary (info, warning) messages kept per channel.
     #[arg(long, default_value_t = 1000)]
     history_len: usize,
-    /// Seconds messages stay in history.
+    /// Seconds ordinary messages stay in history.
     #[arg(long, default_value_t = 600)]
     history_secs: u64,
+    /// Seconds critical and emergency messages stay in history (never less
+    /// than --history-secs).
+    #[arg(long, default_value_t = 86_400)]
+    critical_history_secs: u64,
+    /// Critical and emergency messages kept per channel, a memory bound
+    /// (never less than --history-len).
+    #[arg(long, default_value_t = 50_000)]
+    critical_history_len: usize,
     /// Messages kept per `user:` channel for offline users, whatever their age.
     #[arg(long, default_value_t = 100)]
     offline_keep: usize,
@@ -101,7 +109,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     let history = HubLimits::default()
         .history_len(a.history_len.max(1))
         .history_age(Duration::from_secs(a.history_secs.max(1)))
-        .offline_keep(a.offline_keep);
+        .offline_keep(a.offline_keep)
+        .critical_len(a.critical_history_len)
+        .critical_age(Duration::from_secs(a.critical_history_secs));
+    let retention = history.retention("");
     let limits = Limits::default()
         .rate(a.rate.max(1), a.rate.max(1) * 2)
         .max_conns_per_user(a.max_conns_per_user.max(1))
@@ -114,7 +125,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
                 Duration::from_secs(a.history_secs),
             )
             .await
-            .context("cannot connect to Redis")?;
+            .context("cannot connect to Redis")?
+            .critical(retention.critical_len, retention.critical_age);
             eprintln!("riskwatch: sharing channels through Redis");
             Some(std::sync::Arc::new(bp))
         }

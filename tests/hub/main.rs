@@ -3,6 +3,7 @@
 //! module per area.
 
 mod auth;
+mod criticals;
 mod limits;
 mod redis_nodes;
 mod resume;
