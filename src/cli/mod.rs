@@ -20,6 +20,25 @@ pub mod exit {
     pub const AUTH_REFUSED: u8 = 3;
     pub const TLS: u8 = 4;
     pub const INTERRUPTED: u8 = 130;
+    pub const TERMINATED: u8 = 143;
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what systemd, containers and
+/// `kill` send), with the exit code for it: both stop the same graceful
+/// way (close frames, flushed history and inbox).
+pub async fn stop_signal() -> u8 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => exit::INTERRUPTED,
+                _ = term.recv() => exit::TERMINATED,
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    exit::INTERRUPTED
 }
 
 #[derive(Debug, Parser)]
@@ -31,7 +50,8 @@ pub mod exit {
 compliance engagement, HR alerts, trading sessions, or riskwatch's own hub), keeps the \
 connection alive across drops, and prints every event with its severity.",
     after_help = "Exit codes: 0 done (--count reached), 1 failure, 2 bad usage or URL, \
-3 authentication refused, 4 TLS certificate not trusted, 130 interrupted.\n\
+3 authentication refused, 4 TLS certificate not trusted, 130 interrupted (SIGINT), \
+143 terminated (SIGTERM).\n\
 Environment: RISKWATCH_TOKEN (token, preferred over --token), RUST_LOG (log filter), NO_COLOR."
 )]
 pub struct Cli {

@@ -171,8 +171,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         );
     }
     let token = server.shutdown_token();
+    // SIGTERM (systemd, containers) stops exactly as Ctrl-C does: every
+    // connection gets 1001 and history is flushed.
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = super::stop_signal() => {}
         _ = token.cancelled() => {}
     }
     eprintln!("riskwatch: shutting down");

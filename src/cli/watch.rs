@@ -174,13 +174,13 @@ async fn run(
     if out.count == Some(0) {
         return Ok(exit::OK);
     }
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = super::stop_signal();
+    tokio::pin!(stop);
     loop {
         let update = tokio::select! {
-            _ = &mut ctrl_c => {
+            code = &mut stop => {
                 close(&mut client).await;
-                return Ok(exit::INTERRUPTED);
+                return Ok(code);
             }
             s = alerting::next_signal(&mut signals) => {
                 if let Some(a) = alerting.as_mut() {

@@ -381,6 +381,39 @@ async fn watch_interrupted_exits_130() {
 }
 
 #[tokio::test]
+async fn watch_terminated_closes_cleanly_and_exits_143() {
+    within(40, async {
+        let server = Server::sending(vec![]).await;
+        let url = server.url("/ws");
+        let child = spawn_cli(&["watch".into(), url, "--json".into()], &[]);
+        let pid = child.id();
+        wait_until("the CLI connected", Duration::from_secs(10), || {
+            server.upgrades() >= 1
+        })
+        .await;
+        tokio::time::sleep(ms(200)).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let run = tokio::task::spawn_blocking(move || finish_cli(child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(!run.killed, "did not exit on SIGTERM: {run:?}");
+        assert_eq!(run.code, Some(143), "{run:?}");
+        wait_until("the server saw close 1000", Duration::from_secs(3), || {
+            server
+                .received()
+                .iter()
+                .any(|(_, g)| *g == crate::common::Got::Close(Some(1000)))
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn watch_closes_the_connection_cleanly_when_done() {
     within(40, async {
         let server = Server::sending(vec![

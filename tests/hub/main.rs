@@ -8,5 +8,6 @@ mod limits;
 mod redis_nodes;
 mod resume;
 mod reuse_port;
+mod shutdown;
 mod styles;
 mod support;

@@ -1,0 +1,138 @@
+//! `riskwatch serve` stops the same graceful way on SIGTERM (systemd,
+//! containers) as on Ctrl-C: every connection gets close 1001, history is
+//! flushed, and a restarted hub resumes the client without loss.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::support::*;
+
+fn serve(port: u16, dir: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_riskwatch"))
+        .args(["serve", "--insecure-dev", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the riskwatch binary runs")
+}
+
+/// Connects to the native endpoint, retrying while the hub starts (10 s).
+async fn connect(
+    port: u16,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://127.0.0.1:{port}/api/v1/stream");
+    for _ in 0..200 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+            return ws;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the hub did not start on {port}");
+}
+
+/// The next text message with this `op` (10 s at most).
+async fn next_op<S>(ws: &mut S, op: &str) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["op"] == op {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended waiting for {op}: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {op} within 10 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = bind(0).local_addr().unwrap().port();
+    let mut hub = serve(port, dir.path());
+    let mut ws = connect(port).await;
+    ws.send(Message::text(
+        r#"{"op":"subscribe","channel":"sessions:demo"}"#,
+    ))
+    .await
+    .unwrap();
+    let sub = next_op(&mut ws, "subscribed").await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    let published = http_client()
+        .post(format!("http://127.0.0.1:{port}/api/v1/publish"))
+        .json(
+            &json!({"channel": "sessions:demo", "type": "session_status",
+            "severity": "emergency", "data": {"sessionId": "S1", "status": "emergency_stopped"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(published.status().is_success(), "{published:?}");
+    assert_eq!(next_op(&mut ws, "event").await["seq"], 1);
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &hub.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                other => panic!("no close frame, the connection ended with {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame within 10 s");
+    assert_eq!(close, Some(1001), "going away, as on Ctrl-C");
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if let Some(s) = hub.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = hub.kill();
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the hub exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+
+    // Restarted: same epoch, and the emergency is still there to resume.
+    let mut again = serve(port, dir.path());
+    let mut ws = connect(port).await;
+    ws.send(Message::text(
+        json!({"op":"subscribe","channel":"sessions:demo","since":{"seq":0,"epoch":epoch}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let sub = next_op(&mut ws, "subscribed").await;
+    assert_eq!(sub["epoch"], epoch.as_str());
+    let ev = next_op(&mut ws, "event").await;
+    assert_eq!(
+        (ev["seq"].as_u64(), ev["severity"].as_str()),
+        (Some(1), Some("emergency"))
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+}
