@@ -121,10 +121,14 @@ struct WatchArgs {
     out: OutputArgs,
     #[command(flatten)]
     alert: alerting::AlertArgs,
-    /// Heartbeat interval in seconds; no traffic for two intervals means the
-    /// connection is dead and is replaced.
+    /// The backend's application heartbeat interval in seconds (its own
+    /// ping message). WebSocket pings go every 5 s whatever this is.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     heartbeat: f64,
+    /// Seconds without any traffic after which the connection is declared
+    /// dead and replaced (or two heartbeats, if shorter).
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    dead_after: f64,
     /// Subscribe to a channel (repeatable): trading `user:ID` / `sessions:ID`,
     /// compliance `client:ID`, or a hub channel.
     #[arg(long = "subscribe", value_name = "CHANNEL")]

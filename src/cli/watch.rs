@@ -47,6 +47,7 @@ fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
         .auth(auth)
         .style(style)
         .heartbeat(secs("heartbeat", a.heartbeat)?)
+        .dead_after(secs("dead-after", a.dead_after)?)
         .max_message_size(a.max_message_size)
         .poll(poll)
         .poll_interval(secs("poll-interval", a.poll_interval)?)

@@ -60,8 +60,10 @@ impl Prepared {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad("no host"));
         }
-        if cfg.heartbeat.is_zero() {
-            return Err(ClientError::Invalid("heartbeat must be above zero".into()));
+        if cfg.heartbeat.is_zero() || cfg.ping_interval.is_zero() || cfg.dead_after.is_zero() {
+            return Err(ClientError::Invalid(
+                "heartbeat, ping interval and dead-after must be above zero".into(),
+            ));
         }
         if cfg.queue == 0 || cfg.max_message_size == 0 {
             return Err(ClientError::Invalid(
@@ -399,10 +401,18 @@ impl Task {
                 return End::Reconnect(format!("sending subscriptions failed: {e}"));
             }
         }
+        // WebSocket pings are cheap and every server answers them, so
+        // they run often (5 s) and a dead link is noticed in `dead`
+        // (15 s); the style's own application ping keeps its interval
+        // (the seeds' 30 s).
         let hb = self.p.cfg.heartbeat;
-        let mut ping = tokio::time::interval_at(Instant::now() + hb, hb);
+        let dead = self.p.cfg.dead_after_effective();
+        let every = self.p.cfg.ping_interval.min(hb);
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut deadline = Instant::now() + hb * 2;
+        let mut app_ping = tokio::time::interval_at(Instant::now() + hb, hb);
+        app_ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deadline = Instant::now() + dead;
         loop {
             tokio::select! {
                 biased;
@@ -422,7 +432,7 @@ impl Task {
                     }
                     // A slow consumer may have held us in `handle`: the
                     // deadline counts from when we could read again.
-                    deadline = Instant::now() + hb * 2;
+                    deadline = Instant::now() + dead;
                 }
                 Some(cmd) = self.commands.recv() => {
                     if let Some(text) = self.apply_online(cmd)
@@ -435,6 +445,8 @@ impl Task {
                     if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {
                         return End::Reconnect(format!("ping failed: {e}"));
                     }
+                }
+                _ = app_ping.tick() => {
                     if let Some(app) = self.p.style().app_ping(&Utc::now().to_rfc3339())
                         && let Err(e) = ws.send(Message::text(app)).await
                     {
@@ -445,7 +457,7 @@ impl Task {
                     Stats::bump(&self.stats.dead);
                     return End::Reconnect(format!(
                         "no traffic for {:.1} s: connection declared dead",
-                        (hb * 2).as_secs_f64()
+                        dead.as_secs_f64()
                     ));
                 }
             }

@@ -4,8 +4,8 @@
 //! It owns: `ws://` / `wss://` connect with the token where the backend
 //! expects it; reconnect forever with capped, fully jittered exponential
 //! backoff, except when authentication is refused; heartbeat (WebSocket pings
-//! plus the style's application ping) with a dead-connection deadline of two
-//! intervals; subscriptions re-sent after every reconnect and, on the native
+//! every 5 s plus the style's application ping at its own interval) with a
+//! dead-connection deadline of 15 s; subscriptions re-sent after every reconnect and, on the native
 //! protocol, resume from the last sequence with duplicates dropped; HTTP
 //! polling while the upgrade keeps failing; bounded message size and queues;
 //! counters for everything it had to skip.
@@ -99,8 +99,14 @@ pub struct ClientConfig {
     pub subscriptions: Vec<String>,
     /// Default: 1 s, ×2, 30 s cap, reset after a stable minute.
     pub backoff: BackoffConfig,
-    /// Ping interval; no traffic for two intervals means dead. Default 30 s.
+    /// The style's application ping interval (the seeds' own heartbeat).
+    /// Default 30 s.
     pub heartbeat: Duration,
+    /// WebSocket ping interval (never above `heartbeat`). Default 5 s.
+    pub ping_interval: Duration,
+    /// No traffic for this long (or for two heartbeats, if shorter) means
+    /// the connection is dead and is replaced. Default 15 s.
+    pub dead_after: Duration,
     /// Limit for the TCP + TLS + upgrade handshake. Default 10 s.
     pub connect_timeout: Duration,
     /// Largest message decoded; larger ones are counted and skipped.
@@ -130,6 +136,8 @@ impl ClientConfig {
             subscriptions: Vec::new(),
             backoff: BackoffConfig::default(),
             heartbeat: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(10),
             max_message_size: 1 << 20,
             queue: 1024,
@@ -166,6 +174,19 @@ impl ClientConfig {
     pub fn heartbeat(mut self, d: Duration) -> Self {
         self.heartbeat = d;
         self
+    }
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.ping_interval = d;
+        self
+    }
+    pub fn dead_after(mut self, d: Duration) -> Self {
+        self.dead_after = d;
+        self
+    }
+    /// How long a silent connection lives: `dead_after`, or two
+    /// heartbeats if that is shorter.
+    pub fn dead_after_effective(&self) -> Duration {
+        self.dead_after.min(self.heartbeat * 2)
     }
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;

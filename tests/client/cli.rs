@@ -17,6 +17,7 @@ const WATCH_OPTIONS: &[&str] = &[
     "--json",
     "--count",
     "--heartbeat",
+    "--dead-after",
     "--subscribe",
     "--style",
     "--ca-file",

@@ -221,6 +221,64 @@ async fn silent_server_is_declared_dead_and_replaced() {
     .await;
 }
 
+/// At default settings (the seeds' 30 s application heartbeat kept), a
+/// link that went silent is replaced within 15 s, on every style's path,
+/// while a quiet server that answers WebSocket pings is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_link_is_noticed_within_15_s_at_default_settings_on_every_style() {
+    within(60, async {
+        let paths = [
+            "/ws",
+            "/api/v1/ws/risk-assessment/m1",
+            "/api/v1/ws/dashboard",
+            "/api/v1/ws/engagement",
+            "/api/v1/ws/alerts",
+            "/api/v1/stream",
+        ];
+        let runs = paths.iter().map(|path| async move {
+            let server = Server::start(|c| async move {
+                if c.index == 0 {
+                    // Upgraded, then nothing: no data, no pongs, no reading.
+                    c.go_silent(Duration::from_secs(40)).await;
+                } else {
+                    c.pump_until_closed(Duration::from_secs(40)).await;
+                }
+            })
+            .await;
+            let mut rec = Rec::connect(config(server.url(path)));
+            rec.until_state("connected", SECS, |s| *s == ConnState::Connected)
+                .await;
+            let connected_at = Instant::now();
+            rec.until_state("reconnecting", Duration::from_secs(30), |s| {
+                matches!(s, ConnState::Reconnecting { .. })
+            })
+            .await;
+            let took = connected_at.elapsed();
+            assert!(
+                took >= Duration::from_secs(14) && took <= Duration::from_millis(15_500),
+                "{path}: declared dead after {took:?}"
+            );
+            rec.until_state("connected again", SECS, |s| *s == ConnState::Connected)
+                .await;
+            assert_eq!(rec.stats().dead, 1, "{path}");
+        });
+        let quiet = async {
+            let server = Server::sending(vec![]).await;
+            let mut rec = Rec::connect(config(server.url("/ws")));
+            rec.drain_for(Duration::from_secs(17)).await;
+            assert_eq!(rec.stats().dead, 0);
+            assert_eq!(server.tcp_connections(), 1);
+            assert!(
+                server.pings() >= 3,
+                "WebSocket pings every 5 s: {}",
+                server.pings()
+            );
+        };
+        futures_util::future::join(futures_util::future::join_all(runs), quiet).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn quiet_but_healthy_server_is_not_declared_dead() {
     within(20, async {
