@@ -304,7 +304,7 @@ impl Conn {
             self.channels.push(ch.clone());
             if self.endpoint == Endpoint::Native {
                 let ack = serde_json::json!({"op": "subscribed", "channel": sub.channel,
-                    "epoch": sub.epoch, "seq": sub.head});
+                    "epoch": sub.epoch, "seq": sub.start});
                 sink.feed(Message::text(ack.to_string()))
                     .await
                     .map_err(|e| format!("send failed: {e}"))?;

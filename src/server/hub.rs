@@ -203,6 +203,12 @@ pub struct Subscribed {
     pub channel: String,
     pub epoch: String,
     pub head: u64,
+    /// The position (in `epoch`) the backlog continues after: the head
+    /// for a fresh subscription, the resumed position otherwise (0 from
+    /// another epoch). The `subscribed` acknowledgement carries it, so a
+    /// client with no position of its own (a remembered `user:` cursor)
+    /// takes the backlog as new.
+    pub start: u64,
     /// Stored events to send before live ones, in order.
     pub backlog: Vec<Arc<HubEvent>>,
     /// Set when the requested position could not be honoured fully.
@@ -662,6 +668,7 @@ impl Hub {
                 channel: channel.to_owned(),
                 epoch: String::new(),
                 head: 0,
+                start: 0,
                 backlog: Vec::new(),
                 gap: None,
             };
@@ -680,28 +687,28 @@ impl Hub {
         let mut c = chan.lock().expect("channel lock");
         c.prune(&self.limits, Utc::now());
         c.subscribers.insert(conn, sub);
-        let (backlog, gap) = match since {
-            None => (Vec::new(), None),
+        let (start, backlog, gap) = match since {
+            None => (c.head, Vec::new(), None),
             Some(pos) => {
-                let replay: Replay = if *pos.epoch != *c.epoch {
-                    c.history.replay_all()
-                } else if pos.seq >= c.head {
-                    c.history.replay(c.head)
+                let (start, replay): (u64, Replay) = if *pos.epoch != *c.epoch {
+                    (0, c.history.replay_all())
                 } else {
-                    c.history.replay(pos.seq)
+                    let start = pos.seq.min(c.head);
+                    (start, c.history.replay(start))
                 };
                 let gap = replay.gap_until.map(|oldest| Gap {
                     requested: pos.seq,
                     oldest,
                     criticals_kept: replay.criticals_kept,
                 });
-                (replay.events, gap)
+                (start, replay.events, gap)
             }
         };
         Subscribed {
             channel: channel.to_owned(),
             epoch: c.epoch.to_string(),
             head: c.head,
+            start,
             backlog,
             gap,
         }

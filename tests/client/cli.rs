@@ -354,8 +354,9 @@ async fn watch_announces_connecting_first() {
     .await;
 }
 
-#[tokio::test]
-async fn watch_interrupted_exits_130() {
+/// Runs `watch`, sends it `signal` once connected, and checks it exits
+/// with `code` after closing the connection with 1000.
+async fn watch_stops_on(signal: &str, code: i32) {
     within(40, async {
         let server = Server::sending(vec![]).await;
         let url = server.url("/ws");
@@ -367,42 +368,16 @@ async fn watch_interrupted_exits_130() {
         .await;
         tokio::time::sleep(ms(200)).await;
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
+            .args([format!("-{signal}"), pid.to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success());
         let run = tokio::task::spawn_blocking(move || finish_cli(child, Duration::from_secs(10)))
             .await
             .unwrap();
-        assert!(!run.killed, "did not exit on SIGINT: {run:?}");
-        assert_eq!(run.code, Some(130), "{run:?}");
+        assert!(!run.killed, "did not exit on SIG{signal}: {run:?}");
+        assert_eq!(run.code, Some(code), "{run:?}");
         assert!(run.stdout.is_empty());
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn watch_terminated_closes_cleanly_and_exits_143() {
-    within(40, async {
-        let server = Server::sending(vec![]).await;
-        let url = server.url("/ws");
-        let child = spawn_cli(&["watch".into(), url, "--json".into()], &[]);
-        let pid = child.id();
-        wait_until("the CLI connected", Duration::from_secs(10), || {
-            server.upgrades() >= 1
-        })
-        .await;
-        tokio::time::sleep(ms(200)).await;
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let run = tokio::task::spawn_blocking(move || finish_cli(child, Duration::from_secs(10)))
-            .await
-            .unwrap();
-        assert!(!run.killed, "did not exit on SIGTERM: {run:?}");
-        assert_eq!(run.code, Some(143), "{run:?}");
         wait_until("the server saw close 1000", Duration::from_secs(3), || {
             server
                 .received()
@@ -412,6 +387,17 @@ async fn watch_terminated_closes_cleanly_and_exits_143() {
         .await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn watch_interrupted_exits_130() {
+    watch_stops_on("INT", 130).await;
+}
+
+/// systemd and containers stop with SIGTERM: as clean as Ctrl-C.
+#[tokio::test]
+async fn watch_terminated_closes_cleanly_and_exits_143() {
+    watch_stops_on("TERM", 143).await;
 }
 
 #[tokio::test]

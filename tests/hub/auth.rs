@@ -166,3 +166,63 @@ async fn publishing_needs_the_publish_scope() {
     assert_eq!(http.get(&health).send().await.unwrap().status(), 200);
     hub.shutdown().await;
 }
+
+/// A user who comes back in a new client process (no position of its own)
+/// gets what it missed on its `user:` channel: the hub remembers where the
+/// user left and replays from there, and the client takes the replay as
+/// new (the acknowledgement carries the position it continues after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
+    let hub = secure_hub().await;
+    let h = std::sync::Arc::clone(hub.hub());
+    let t = token(&claims("u1", &["user:u1"], false, 3600));
+    let u = url(hub.addr(), "/api/v1/stream");
+    let publish = |i: u64, severity: &str| {
+        let ev: NewEvent = serde_json::from_value(json!({"channel": "user:u1",
+            "type": "alert", "severity": severity, "data": {"i": i}}))
+        .unwrap();
+        h.publish(ev).unwrap();
+    };
+    let mut first =
+        Client::connect(fast(u.clone()).token(Some(t.clone())).subscribe("user:u1")).unwrap();
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .get("user:u1")
+            == Some(&1))
+        .await
+    );
+    for i in 1..=3 {
+        publish(i, "info");
+    }
+    for i in 1..=3 {
+        assert_eq!(
+            next_event(&mut first, Duration::from_secs(5))
+                .await
+                .unwrap()
+                .seq,
+            Some(i)
+        );
+    }
+    first.shutdown();
+    drop(first);
+    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 0).await);
+    publish(4, "info");
+    publish(5, "critical");
+    publish(6, "info");
+
+    let mut second = Client::connect(fast(u).token(Some(t)).subscribe("user:u1")).unwrap();
+    for i in 4..=6 {
+        let e = next_event(&mut second, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("missed {i}"));
+        assert_eq!((e.seq, e.field("i")), (Some(i), Some(json!(i))));
+    }
+    assert!(
+        next_event(&mut second, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    hub.shutdown().await;
+}
