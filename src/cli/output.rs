@@ -1,6 +1,8 @@
 //! How events, states and notices are printed: human lines (severity
 //! coloured on a terminal) or one JSON object per event per line on stdout;
-//! states and notices on stderr.
+//! states and notices on stderr, and with `--json` each notice also as a
+//! JSON line on stdout (`"notice": "gap"`, …), so a history gap is never
+//! silent to a program reading the stream.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -80,6 +82,24 @@ impl Printer {
         }
         self.out.flush()
     }
+
+    /// Prints a notice: always one line on stderr; with `--json` also one
+    /// JSON object on stdout, in order with the events around it. An
+    /// error means stdout is gone.
+    pub fn notice(&mut self, source: &str, n: &Notice) -> io::Result<()> {
+        notice(source, n);
+        if !self.json {
+            return Ok(());
+        }
+        let mut line = serde_json::to_value(n).unwrap_or_default();
+        if let Some(obj) = line.as_object_mut() {
+            obj.insert("source".into(), json!(source));
+            obj.insert("time".into(), json!(chrono::Utc::now()));
+        }
+        serde_json::to_writer(&mut self.out, &line)?;
+        writeln!(self.out)?;
+        self.out.flush()
+    }
 }
 
 /// One line on stderr for a state change.
@@ -93,7 +113,7 @@ pub fn state(source: &str, s: &ConnState) {
 }
 
 /// One line on stderr for a notice.
-pub fn notice(source: &str, n: &Notice) {
+fn notice(source: &str, n: &Notice) {
     let line = match n {
         Notice::Gap {
             channel,

@@ -212,7 +212,12 @@ async fn run(
                     return Ok(exit::OK);
                 }
             }
-            ClientUpdate::Notice(n) => output::notice(&source, &n),
+            ClientUpdate::Notice(n) => {
+                if printer.notice(&source, &n).is_err() {
+                    close(&mut client).await;
+                    return Ok(exit::OK);
+                }
+            }
             ClientUpdate::State(s) => {
                 // Each reconnect attempt already has its line; "connecting"
                 // is only worth saying the first time.

@@ -4,6 +4,7 @@
 
 mod auth;
 mod criticals;
+mod laptop_sleep;
 mod limits;
 mod redis_nodes;
 mod resume;

@@ -2,7 +2,6 @@
 //! containers) as on Ctrl-C: every connection gets close 1001, history is
 //! flushed, and a restarted hub resumes the client without loss.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,15 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::support::*;
 
 fn serve(port: u16, dir: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_riskwatch"))
-        .args(["serve", "--insecure-dev", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the riskwatch binary runs")
+    let dir = dir.to_str().unwrap();
+    spawn_hub(port, &["--insecure-dev", "--data-dir", dir])
 }
 
 /// Connects to the native endpoint, retrying while the hub starts (10 s).
@@ -85,11 +77,7 @@ async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
     assert!(published.status().is_success(), "{published:?}");
     assert_eq!(next_op(&mut ws, "event").await["seq"], 1);
 
-    let sent = Command::new("kill")
-        .args(["-TERM", &hub.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    kill("TERM", hub.id());
     let close = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {

@@ -234,3 +234,26 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// `riskwatch serve --listen 127.0.0.1:PORT ARGS…` as a child process
+/// (output discarded); kill it when done.
+pub fn spawn_hub(port: u16, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskwatch"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the riskwatch binary runs")
+}
+
+/// Sends `signal` (e.g. "STOP", "TERM") to a process.
+pub fn kill(signal: &str, pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
