@@ -11,10 +11,10 @@ use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use riskwatch::Event;
 use riskwatch::engine::{Engine, Notification, Prefs, Rule};
-use riskwatch::inbox::{Committed, Inbox, InboxError, Record, Writer, WriterConfig};
+use riskwatch::inbox::{Committed, Inbox, InboxError, Query, Record, Writer, WriterConfig};
 use riskwatch::notifier::{Notifier, NotifierConfig, action};
+use riskwatch::{Event, Severity};
 use tauri::{AppHandle, Manager};
 
 use crate::error::Error;
@@ -114,7 +114,41 @@ impl Alerts {
                 *writer = None;
             }
         }
-        decision.notify.filter(|_| !self.paused(now))
+        decision.notify.filter(|n| self.shown(n, now))
+    }
+
+    /// Stores a history gap ([`riskwatch::client::gap_event`]) whatever the
+    /// preferences: the user must learn that events are missing. Returns
+    /// the notification to raise when critical alerts may be among them.
+    pub fn on_gap(&self, event: &Event, now: DateTime<Utc>) -> Option<Notification> {
+        let key = format!(
+            "gap:{}:{}:{}",
+            event.source,
+            event.channel.as_deref().unwrap_or_default(),
+            event.time.timestamp_millis()
+        );
+        let record = Record::new(event.clone(), now)
+            .severity(event.severity)
+            .key(key.clone());
+        if let Ok(mut writer) = lock(&self.writer)
+            && let Some(w) = writer.as_mut()
+            && let Err(error) = w.push(record)
+        {
+            tracing::error!(%error, "the inbox stopped storing events");
+            *writer = None;
+        }
+        if event.severity < Severity::Critical {
+            return None;
+        }
+        let d = event.describe();
+        let n = Notification::standalone(key, event.severity, d.title, d.body);
+        self.shown(&n, now).then_some(n)
+    }
+
+    /// Whether a notification is shown now: always for an emergency, else
+    /// unless notifications are paused.
+    fn shown(&self, n: &Notification, now: DateTime<Utc>) -> bool {
+        n.severity >= Severity::Emergency || !self.paused(now)
     }
 
     /// When [`Alerts::tick`] next has something to do, over all engines;
@@ -159,7 +193,7 @@ impl Alerts {
         let due: Vec<Notification> = lock(&self.engines)
             .map(|mut engines| engines.values_mut().flat_map(|e| e.tick(now)).collect())
             .unwrap_or_default();
-        if self.paused(now) { Vec::new() } else { due }
+        due.into_iter().filter(|n| self.shown(n, now)).collect()
     }
 
     /// Shows `n` in the background (failures are logged by the notifier).
@@ -223,11 +257,17 @@ impl Alerts {
         let reader = lock(&self.reader)?;
         let unread = reader.unacknowledged()?.min(InboxCounts::UNREAD_CAP);
         let now = Utc::now();
+        let mut q = Query::default();
+        q.kinds = vec![riskwatch::client::GAP_KIND.to_owned()];
+        q.acknowledged = Some(false);
+        q.limit = 1;
+        let gap = reader.search(&q)?.first().map(|a| a.event.describe().body);
         Ok(InboxCounts {
             total: reader.count()?,
             unread,
             critical: reader.unacknowledged_critical()?,
             paused_until: lock(&self.paused_until)?.filter(|t| now < *t),
+            gap,
         })
     }
 
@@ -351,6 +391,99 @@ mod tests {
             assert!(quiet.is_err(), "acknowledged, yet raised: {quiet:?}");
             task.abort();
         });
+    }
+
+    /// A history gap is stored whatever the preferences, stays in the
+    /// counts (the tray's tooltip, the header) until acknowledged, and
+    /// notifies when critical alerts may be among what was lost.
+    #[test]
+    fn a_gap_is_stored_shown_and_notified_until_acknowledged() {
+        use riskwatch::client::{Notice, gap_event};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (alerts, _committed) = Alerts::open(&dir.path().join("inbox.sqlite3"), false).unwrap();
+        let source: Arc<str> = Arc::from("prod");
+        let now = Utc::now();
+        let notice = Notice::Gap {
+            channel: "sessions:demo".into(),
+            requested: 4,
+            oldest: 900,
+            criticals_kept: false,
+        };
+        let gap = gap_event(
+            &notice,
+            &source,
+            Some(now - chrono::Duration::minutes(7)),
+            now,
+        )
+        .unwrap();
+        let n = alerts
+            .on_gap(&gap, now)
+            .expect("possibly lost criticals notify");
+        assert_eq!(n.severity, Severity::Critical);
+        assert_eq!(n.title, "Alerts may be missing");
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+        let counts = alerts.counts().unwrap();
+        assert_eq!(counts.critical, 1, "{counts:?}");
+        let said = counts.gap.expect("the gap is in the counts");
+        assert!(
+            said.starts_with("Events on sessions:demo between ")
+                && said.contains("could not be recovered"),
+            "{said}"
+        );
+        // Only ordinary events lost: stored as a warning, no notification.
+        let kept = Notice::Gap {
+            channel: "c".into(),
+            requested: 1,
+            oldest: 9,
+            criticals_kept: true,
+        };
+        let later = now + chrono::Duration::seconds(1);
+        assert!(
+            alerts
+                .on_gap(&gap_event(&kept, &source, None, later).unwrap(), later)
+                .is_none()
+        );
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+        let ids: Vec<i64> = alerts
+            .search(&InboxFilter::default())
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(alerts.acknowledge(&ids).unwrap(), 2);
+        let counts = alerts.counts().unwrap();
+        assert_eq!((counts.critical, counts.gap), (0, None));
+        alerts.close();
+    }
+
+    #[test]
+    fn a_pause_never_silences_an_emergency_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alerts, _committed) = Alerts::open(&dir.path().join("inbox.sqlite3"), false).unwrap();
+        let now = Utc::now();
+        alerts.pause_until(Some(now + chrono::Duration::hours(1)));
+        let critical = event(
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":92,"threshold":90}"#,
+        );
+        assert!(alerts.on_event("demo", &critical, now).is_none(), "paused");
+        let stop = event(
+            r#"{"type":"session_status","sessionId":"S9","status":"emergency_stopped","lossLimitUtilization":100}"#,
+        );
+        let n = alerts
+            .on_event("demo", &stop, now)
+            .expect("a pause never silences an emergency stop");
+        assert_eq!(n.severity, Severity::Emergency);
+        alerts.close();
     }
 
     #[test]

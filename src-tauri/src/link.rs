@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use chrono::Utc;
-use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Token, redact_url};
+use chrono::{DateTime, Utc};
+use riskwatch::client::{
+    Client, ClientConfig, ClientHandle, ClientUpdate, Notice, Token, redact_url,
+};
 use riskwatch::engine::{Prefs, Rule};
 use riskwatch::inbox::Committed;
 use riskwatch::protocol::Style;
@@ -375,9 +377,15 @@ async fn pump(
 ) {
     let feed = app.state::<Feed>();
     let alerts = app.try_state::<Alerts>();
+    // When each channel last delivered an event: where a gap starts.
+    let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let source: Arc<str> = Arc::from(profile.as_str());
     while let Some(update) = client.next().await {
         match update {
             ClientUpdate::Event(event) => {
+                if let Some(ch) = &event.channel {
+                    last_seen.insert(ch.clone(), Utc::now());
+                }
                 tracing::debug!(%profile, kind = %event.kind, severity = %event.severity, "event");
                 if let Some(alerts) = &alerts
                     && let Some(n) = alerts.on_event(&profile, &event, Utc::now())
@@ -393,7 +401,26 @@ async fn pump(
                 tracing::info!(%profile, %state, "connection state");
                 changed(&app, feed.set_state(&profile, LinkState::Client(state)));
             }
-            ClientUpdate::Notice(notice) => tracing::warn!(%profile, ?notice, "server notice"),
+            ClientUpdate::Notice(notice) => {
+                tracing::warn!(%profile, ?notice, "server notice");
+                // A gap is never silent: an inbox entry, the tray's
+                // tooltip, and a notification when critical alerts may be
+                // among what was lost.
+                let Notice::Gap { channel, .. } = &notice else {
+                    continue;
+                };
+                let now = Utc::now();
+                let seen = last_seen.get(channel).copied();
+                if let (Some(alerts), Some(event)) = (
+                    &alerts,
+                    riskwatch::client::gap_event(&notice, &source, seen, now),
+                ) {
+                    if let Some(n) = alerts.on_gap(&event, now) {
+                        alerts.raise(&app, n);
+                    }
+                    notify_inbox(&app);
+                }
+            }
         }
     }
     tracing::info!(%profile, "connection closed");

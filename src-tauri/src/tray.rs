@@ -1,7 +1,9 @@
-//! The tray: an icon whose variant shows the state (live, reconnecting,
-//! offline, unacknowledged critical), a tooltip with the counts, and a menu:
-//! Open, Pause notifications for an hour or until tomorrow, Resume, Start at
-//! login (tauri-plugin-autostart; off by default), Quit.
+//! The tray: an icon whose variant shows the link state (live,
+//! reconnecting, offline) and unacknowledged critical alerts together, so
+//! a dead link is never hidden behind a red icon; a tooltip with the state,
+//! the counts, the pause and the last history gap; and a menu: Open, Pause
+//! notifications for an hour or until tomorrow (emergencies still shown),
+//! Resume, Start at login (tauri-plugin-autostart; off by default), Quit.
 //! The variant and tooltip are pure functions ([`Variant::of`],
 //! [`tooltip`]) so tests check them without a tray.
 
@@ -22,27 +24,36 @@ use crate::view::{InboxCounts, LinkState};
 
 const TRAY_ID: &str = "main";
 
-/// Which icon the tray shows.
+/// Which icon the tray shows: the link state, and whether critical or
+/// emergency alerts wait unacknowledged. Both are always visible: the
+/// critical icons carry the link state as a badge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     Live,
     Reconnecting,
     Offline,
-    /// Unacknowledged critical or emergency alerts, whatever the connection.
+    /// Unacknowledged critical or emergency alerts, link live.
     Critical,
+    /// Unacknowledged critical alerts while the link is reconnecting.
+    CriticalReconnecting,
+    /// Unacknowledged critical alerts while the link is down.
+    CriticalOffline,
 }
 
 impl Variant {
     pub fn of(state: &LinkState, counts: &InboxCounts) -> Variant {
-        if counts.critical > 0 {
-            return Variant::Critical;
-        }
-        match state {
+        let link = match state {
             LinkState::Client(ConnState::Connected) => Variant::Live,
             LinkState::Client(
                 ConnState::Connecting | ConnState::Reconnecting { .. } | ConnState::Polling { .. },
             ) => Variant::Reconnecting,
             _ => Variant::Offline,
+        };
+        match (counts.critical > 0, link) {
+            (false, link) => link,
+            (true, Variant::Live) => Variant::Critical,
+            (true, Variant::Reconnecting) => Variant::CriticalReconnecting,
+            (true, _) => Variant::CriticalOffline,
         }
     }
 
@@ -52,6 +63,10 @@ impl Variant {
             Variant::Reconnecting => include_bytes!("../../icons/tray-reconnecting.png"),
             Variant::Offline => include_bytes!("../../icons/tray-offline.png"),
             Variant::Critical => include_bytes!("../../icons/tray-critical.png"),
+            Variant::CriticalReconnecting => {
+                include_bytes!("../../icons/tray-critical-reconnecting.png")
+            }
+            Variant::CriticalOffline => include_bytes!("../../icons/tray-critical-offline.png"),
         };
         Image::from_bytes(bytes)
             .map_err(|error| tracing::warn!(%error, "tray icon"))
@@ -64,11 +79,22 @@ impl Variant {
             Variant::Reconnecting => "reconnecting",
             Variant::Offline => "offline",
             Variant::Critical => "unacknowledged critical alerts",
+            Variant::CriticalReconnecting => "reconnecting, with unacknowledged critical alerts",
+            Variant::CriticalOffline => "offline, with unacknowledged critical alerts",
+        }
+    }
+
+    /// The link state alone, for the tooltip's first line.
+    fn link_text(self) -> &'static str {
+        match self {
+            Variant::Live | Variant::Critical => "live",
+            Variant::Reconnecting | Variant::CriticalReconnecting => "reconnecting",
+            Variant::Offline | Variant::CriticalOffline => "offline",
         }
     }
 }
 
-/// The tooltip: state, counts and the pause.
+/// The tooltip: link state, counts, the pause and the last history gap.
 pub fn tooltip(variant: Variant, counts: &InboxCounts) -> String {
     let unread = if counts.unread >= InboxCounts::UNREAD_CAP {
         format!("{}+", InboxCounts::UNREAD_CAP)
@@ -77,16 +103,20 @@ pub fn tooltip(variant: Variant, counts: &InboxCounts) -> String {
     };
     let mut text = format!(
         "riskwatch — {}\n{} critical unacknowledged · {} unread",
-        variant.text(),
+        variant.link_text(),
         counts.critical,
         unread
     );
     if let Some(until) = counts.paused_until {
         let local = until.with_timezone(&Local);
         text.push_str(&format!(
-            "\nNotifications paused until {}",
+            "\nNotifications paused until {} (emergencies still shown)",
             local.format("%a %H:%M")
         ));
+    }
+    if let Some(gap) = &counts.gap {
+        text.push('\n');
+        text.push_str(gap);
     }
     text
 }
@@ -120,14 +150,14 @@ fn build(app: &AppHandle) -> tauri::Result<()> {
     let hour = MenuItem::with_id(
         app,
         "pause-hour",
-        "Pause notifications for 1 hour",
+        "Pause notifications for 1 hour (emergencies still shown)",
         true,
         None::<&str>,
     )?;
     let day = MenuItem::with_id(
         app,
         "pause-day",
-        "Pause notifications until tomorrow",
+        "Pause notifications until tomorrow (emergencies still shown)",
         true,
         None::<&str>,
     )?;
@@ -289,7 +319,21 @@ mod tests {
         assert_eq!(Variant::of(&off, &c), Variant::Offline);
         c.critical = 2;
         assert_eq!(Variant::of(&live, &c), Variant::Critical);
-        assert!(Variant::Critical.image().is_some());
+        // A dead link is never hidden behind the red icon.
+        assert_eq!(Variant::of(&rec, &c), Variant::CriticalReconnecting);
+        assert_eq!(Variant::of(&off, &c), Variant::CriticalOffline);
+        let t = tooltip(Variant::of(&off, &c), &c);
+        assert!(t.starts_with("riskwatch — offline\n2 critical"), "{t}");
+        for v in [
+            Variant::Live,
+            Variant::Reconnecting,
+            Variant::Offline,
+            Variant::Critical,
+            Variant::CriticalReconnecting,
+            Variant::CriticalOffline,
+        ] {
+            assert!(v.image().is_some(), "{v:?}");
+        }
     }
 
     #[test]
@@ -298,11 +342,19 @@ mod tests {
             total: 5000,
             unread: InboxCounts::UNREAD_CAP,
             critical: 3,
-            paused_until: None,
+            paused_until: Some(Utc::now() + Duration::hours(1)),
+            gap: Some(
+                "Events on sessions:demo between 14:02 and 14:09 could not be recovered".into(),
+            ),
         };
         let t = tooltip(Variant::Critical, &c);
         assert!(t.contains("3 critical unacknowledged"), "{t}");
         assert!(t.contains("999+ unread"), "{t}");
+        assert!(t.contains("(emergencies still shown)"), "{t}");
+        assert!(
+            t.ends_with("between 14:02 and 14:09 could not be recovered"),
+            "{t}"
+        );
     }
 
     #[test]

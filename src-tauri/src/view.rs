@@ -220,6 +220,10 @@ pub struct InboxCounts {
     pub critical: u64,
     /// Notifications are paused until then (`None`: not paused).
     pub paused_until: Option<DateTime<Utc>>,
+    /// The newest unacknowledged history gap, as the user reads it
+    /// ("Events on sessions:demo between 14:02 and 14:09 could not be
+    /// recovered…"); `None` when there is none.
+    pub gap: Option<String>,
 }
 
 impl InboxCounts {
@@ -384,10 +388,11 @@ mod tests {
             unread: 2,
             critical: 1,
             paused_until: Some(Utc::now()),
+            gap: None,
         };
         assert_eq!(
             keys(&serde_json::to_value(&counts).unwrap()),
-            ["critical", "paused_until", "total", "unread"]
+            ["critical", "gap", "paused_until", "total", "unread"]
         );
         let link = LinkView {
             profile: "demo".into(),

@@ -320,6 +320,72 @@ pub enum Notice {
     ServerError { code: String, message: String },
 }
 
+/// The event type of [`gap_event`].
+pub const GAP_KIND: &str = "history_gap";
+
+/// A history gap as an event for the inbox and notifications: what was lost,
+/// on which channel, between `last_seen` (the last event received there
+/// before the connection dropped, if any) and `now`, in local time
+/// ("Events on sessions:demo between 14:02 and 14:09 could not be
+/// recovered"). Critical when critical alerts may be among what was lost,
+/// a warning when only ordinary events are. `None` for other notices.
+pub fn gap_event(
+    notice: &Notice,
+    source: &Arc<str>,
+    last_seen: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Event> {
+    let Notice::Gap {
+        channel,
+        requested,
+        oldest,
+        criticals_kept,
+    } = notice
+    else {
+        return None;
+    };
+    let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono::Local).format("%H:%M");
+    let when = match last_seen {
+        Some(from) => format!("between {} and {}", local(from), local(now)),
+        None => format!("before {}", local(now)),
+    };
+    let (severity, message) = if *criticals_kept {
+        (
+            crate::Severity::Warning,
+            format!(
+                "Ordinary events on {channel} {when} could not be recovered; every critical alert was delivered"
+            ),
+        )
+    } else {
+        (
+            crate::Severity::Critical,
+            format!(
+                "Events on {channel} {when} could not be recovered, critical alerts possibly among them"
+            ),
+        )
+    };
+    let text = serde_json::json!({
+        "type": GAP_KIND,
+        "severity": severity,
+        "channel": channel,
+        "timestamp": now,
+        "data": {
+            "message": message,
+            "channel": channel,
+            "requested": requested,
+            "oldest": oldest,
+            "criticals_kept": criticals_kept,
+            "from": last_seen,
+            "to": now,
+        },
+    })
+    .to_string();
+    match crate::protocol::decode(&text, source, now) {
+        Ok(crate::protocol::Frame::Event(e)) => Some(e),
+        _ => None,
+    }
+}
+
 /// What the client delivers, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientUpdate {
@@ -515,6 +581,57 @@ fn is_secret_param(k: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_becomes_an_event_that_says_what_was_lost_and_when() {
+        let source: Arc<str> = Arc::from("prod");
+        let now = chrono::Utc::now();
+        let from = now - chrono::Duration::minutes(7);
+        let lost = Notice::Gap {
+            channel: "sessions:demo".into(),
+            requested: 10,
+            oldest: 500,
+            criticals_kept: false,
+        };
+        let e = gap_event(&lost, &source, Some(from), now).expect("an event");
+        assert_eq!(
+            (e.kind.as_str(), e.severity),
+            (GAP_KIND, crate::Severity::Critical)
+        );
+        assert_eq!(e.channel.as_deref(), Some("sessions:demo"));
+        let d = e.describe();
+        assert_eq!(d.title, "Alerts may be missing");
+        let local = |t: chrono::DateTime<chrono::Utc>| {
+            t.with_timezone(&chrono::Local).format("%H:%M").to_string()
+        };
+        assert_eq!(
+            d.body,
+            format!(
+                "Events on sessions:demo between {} and {} could not be recovered, critical alerts possibly among them",
+                local(from),
+                local(now)
+            )
+        );
+        let kept = Notice::Gap {
+            channel: "c".into(),
+            requested: 1,
+            oldest: 9,
+            criticals_kept: true,
+        };
+        let e = gap_event(&kept, &source, None, now).unwrap();
+        assert_eq!(e.severity, crate::Severity::Warning);
+        assert_eq!(e.describe().title, "History gap");
+        assert!(
+            e.describe()
+                .body
+                .contains("every critical alert was delivered")
+        );
+        let other = Notice::ServerError {
+            code: "x".into(),
+            message: "y".into(),
+        };
+        assert!(gap_event(&other, &source, None, now).is_none());
+    }
 
     #[test]
     fn tokens_never_print() {

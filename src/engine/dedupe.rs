@@ -142,6 +142,31 @@ pub struct Notification {
     pub origin: Option<Origin>,
 }
 
+impl Notification {
+    /// A notification of something the engine did not see (a history gap
+    /// the client reported): new, once, acknowledgeable by `key`.
+    pub fn standalone(
+        key: impl Into<String>,
+        severity: Severity,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Notification {
+        let key = key.into();
+        Notification {
+            alert: Some(key.clone()),
+            key,
+            kind: NotificationKind::New,
+            severity,
+            title: title.into(),
+            body: body.into(),
+            count: 1,
+            sound: None,
+            silent: false,
+            origin: None,
+        }
+    }
+}
+
 /// An alert offered for notification.
 #[derive(Clone, Copy)]
 pub struct Alert<'a> {

@@ -83,6 +83,15 @@ pub(super) fn describe(e: &Event) -> Description {
             let price = num("price").map(fmt_num).unwrap_or_default();
             (format!("{sym} {price}"), String::new())
         }
+        // Made by riskwatch itself from a history gap (client::gap_event).
+        "history_gap" => (
+            if get("criticals_kept").and_then(Value::as_bool) == Some(true) {
+                "History gap".to_owned()
+            } else {
+                "Alerts may be missing".to_owned()
+            },
+            text("message").unwrap_or_default(),
+        ),
         "system_notification" => (
             "System notification".to_owned(),
             text("message")

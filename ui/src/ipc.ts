@@ -54,6 +54,8 @@ export interface InboxCounts {
   critical: number;
   /** RFC 3339, or null when notifications are not paused. */
   paused_until: string | null;
+  /** The newest unacknowledged history gap, as a sentence; null: none. */
+  gap: string | null;
 }
 
 /** One stored alert (`view::AlertView`). All text is server text. */

@@ -45,6 +45,7 @@ const ui = {
   demo: byId<HTMLSpanElement>("demo"),
   realtime: byId<HTMLSpanElement>("realtime"),
   paused: byId<HTMLSpanElement>("paused"),
+  gap: byId<HTMLParagraphElement>("gap"),
   source: byId<HTMLSpanElement>("source"),
   detail: byId<HTMLParagraphElement>("detail"),
   unread: byId<HTMLSpanElement>("unread"),
@@ -58,7 +59,7 @@ let state: LinkState = { state: "connecting" };
 let stateAt = Date.now();
 let events: EventView[] = [];
 const desk = new Desk();
-let counts: InboxCounts = { total: 0, unread: 0, critical: 0, paused_until: null };
+let counts: InboxCounts = { total: 0, unread: 0, critical: 0, paused_until: null, gap: null };
 /** Every running connection. */
 let links: LinkView[] = [];
 /** Whether `links` came from the backend (the snapshot or an event). */
@@ -186,7 +187,12 @@ function renderHeader() {
   setText(ui.unread, counts.unread >= 999 ? "999+" : String(counts.unread));
   setClass(ui.unread, counts.critical > 0 ? "count critical" : "count");
   ui.paused.hidden = counts.paused_until === null;
-  if (counts.paused_until) setText(ui.paused, `Notifications paused until ${clockTime(counts.paused_until)}`);
+  if (counts.paused_until) {
+    setText(ui.paused, `Notifications paused until ${clockTime(counts.paused_until)} (emergencies still shown)`);
+  }
+  // A history gap stays in sight until its inbox entry is acknowledged.
+  ui.gap.hidden = counts.gap === null;
+  setText(ui.gap, counts.gap ?? "");
 }
 
 function selectTab(tab: Tab) {
