@@ -12,7 +12,7 @@
 # Environment: WINDOW_TIMEOUT (s, default 60), SETTLE (s after the window,
 # default 8), RECONNECT=0 to skip the reconnect check (the app against a
 # separate `riskwatch serve --demo`, killed and restarted: the badge must go to
-# Reconnecting and back to Live), TAB_SETTLE (s per tab, default 7), TABS (default "trading hr
+# Reconnecting and back to Live, and the lost history must be reported), TAB_SETTLE (s per tab, default 7), TABS (default "trading hr
 # merchant compliance inbox events settings"; empty to skip), SCREEN (default 960x680,
 # the window's size, so the screenshot is the window), SKIP_BUILD=1 to use
 # what is already built.
@@ -236,6 +236,9 @@ if [ "$RECONNECT" = 1 ]; then
   say "hub down: the app is reconnecting ($ARTIFACTS/desktop-reconnecting.png)"
   start_hub "$ADDR"
   wait_log 'state=connected' 2 60
+  # The restarted hub (no --data-dir) lost its history: the app must say so
+  # (inbox entry, header line, tray tooltip), never stay silent.
+  wait_log 'history gap' 1 20
   sleep 1
   /usr/bin/import -window root "$ARTIFACTS/desktop-reconnected.png" || fail "screenshot failed"
   app_alive || fail "riskwatch-desktop stopped during the reconnect check"

@@ -26,6 +26,9 @@ use crate::view::{AlertView, InboxCounts, InboxFilter};
 /// reminder due meanwhile comes at most this late after a resume.
 const CHECK_AT_MOST: Duration = Duration::from_secs(30);
 
+/// At most one history-gap bubble per connection this often.
+const GAP_BUBBLE_EVERY_SECS: i64 = 10;
+
 /// The engines (one per connected profile), the inbox and the notifier.
 #[derive(Debug)]
 pub struct Alerts {
@@ -37,6 +40,10 @@ pub struct Alerts {
     reader: Mutex<Inbox>,
     notifier: Option<Notifier>,
     paused_until: Mutex<Option<DateTime<Utc>>>,
+    /// When each connection last raised a history-gap notification: a hub
+    /// restart reports a gap on every channel at once, which is one bubble
+    /// (the inbox keeps one entry per channel).
+    gap_notified: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Poked when an engine may have something due sooner than the repeat
     /// task is sleeping for (see [`Alerts::next_due`]).
     rescheduled: tokio::sync::Notify,
@@ -58,6 +65,7 @@ impl Alerts {
             reader: Mutex::new(reader),
             notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
             paused_until: Mutex::new(None),
+            gap_notified: Mutex::new(HashMap::new()),
             rescheduled: tokio::sync::Notify::new(),
         };
         Ok((alerts, committed))
@@ -141,8 +149,21 @@ impl Alerts {
             return None;
         }
         let d = event.describe();
+        tracing::warn!(source = %event.source, gap = %d.body, "history gap");
         let n = Notification::standalone(key, event.severity, d.title, d.body);
-        self.shown(&n, now).then_some(n)
+        if !self.shown(&n, now) {
+            return None;
+        }
+        let mut last = lock(&self.gap_notified).ok()?;
+        let source = event.source.to_string();
+        if last
+            .get(&source)
+            .is_some_and(|t| now - *t < chrono::Duration::seconds(GAP_BUBBLE_EVERY_SECS))
+        {
+            return None;
+        }
+        last.insert(source, now);
+        Some(n)
     }
 
     /// Whether a notification is shown now: always for an emergency, else
@@ -422,16 +443,29 @@ mod tests {
             .expect("possibly lost criticals notify");
         assert_eq!(n.severity, Severity::Critical);
         assert_eq!(n.title, "Alerts may be missing");
+        // The same restart's gap on another channel: stored, one bubble.
+        let other = Notice::Gap {
+            channel: "market:SPY".into(),
+            requested: 2,
+            oldest: 1,
+            criticals_kept: false,
+        };
+        let soon = now + chrono::Duration::milliseconds(20);
+        let also = gap_event(&other, &source, None, soon).unwrap();
+        assert!(
+            alerts.on_gap(&also, soon).is_none(),
+            "one bubble per restart"
+        );
         if let Ok(w) = alerts.writer.lock()
             && let Some(w) = w.as_ref()
         {
             w.flush().unwrap();
         }
         let counts = alerts.counts().unwrap();
-        assert_eq!(counts.critical, 1, "{counts:?}");
+        assert_eq!(counts.critical, 2, "{counts:?}");
         let said = counts.gap.expect("the gap is in the counts");
         assert!(
-            said.starts_with("Events on sessions:demo between ")
+            said.starts_with("Events on market:SPY before ")
                 && said.contains("could not be recovered"),
             "{said}"
         );
@@ -459,8 +493,8 @@ mod tests {
             .iter()
             .map(|a| a.id)
             .collect();
-        assert_eq!(ids.len(), 2);
-        assert_eq!(alerts.acknowledge(&ids).unwrap(), 2);
+        assert_eq!(ids.len(), 3);
+        assert_eq!(alerts.acknowledge(&ids).unwrap(), 3);
         let counts = alerts.counts().unwrap();
         assert_eq!((counts.critical, counts.gap), (0, None));
         alerts.close();

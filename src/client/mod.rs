@@ -344,7 +344,10 @@ pub fn gap_event(
     else {
         return None;
     };
-    let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono::Local).format("%H:%M");
+    // Minutes, or seconds when the outage was shorter than that.
+    let short = last_seen.is_some_and(|from| now - from < chrono::Duration::minutes(1));
+    let fmt = if short { "%H:%M:%S" } else { "%H:%M" };
+    let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono::Local).format(fmt);
     let when = match last_seen {
         Some(from) => format!("between {} and {}", local(from), local(now)),
         None => format!("before {}", local(now)),
@@ -618,6 +621,23 @@ mod tests {
             oldest: 9,
             criticals_kept: true,
         };
+        let short = gap_event(
+            &kept,
+            &source,
+            Some(now - chrono::Duration::seconds(9)),
+            now,
+        )
+        .unwrap()
+        .describe()
+        .body;
+        let secs = now
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S")
+            .to_string();
+        assert!(
+            short.contains(&format!(" and {secs}")),
+            "seconds for a short gap: {short}"
+        );
         let e = gap_event(&kept, &source, None, now).unwrap();
         assert_eq!(e.severity, crate::Severity::Warning);
         assert_eq!(e.describe().title, "History gap");
