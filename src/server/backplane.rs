@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use super::cursors::Cursor;
 use super::event::{NewEvent, StoredEvent};
 use super::history::{Retention, is_critical};
 use super::hub::{Hub, PublishError, Published};
@@ -277,6 +278,35 @@ impl Backplane {
             trimmed: (trimmed.0.unwrap_or(0), trimmed.1.unwrap_or(0)),
             events,
         })
+    }
+
+    /// Shares users' cursors with every hub: one hash per user
+    /// (`rw:cursor:{user}`, field = channel), expiring with the critical
+    /// history window (nothing older is kept to replay).
+    pub async fn save_cursors(&self, list: &[Cursor], ttl: Duration) -> Result<(), BackplaneError> {
+        let mut pipe = redis::pipe();
+        for c in list {
+            let key = format!("rw:cursor:{{{}}}", c.user);
+            let value = serde_json::to_string(c).expect("a cursor serializes");
+            pipe.hset(&key, &c.channel, value).ignore();
+            pipe.expire(&key, ttl.as_secs().max(1) as i64).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Every cursor of `user` that any hub shared.
+    pub async fn cursors_of(&self, user: &str) -> Result<Vec<Cursor>, BackplaneError> {
+        let mut conn = self.conn.clone();
+        let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("rw:cursor:{{{user}}}"))
+            .query_async(&mut conn)
+            .await?;
+        Ok(all
+            .into_values()
+            .filter_map(|v| serde_json::from_str::<Cursor>(&v).ok())
+            .collect())
     }
 
     /// Whether this hub already holds `channel`; marks it held.

@@ -283,6 +283,13 @@ impl Conn {
         channels: Vec<String>,
         since: Option<crate::protocol::native::Position>,
     ) -> Result<(), String> {
+        // Where this user left each channel, for subscriptions without a
+        // position of their own (every seed-style endpoint).
+        let mine = if since.is_none() {
+            self.hub.cursors_of(&self.id.user).await
+        } else {
+            Default::default()
+        };
         for ch in channels {
             if self.channels.contains(&ch) {
                 continue;
@@ -300,6 +307,7 @@ impl Conn {
                 &ch,
                 self.subscriber(),
                 since.clone(),
+                &mine,
             );
             self.channels.push(ch.clone());
             if self.endpoint == Endpoint::Native {

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::backplane::{Backplane, BackplaneError, Snapshot};
+use super::cursors::{self, Cursor, CursorStore, UserCursors};
 use super::event::{HubEvent, NewEvent, StoredEvent};
 use super::grants;
 use super::history::{History, Replay, Retention};
@@ -99,9 +100,6 @@ impl Default for HubLimits {
         }
     }
 }
-
-/// (user, channel) → where that user's connections left the channel.
-type CursorKey = (String, String);
 
 /// A connection's identity in the registry.
 pub type ConnId = u64;
@@ -262,10 +260,11 @@ pub struct Hub {
     /// Open connections per user, kept beside `conns` so the per-user cap
     /// is checked in O(1) on every upgrade.
     per_user: Mutex<HashMap<String, usize>>,
-    /// Last sequence delivered per (user, `user:` channel), kept while the
-    /// user is offline so a reconnect without a position still gets what it
-    /// missed.
-    cursors: Mutex<HashMap<CursorKey, (Arc<str>, u64)>>,
+    /// Where each user left each channel (`cursors.rs`), so a connection
+    /// without a position of its own gets what its user missed.
+    cursors: Mutex<HashMap<String, UserCursors>>,
+    /// Durable cursors (`--data-dir`).
+    cursor_store: Option<Arc<dyn CursorStore>>,
     next_conn: AtomicU64,
     pub counters: Counters,
     store: Option<Arc<dyn Store>>,
@@ -281,7 +280,12 @@ fn new_epoch() -> Arc<str> {
 }
 
 impl Hub {
-    pub fn new(limits: HubLimits, max_data: usize, store: Option<Arc<dyn Store>>) -> Hub {
+    pub fn new(
+        limits: HubLimits,
+        max_data: usize,
+        store: Option<Arc<dyn Store>>,
+        cursor_store: Option<Arc<dyn CursorStore>>,
+    ) -> Hub {
         let hub = Hub {
             limits,
             max_data,
@@ -290,6 +294,7 @@ impl Hub {
             conns: Mutex::new(HashMap::new()),
             per_user: Mutex::new(HashMap::new()),
             cursors: Mutex::new(HashMap::new()),
+            cursor_store,
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
             store,
@@ -300,8 +305,21 @@ impl Hub {
         hub
     }
 
-    /// Loads persisted channels (with `--data-dir`).
+    /// Loads persisted channels and cursors (with `--data-dir`).
     fn restore(&self) {
+        if let Some(cs) = &self.cursor_store {
+            let window = chrono::Duration::from_std(self.limits.retention("").critical_age)
+                .unwrap_or(chrono::Duration::MAX);
+            match cs.load(Utc::now() - window) {
+                Ok(list) => {
+                    let mut map = self.cursors.lock().expect("cursors lock");
+                    for c in list {
+                        cursors::insert(map.entry(c.user.clone()).or_default(), c);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not load cursors"),
+            }
+        }
         let Some(store) = &self.store else { return };
         let now = Utc::now();
         match store.load() {
@@ -400,26 +418,102 @@ impl Hub {
                 }
             }
         }
+        let now = Utc::now();
+        let user = info
+            .as_ref()
+            .map(|i| i.user.as_str())
+            .filter(|u| *u != super::auth::ANONYMOUS);
+        let mut left = Vec::new();
         for ch in channels {
             if grants::is_pattern(ch) {
+                if let Some(user) = user {
+                    left.push(Cursor {
+                        user: user.to_owned(),
+                        channel: ch.clone(),
+                        epoch: String::new(),
+                        seq: 0,
+                        at: now,
+                    });
+                }
                 continue;
             }
-            let Some(c) = self.existing(ch) else {
-                continue;
-            };
-            let mut c = c.lock().expect("channel lock");
-            c.subscribers.remove(&conn);
-            if let (Some(info), Some(seq)) = (&info, last_sent.get(ch))
-                && ch.starts_with("user:")
-                && info.user != super::auth::ANONYMOUS
-            {
-                self.cursors.lock().expect("cursors lock").insert(
-                    (info.user.clone(), ch.clone()),
-                    (Arc::clone(&c.epoch), *seq),
-                );
+            if let Some(c) = self.existing(ch) {
+                c.lock().expect("channel lock").subscribers.remove(&conn);
             }
         }
         self.patterns.write().expect("patterns lock").remove(&conn);
+        // Every channel this connection was sent something on, its own
+        // subscriptions and what its patterns matched alike.
+        if let Some(user) = user {
+            for (ch, seq) in last_sent {
+                if let Some(c) = self.existing(ch) {
+                    let epoch = c.lock().expect("channel lock").epoch.to_string();
+                    left.push(Cursor {
+                        user: user.to_owned(),
+                        channel: ch.clone(),
+                        epoch,
+                        seq: *seq,
+                        at: now,
+                    });
+                }
+            }
+        }
+        self.remember(left);
+    }
+
+    /// Records cursors in memory, in the store and on Redis.
+    fn remember(&self, list: Vec<Cursor>) {
+        if list.is_empty() {
+            return;
+        }
+        {
+            let mut map = self.cursors.lock().expect("cursors lock");
+            for c in &list {
+                cursors::insert(map.entry(c.user.clone()).or_default(), c.clone());
+            }
+        }
+        if let Some(cs) = &self.cursor_store
+            && let Err(e) = cs.save(&list)
+        {
+            tracing::error!(error = %e, "could not persist cursors");
+        }
+        if let Some(bp) = self.backplane.get() {
+            let bp = Arc::clone(bp);
+            let ttl = self.limits.retention("").critical_age;
+            tokio::spawn(async move {
+                if let Err(e) = bp.save_cursors(&list, ttl).await {
+                    tracing::warn!(error = %e, "could not share cursors");
+                }
+            });
+        }
+    }
+
+    /// A user's cursors: this hub's, and with Redis every hub's (the newer
+    /// of the two per channel). Anonymous users have none.
+    pub async fn cursors_of(&self, user: &str) -> UserCursors {
+        if user == super::auth::ANONYMOUS {
+            return UserCursors::new();
+        }
+        let mut mine = self
+            .cursors
+            .lock()
+            .expect("cursors lock")
+            .get(user)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(bp) = self.backplane.get() {
+            match bp.cursors_of(user).await {
+                Ok(shared) => {
+                    for c in shared {
+                        if mine.get(&c.channel).is_none_or(|m| m.at < c.at) {
+                            mine.insert(c.channel.clone(), c);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, user, "shared cursors unavailable"),
+            }
+        }
+        mine
     }
 
     /// Checks an event and renders its data once.
@@ -647,9 +741,11 @@ impl Hub {
         self.append_locked(&mut c, stored, Utc::now());
     }
 
-    /// Subscribes `conn` to a channel or pattern. With `since` (or, for a
-    /// `user:` channel, the user's remembered position) the backlog holds
-    /// everything after it; `gap` says when that was not fully possible.
+    /// Subscribes `conn` to a channel or pattern. With `since` the backlog
+    /// holds everything after it; without, what `user` missed since its
+    /// cursor (`mine`, from [`Hub::cursors_of`]), or, on the user's own
+    /// `user:` channel never left before, everything still kept there
+    /// (the offline queue); `gap` says when that was not fully possible.
     pub fn subscribe(
         &self,
         conn: ConnId,
@@ -657,34 +753,34 @@ impl Hub {
         channel: &str,
         sub: Subscriber,
         since: Option<Position>,
+        mine: &UserCursors,
     ) -> Subscribed {
         if grants::is_pattern(channel) {
-            let mut p = self.patterns.write().expect("patterns lock");
-            let list = p.entry(conn).or_default();
-            if !list.iter().any(|(c, _)| c == channel) {
-                list.push((channel.to_owned(), sub));
-            }
-            return Subscribed {
-                channel: channel.to_owned(),
-                epoch: String::new(),
-                head: 0,
-                start: 0,
-                backlog: Vec::new(),
-                gap: None,
-            };
+            return self.subscribe_pattern(conn, channel, sub, mine);
         }
-        let since = since.or_else(|| {
-            self.cursors
-                .lock()
-                .expect("cursors lock")
-                .remove(&(user.to_owned(), channel.to_owned()))
-                .map(|(epoch, seq)| Position {
-                    seq,
-                    epoch: epoch.to_string(),
-                })
-        });
+        let known = user != super::auth::ANONYMOUS;
+        let from_cursor = since.is_none() && known;
         let chan = self.channel(channel);
         let mut c = chan.lock().expect("channel lock");
+        // The user's own channel, never left before: its whole offline
+        // queue, without a gap notice for what was trimmed before.
+        let whole_queue = from_cursor
+            && !mine.contains_key(channel)
+            && channel.strip_prefix("user:") == Some(user);
+        let since = since.or_else(|| {
+            if whole_queue {
+                return Some(Position {
+                    seq: 0,
+                    epoch: c.epoch.to_string(),
+                });
+            }
+            mine.get(channel)
+                .filter(|_| from_cursor)
+                .map(|cur| Position {
+                    seq: cur.seq,
+                    epoch: cur.epoch.clone(),
+                })
+        });
         c.prune(&self.limits, Utc::now());
         c.subscribers.insert(conn, sub);
         let (start, backlog, gap) = match since {
@@ -696,7 +792,7 @@ impl Hub {
                     let start = pos.seq.min(c.head);
                     (start, c.history.replay(start))
                 };
-                let gap = replay.gap_until.map(|oldest| Gap {
+                let gap = replay.gap_until.filter(|_| !whole_queue).map(|oldest| Gap {
                     requested: pos.seq,
                     oldest,
                     criticals_kept: replay.criticals_kept,
@@ -704,13 +800,72 @@ impl Hub {
                 (start, replay.events, gap)
             }
         };
-        Subscribed {
+        let subscribed = Subscribed {
             channel: channel.to_owned(),
             epoch: c.epoch.to_string(),
             head: c.head,
             start,
             backlog,
             gap,
+        };
+        drop(c);
+        if known {
+            // Seen here: a later connection without a position starts at
+            // least from this head, and a hub killed meanwhile replays
+            // rather than skips.
+            self.remember(vec![Cursor {
+                user: user.to_owned(),
+                channel: channel.to_owned(),
+                epoch: subscribed.epoch.clone(),
+                seq: subscribed.head,
+                at: Utc::now(),
+            }]);
+        }
+        subscribed
+    }
+
+    /// A pattern subscription: live from now, after a backlog of each
+    /// matching channel from the user's cursor on it, or, for a channel
+    /// without one, of what came after the user left the pattern.
+    fn subscribe_pattern(
+        &self,
+        conn: ConnId,
+        pattern: &str,
+        sub: Subscriber,
+        mine: &UserCursors,
+    ) -> Subscribed {
+        {
+            let mut p = self.patterns.write().expect("patterns lock");
+            let list = p.entry(conn).or_default();
+            if !list.iter().any(|(c, _)| c == pattern) {
+                list.push((pattern.to_owned(), sub));
+            }
+        }
+        let mut backlog = Vec::new();
+        if let Some(left) = mine.get(pattern).map(|c| c.at) {
+            let matching: Vec<Arc<Mutex<Channel>>> = self
+                .channels
+                .read()
+                .expect("channels lock")
+                .iter()
+                .filter(|(name, _)| grants::matches(pattern, name))
+                .map(|(_, c)| Arc::clone(c))
+                .collect();
+            for chan in matching {
+                let c = chan.lock().expect("channel lock");
+                match mine.get(&*c.name) {
+                    Some(cur) if *cur.epoch == *c.epoch => backlog.extend(c.history.after(cur.seq)),
+                    _ => backlog.extend(c.history.all().into_iter().filter(|e| e.time > left)),
+                }
+            }
+        }
+        Subscribed {
+            channel: pattern.to_owned(),
+            epoch: String::new(),
+            head: 0,
+            start: 0,
+            backlog,
+            gap: None,
         }
     }
 
@@ -896,7 +1051,7 @@ mod tests {
 
     #[test]
     fn unsubscribing_or_leaving_unknown_channels_creates_nothing() {
-        let hub = Hub::new(HubLimits::default(), 1024, None);
+        let hub = Hub::new(HubLimits::default(), 1024, None, None);
         hub.unsubscribe(1, "never-created");
         hub.disconnect(1, &["also-never".to_owned()], &HashMap::new());
         assert!(hub.channels.read().unwrap().is_empty());

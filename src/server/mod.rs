@@ -14,11 +14,14 @@
 //! - `event`: the stored event and its per-format renderings.
 //! - `auth`, `grants`: tokens, claims and channel permissions.
 //! - `http`: publish, stats, metrics, health and the dashboard snapshot.
+//! - `history`: one channel's retained events and the rules that trim them.
+//! - `cursors`: where each user left each channel (the offline queue).
 //! - `store`: history on disk for `--data-dir`.
 
 pub mod auth;
 pub mod backplane;
 mod conn;
+pub mod cursors;
 pub mod endpoint;
 pub mod event;
 pub mod grants;
@@ -189,7 +192,17 @@ impl Server {
             Some(d) => Some(Arc::new(store::FileStore::open(d)?)),
             None => None,
         };
-        let hub = Arc::new(Hub::new(cfg.history.clone(), cfg.limits.max_publish, store));
+        let cursor_store: Option<Arc<dyn cursors::CursorStore>> = match &cfg.data_dir {
+            Some(_) if cfg.backplane.is_some() => None,
+            Some(d) => Some(Arc::new(cursors::FileCursors::open(d)?)),
+            None => None,
+        };
+        let hub = Arc::new(Hub::new(
+            cfg.history.clone(),
+            cfg.limits.max_publish,
+            store,
+            cursor_store,
+        ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         if let Some(bp) = &cfg.backplane {

@@ -6,6 +6,7 @@ mod auth;
 mod criticals;
 mod laptop_sleep;
 mod limits;
+mod offline;
 mod redis_nodes;
 mod resume;
 mod reuse_port;

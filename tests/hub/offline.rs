@@ -1,0 +1,246 @@
+//! The per-user offline queue on the seed-style endpoints, as a browser
+//! frontend uses them (token in `?token=`, no way to resume): what a user
+//! missed while away is replayed when the user comes back — after a drop,
+//! across a hub restart with `--data-dir`, across hubs on Redis, on a
+//! pattern subscription (HR's `department:*`), and on the user's own
+//! `user:` channel before the hub ever saw the user.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use riskwatch::server::auth::mint_hs256;
+use riskwatch::server::backplane::Backplane;
+use riskwatch::server::{Auth, Claims, Hub, NewEvent, Server, ServerConfig};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::support::*;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn token(user: &str, channels: &[&str]) -> String {
+    let claims = Claims {
+        sub: user.into(),
+        role: Some("trader".into()),
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+        publish: false,
+        msp: None,
+        client: None,
+        exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+    };
+    mint_hs256(SECRET, &claims).unwrap()
+}
+
+fn secure() -> ServerConfig {
+    ServerConfig::new(Auth::hs256(SECRET).unwrap())
+}
+
+/// Connects as a browser does: the token in the query.
+async fn open(server: &Server, path: &str, token: &str) -> Ws {
+    let url = format!("ws://{}{path}?token={token}", server.addr());
+    tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap()
+        .0
+}
+
+/// A trading-style connection subscribed to `channels`, once the hub has
+/// registered it.
+async fn trader(server: &Server, token: &str, channels: &[&str]) -> Ws {
+    let h = Arc::clone(server.hub());
+    let ch = channels[0].to_owned();
+    let on = |h: &Hub| {
+        h.stats()
+            .connections_by_channel
+            .get(&ch)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = on(&h);
+    let mut ws = open(server, "/ws", token).await;
+    ws.send(Message::text(
+        json!({"type": "subscribe", "channels": channels}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert!(until(Duration::from_secs(5), || on(&h) > before).await);
+    ws
+}
+
+async fn publish(hub: &Hub, channel: &str, n: u64, severity: &str) {
+    let ev: NewEvent = serde_json::from_value(json!({"channel": channel, "type": "risk_alert",
+        "severity": severity, "data": {"n": n, "sessionId": "S1", "alertLevel": severity,
+        "message": format!("alert {n}")}}))
+    .unwrap();
+    hub.publish_async(ev).await.unwrap();
+}
+
+/// The `n` markers of the next `want` events (frames that carry one,
+/// at the top level or in `data`), 10 s at most; then nothing more for
+/// 300 ms.
+async fn markers(ws: &mut Ws, want: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < want {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if let Some(n) = v
+                    .get("n")
+                    .or_else(|| v["data"].get("n"))
+                    .and_then(Value::as_u64)
+                {
+                    got.push(n);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("after {got:?}: {other:?}"),
+        }
+    }
+    let more = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("\"n\"") => return Some(t.to_string()),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(more, Err(_) | Ok(None)),
+        "more than expected: {more:?}"
+    );
+    got
+}
+
+async fn leave(server: &Server, mut ws: Ws) {
+    let before = server.hub().stats().total_connections;
+    let _ = ws.close(None).await;
+    let h = Arc::clone(server.hub());
+    assert!(
+        until(Duration::from_secs(5), || h.stats().total_connections
+            < before)
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trader_back_on_the_seed_endpoint_gets_what_was_missed_in_order() {
+    let server = hub(secure()).await;
+    let t = token("u1", &["sessions:*"]);
+    let mut ws = trader(&server, &t, &["sessions:S1"]).await;
+    publish(server.hub(), "sessions:S1", 1, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [1]);
+    leave(&server, ws).await;
+
+    // Away: an emergency stop among ordinary alerts.
+    publish(server.hub(), "sessions:S1", 2, "warning").await;
+    publish(server.hub(), "sessions:S1", 3, "emergency").await;
+    publish(server.hub(), "sessions:S1", 4, "info").await;
+    let mut ws = trader(&server, &t, &["sessions:S1"]).await;
+    assert_eq!(
+        markers(&mut ws, 3).await,
+        [2, 3, 4],
+        "replayed once, in order"
+    );
+    publish(server.hub(), "sessions:S1", 5, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [5], "then live");
+
+    // Another user with the same grants was never here: no replay.
+    let mut other = trader(&server, &token("u9", &["sessions:*"]), &["sessions:S1"]).await;
+    publish(server.hub(), "sessions:S1", 6, "info").await;
+    assert_eq!(markers(&mut other, 1).await, [6]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_queue_survives_a_hub_restart_with_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || secure().data_dir(Some(dir.path().to_path_buf()));
+    let first = Server::start(bind(0), cfg()).unwrap();
+    let t = token("u1", &["sessions:*"]);
+    let mut ws = trader(&first, &t, &["sessions:S1"]).await;
+    publish(first.hub(), "sessions:S1", 1, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [1]);
+    leave(&first, ws).await;
+    publish(first.hub(), "sessions:S1", 2, "emergency").await;
+    first.shutdown().await;
+
+    let second = Server::start(bind(0), cfg()).unwrap();
+    publish(second.hub(), "sessions:S1", 3, "critical").await;
+    let mut ws = trader(&second, &t, &["sessions:S1"]).await;
+    assert_eq!(markers(&mut ws, 2).await, [2, 3]);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_queue_is_shared_by_hubs_on_redis() {
+    let redis = Redis::start().await;
+    let node = || async {
+        let bp = Backplane::connect(&redis.url, 1_000, Duration::from_secs(600))
+            .await
+            .unwrap();
+        hub(secure().backplane(Some(Arc::new(bp)))).await
+    };
+    let (a, b) = (node().await, node().await);
+    let t = token("u1", &["sessions:*"]);
+    let mut ws = trader(&a, &t, &["sessions:S1"]).await;
+    publish(b.hub(), "sessions:S1", 1, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [1]);
+    leave(&a, ws).await;
+    // The cursor reaches Redis in the background.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.shutdown().await;
+    publish(b.hub(), "sessions:S1", 2, "emergency").await;
+    publish(b.hub(), "sessions:S1", 3, "info").await;
+    let mut ws = trader(&b, &t, &["sessions:S1"]).await;
+    assert_eq!(
+        markers(&mut ws, 2).await,
+        [2, 3],
+        "B replays from A's cursor"
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_never_seen_gets_its_queue_once() {
+    let server = hub(secure()).await;
+    for (n, sev) in [(1, "info"), (2, "critical"), (3, "info")] {
+        publish(server.hub(), "user:u2", n, sev).await;
+    }
+    let t = token("u2", &["user:u2"]);
+    let mut ws = trader(&server, &t, &["user:u2"]).await;
+    assert_eq!(markers(&mut ws, 3).await, [1, 2, 3]);
+    // A second tab of the same user, while the first is open: the queue
+    // was delivered, nothing replayed twice.
+    let mut second = trader(&server, &t, &["user:u2"]).await;
+    publish(server.hub(), "user:u2", 4, "info").await;
+    assert_eq!(markers(&mut second, 1).await, [4]);
+    assert_eq!(markers(&mut ws, 1).await, [4]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hr_manager_back_gets_every_department_missed_even_new_ones() {
+    let server = hub(secure()).await;
+    let t = token("hr1", &["department:*"]);
+    let h = Arc::clone(server.hub());
+    let mut ws = open(&server, "/api/v1/ws/alerts", &t).await;
+    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    publish(&h, "department:eng", 1, "critical").await;
+    assert_eq!(markers(&mut ws, 1).await, [1]);
+    leave(&server, ws).await;
+    publish(&h, "department:eng", 2, "critical").await;
+    publish(&h, "department:ops", 3, "critical").await;
+    let mut ws = open(&server, "/api/v1/ws/alerts", &t).await;
+    let mut got = markers(&mut ws, 2).await;
+    got.sort_unstable();
+    assert_eq!(got, [2, 3]);
+    publish(&h, "department:ops", 4, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [4]);
+    server.shutdown().await;
+}
