@@ -150,6 +150,27 @@ enum ConnectError {
     Retry(String),
 }
 
+/// Subscribe messages sent at once on connect.
+const SUBSCRIBE_BURST: usize = 30;
+/// Then this many per [`SUBSCRIBE_EVERY`].
+const SUBSCRIBE_PACED: usize = 15;
+const SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Sends up to `n` of the pending messages, in order.
+async fn send_some(
+    ws: &mut Ws,
+    pending: &mut std::collections::VecDeque<String>,
+    n: usize,
+) -> Result<(), tungstenite::Error> {
+    for _ in 0..n {
+        let Some(msg) = pending.pop_front() else {
+            break;
+        };
+        ws.send(Message::text(msg)).await?;
+    }
+    Ok(())
+}
+
 async fn connect(p: &Prepared) -> Result<Ws, ConnectError> {
     let req = p.request().map_err(ConnectError::Terminal)?;
     let connector = (p.url.scheme() == "wss").then(|| Connector::Rustls(Arc::clone(&p.tls)));
@@ -396,11 +417,15 @@ impl Task {
     }
 
     async fn session(&mut self, mut ws: Ws) -> End {
-        for msg in self.subscribe_messages() {
-            if let Err(e) = ws.send(Message::text(msg)).await {
-                return End::Reconnect(format!("sending subscriptions failed: {e}"));
-            }
+        // Many subscriptions go out paced, within what a hub's default rate
+        // limit allows (burst 40, 20/s), so a desk with dozens of channels
+        // is never closed for flooding; resume fills in anything published
+        // meanwhile.
+        let mut pending: std::collections::VecDeque<String> = self.subscribe_messages().into();
+        if let Err(e) = send_some(&mut ws, &mut pending, SUBSCRIBE_BURST).await {
+            return End::Reconnect(format!("sending subscriptions failed: {e}"));
         }
+        let mut pace = tokio::time::interval_at(Instant::now() + SUBSCRIBE_EVERY, SUBSCRIBE_EVERY);
         // WebSocket pings are cheap and every server answers them, so
         // they run often (5 s) and a dead link is noticed in `dead`
         // (15 s); the style's own application ping keeps its interval
@@ -439,6 +464,11 @@ impl Task {
                         && let Err(e) = ws.send(Message::text(text)).await
                     {
                         return End::Reconnect(format!("send failed: {e}"));
+                    }
+                }
+                _ = pace.tick(), if !pending.is_empty() => {
+                    if let Err(e) = send_some(&mut ws, &mut pending, SUBSCRIBE_PACED).await {
+                        return End::Reconnect(format!("sending subscriptions failed: {e}"));
                     }
                 }
                 _ = ping.tick() => {
@@ -642,7 +672,7 @@ impl Task {
         } else {
             format!("the server closed the connection with code {code} ({reason})")
         };
-        match close::policy(code) {
+        match close::policy_with_reason(code, &reason) {
             close::Policy::AuthRefused => End::Stop(StopReason::AuthRefused(what)),
             close::Policy::Reconnect => End::Reconnect(what),
         }

@@ -153,7 +153,8 @@ pub mod close {
     /// Server going away (shutdown, restart): reconnect and resume.
     pub const GOING_AWAY: u16 = 1001;
     /// Policy violation: authentication refused (as the compliance backend
-    /// uses it) or rate limit exceeded. Terminal for the client.
+    /// uses it). Terminal for the client, unless the reason says it was a
+    /// rate limit (what hubs before [`RATE_LIMITED`] sent).
     pub const POLICY: u16 = 1008;
     /// Message too big: reconnect.
     pub const TOO_BIG: u16 = 1009;
@@ -168,6 +169,8 @@ pub mod close {
     pub const FORBIDDEN: u16 = 4003;
     /// Token expired. Terminal until a new token is supplied.
     pub const TOKEN_EXPIRED: u16 = 4004;
+    /// Too many messages: reconnect after a backoff, more slowly.
+    pub const RATE_LIMITED: u16 = 4429;
 
     /// What a client should do when the server closes with `code`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,5 +187,15 @@ pub mod close {
             POLICY | 4000..=4099 => Policy::AuthRefused,
             _ => Policy::Reconnect,
         }
+    }
+
+    /// [`policy`], with the close reason: a 1008 that says it was a rate
+    /// limit is no refusal — stopping for good would lose every alert
+    /// after it.
+    pub fn policy_with_reason(code: u16, reason: &str) -> Policy {
+        if code == POLICY && reason.to_ascii_lowercase().contains("rate limit") {
+            return Policy::Reconnect;
+        }
+        policy(code)
     }
 }

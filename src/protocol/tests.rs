@@ -405,3 +405,19 @@ mod fuzz {
             .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
     }
 }
+
+/// A hub that still closes a rate-limited connection with 1008 (older
+/// riskwatch hubs did) is reconnected to, not taken for an auth refusal.
+#[test]
+fn a_1008_rate_limit_close_is_not_an_auth_refusal() {
+    use super::native::close;
+    assert_eq!(
+        close::policy_with_reason(1008, "rate limit exceeded"),
+        close::Policy::Reconnect
+    );
+    assert_eq!(
+        close::policy_with_reason(1008, "invalid token"),
+        close::Policy::AuthRefused
+    );
+    assert_eq!(close::policy(close::RATE_LIMITED), close::Policy::Reconnect);
+}

@@ -374,20 +374,11 @@ impl Conn {
         m: Message,
         _limits: &Limits,
     ) -> Result<(), String> {
-        let text = match m {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
-                return self
-                    .reject(
-                        sink,
-                        ErrorCode::BadRequest,
-                        "binary messages are not accepted",
-                    )
-                    .await;
-            }
-            Message::Close(_) => return Err("peer closed".into()),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
-        };
+        if let Message::Close(_) = m {
+            return Err("peer closed".into());
+        }
+        // Every frame a peer sends costs a token: pings and binary frames
+        // too, or a flood of them would go unchecked.
         self.hub
             .counters
             .messages_in
@@ -404,9 +395,24 @@ impl Conn {
                 serde_json::json!({"type": "error", "message": msg}).to_string()
             };
             let _ = sink.send(Message::text(frame)).await;
-            let _ = sink.send(close_frame(close::POLICY, msg)).await;
+            // Not 1008: that means "authentication refused", which stops a
+            // client for good; this one should come back, more slowly.
+            let _ = sink.send(close_frame(close::RATE_LIMITED, msg)).await;
             return Err(msg.into());
         }
+        let text = match m {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return self
+                    .reject(
+                        sink,
+                        ErrorCode::BadRequest,
+                        "binary messages are not accepted",
+                    )
+                    .await;
+            }
+            _ => return Ok(()),
+        };
         if self.endpoint == Endpoint::Native {
             return self.native(sink, text.as_str()).await;
         }

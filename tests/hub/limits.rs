@@ -1,4 +1,4 @@
-//! Per-connection limits: the inbound rate limit (error, then 1008), the
+//! Per-connection limits: the inbound rate limit (error, then 4429), the
 //! inbound size limit (1009), and the slow consumer that is closed with 1013
 //! without delaying anyone else.
 
@@ -42,23 +42,43 @@ async fn close_code(ws: &mut Raw, within: Duration) -> (Option<u16>, Vec<String>
     (r, texts)
 }
 
-#[tokio::test]
-async fn flooding_gets_an_error_then_close_1008() {
+/// A flood of `frame`s on a hub allowing 5/s (burst 10): an error, then
+/// close 4429 (rate limited: reconnect later), never 1008 (which would stop
+/// a client for good).
+async fn flood(frame: Message) -> (Option<u16>, Vec<String>) {
     let hub = hub(ServerConfig::new(Auth::Insecure).limits(Limits::default().rate(5, 10))).await;
     let mut ws = raw(hub.addr(), "/api/v1/stream").await;
     for _ in 0..50 {
-        if ws.send(Message::text(r#"{"op":"ping"}"#)).await.is_err() {
+        if ws.send(frame.clone()).await.is_err() {
             break;
         }
     }
-    let (code, texts) = close_code(&mut ws, Duration::from_secs(5)).await;
-    assert_eq!(code, Some(1008));
+    let got = close_code(&mut ws, Duration::from_secs(5)).await;
+    assert!(hub.hub().stats().rate_limited >= 1);
+    hub.shutdown().await;
+    got
+}
+
+#[tokio::test]
+async fn flooding_gets_an_error_then_close_4429() {
+    let (code, texts) = flood(Message::text(r#"{"op":"ping"}"#)).await;
+    assert_eq!(code, Some(4429));
     assert!(
         texts.iter().any(|t| t.contains(r#""code":"rate_limited""#)),
         "{texts:?}"
     );
-    assert!(hub.hub().stats().rate_limited >= 1);
-    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn pings_and_binary_frames_count_against_the_rate_limit() {
+    assert_eq!(
+        flood(Message::Ping(vec![1, 2, 3].into())).await.0,
+        Some(4429)
+    );
+    assert_eq!(
+        flood(Message::Binary(vec![1, 2, 3].into())).await.0,
+        Some(4429)
+    );
 }
 
 #[tokio::test]
@@ -168,4 +188,41 @@ async fn shutdown_closes_every_client_with_1001() {
         close_code(&mut b, Duration::from_secs(5)).await.0,
         Some(1001)
     );
+}
+
+/// A desk watching 45 channels at the hub's default rate limit (burst 40):
+/// the client paces its subscriptions, is never closed for flooding, and
+/// gets the 45th channel's emergency stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_45_channels_is_not_rate_limited_and_misses_nothing() {
+    let hub = hub(ServerConfig::new(Auth::Insecure)).await;
+    let mut cfg = fast(url(hub.addr(), "/api/v1/stream"));
+    for i in 1..=45 {
+        cfg = cfg.subscribe(format!("sessions:S{i}"));
+    }
+    let mut c = Client::connect(cfg).unwrap();
+    let h = std::sync::Arc::clone(hub.hub());
+    assert!(
+        until(Duration::from_secs(10), || h
+            .stats()
+            .connections_by_channel
+            .len()
+            == 45)
+        .await,
+        "every channel subscribed: {:?}",
+        h.stats().connections_by_channel.len()
+    );
+    let stop: NewEvent = serde_json::from_value(json!({"channel": "sessions:S45",
+        "type": "session_status", "severity": "emergency",
+        "data": {"sessionId": "S45", "status": "emergency_stopped"}}))
+    .unwrap();
+    h.publish(stop).unwrap();
+    let e = next_event(&mut c, Duration::from_secs(5))
+        .await
+        .expect("the emergency stop arrives");
+    assert_eq!(e.channel.as_deref(), Some("sessions:S45"));
+    let stats = h.stats();
+    assert_eq!((stats.rate_limited, stats.total_connections), (0, 1));
+    assert_eq!(c.stats().connects, 1, "never closed");
+    hub.shutdown().await;
 }
