@@ -130,6 +130,9 @@ struct Channel {
     subscribers: HashMap<ConnId, Subscriber>,
     /// When the last fan-out ended (see [`BURST_GAP`]).
     last_fan_out: Option<std::time::Instant>,
+    /// Event lines in the channel's file (with --data-dir): when they are
+    /// far more than history keeps, the file is compacted.
+    file_lines: usize,
 }
 
 impl Channel {
@@ -142,6 +145,7 @@ impl Channel {
             ids: HashMap::new(),
             subscribers: HashMap::new(),
             last_fan_out: None,
+            file_lines: 0,
         }
     }
 
@@ -343,10 +347,11 @@ impl Hub {
                     // The file now holds what the rules keep, no more.
                     let kept: Vec<StoredEvent> =
                         ch.history.all().iter().map(|e| e.to_stored()).collect();
-                    if let Err(e) =
-                        store.compact(&name, &ch.epoch, ch.head, ch.history.trimmed(), &kept)
-                    {
-                        tracing::error!(error = %e, channel = %name, "could not compact history");
+                    match store.compact(&name, &ch.epoch, ch.head, ch.history.trimmed(), &kept) {
+                        Ok(()) => ch.file_lines = kept.len(),
+                        Err(e) => {
+                            tracing::error!(error = %e, channel = %name, "could not compact history")
+                        }
                     }
                     map.insert(name, Arc::new(Mutex::new(ch)));
                 }
@@ -370,16 +375,13 @@ impl Hub {
             return Arc::clone(c);
         }
         let mut map = self.channels.write().expect("channels lock");
-        Arc::clone(map.entry(Arc::from(name)).or_insert_with(|| {
-            let name: Arc<str> = Arc::from(name);
-            let epoch = new_epoch();
-            if let Some(store) = &self.store
-                && let Err(e) = store.new_channel(&name, &epoch)
-            {
-                tracing::error!(error = %e, channel = %name, "could not persist a new channel");
-            }
-            Arc::new(Mutex::new(Channel::new(name, epoch)))
-        }))
+        // In memory only: its file (with --data-dir) comes with its first
+        // event, so subscribing to names nobody publishes on leaves none.
+        Arc::clone(
+            map.entry(Arc::from(name)).or_insert_with(|| {
+                Arc::new(Mutex::new(Channel::new(Arc::from(name), new_epoch())))
+            }),
+        )
     }
 
     /// Registers a connection and returns its id.
@@ -588,12 +590,30 @@ impl Hub {
             ev.id.clone(),
             data,
         ));
-        if let Some(store) = &self.store
-            && let Err(e) = store.append(&c.name, &c.epoch, &stored.to_stored())
-        {
-            tracing::error!(error = %e, channel = %c.name, "could not persist an event");
+        if let Some(store) = &self.store {
+            // Not stored, not sent: the publisher hears so and retries,
+            // rather than being told "stored" by a hub with a full disk.
+            if let Err(e) = store.append(&c.name, &c.epoch, &stored.to_stored()) {
+                tracing::error!(error = %e, channel = %c.name, "could not persist an event");
+                return Err(PublishError::Unavailable(format!(
+                    "could not store the event: {e}"
+                )));
+            }
+            c.file_lines += 1;
         }
         self.append_locked(&mut c, stored, now);
+        if let Some(store) = &self.store
+            && c.file_lines > 2 * c.history.len() + COMPACT_SLACK
+        {
+            // Files would otherwise only grow while the hub runs.
+            let kept: Vec<StoredEvent> = c.history.all().iter().map(|e| e.to_stored()).collect();
+            match store.compact(&c.name, &c.epoch, c.head, c.history.trimmed(), &kept) {
+                Ok(()) => c.file_lines = kept.len(),
+                Err(e) => {
+                    tracing::error!(error = %e, channel = %c.name, "could not compact history")
+                }
+            }
+        }
         drop(c);
         Ok(Published {
             channel: ev.channel,
@@ -946,6 +966,10 @@ impl Hub {
         }
     }
 }
+
+/// A channel's file is compacted when it holds this many more event lines
+/// than twice what history keeps.
+const COMPACT_SLACK: usize = 1_000;
 
 /// A publish less than this after the channel's previous fan-out ended is
 /// part of a burst: queued for the connections' tasks to batch.

@@ -46,7 +46,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every channel that could be read; damaged ones are logged and set
     /// aside, not returned.
     fn load(&self) -> Result<Vec<StoredChannel>, StoreError>;
-    fn new_channel(&self, name: &str, epoch: &str) -> Result<(), StoreError>;
+    /// Appends one event; the channel's file is created (with `epoch`) by
+    /// its first event, so a channel nobody published on leaves no file.
     fn append(&self, channel: &str, epoch: &str, ev: &StoredEvent) -> Result<(), StoreError>;
     /// Replaces a channel's file with exactly `events` (atomically).
     fn compact(
@@ -223,43 +224,35 @@ impl Store for FileStore {
         Ok(out)
     }
 
-    fn new_channel(&self, name: &str, epoch: &str) -> Result<(), StoreError> {
-        let path = self.path(name);
-        let header = Header {
-            channel: name.to_owned(),
-            epoch: epoch.to_owned(),
-            head: 0,
-            ordinary_before: Some(0),
-            critical_before: Some(0),
-        };
-        let mut line = serde_json::to_string(&header).expect("header serializes");
-        line.push('\n');
-        // Never truncate a file that is there: it holds history the hub
-        // could not load, which a human may still want.
-        let open = || OpenOptions::new().write(true).create_new(true).open(&path);
-        let mut f = match open() {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.set_aside(&path, "a new channel of the same name was created");
-                open().map_err(io_err(&path))?
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        f.write_all(line.as_bytes()).map_err(io_err(&path))?;
-        self.files.lock().expect("store lock").remove(name);
-        Ok(())
-    }
-
-    fn append(&self, channel: &str, _epoch: &str, ev: &StoredEvent) -> Result<(), StoreError> {
+    fn append(&self, channel: &str, epoch: &str, ev: &StoredEvent) -> Result<(), StoreError> {
         let mut line = serde_json::to_string(ev).expect("event serializes");
         line.push('\n');
         let mut files = self.files.lock().expect("store lock");
         if !files.contains_key(channel) {
             let path = self.path(channel);
-            let f = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
+            // The channel's first event creates its file, header first.
+            // A file already there is this channel's (every readable file
+            // was loaded, an unreadable one set aside): append to it.
+            let f = match OpenOptions::new().append(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    let header = Header {
+                        channel: channel.to_owned(),
+                        epoch: epoch.to_owned(),
+                        head: 0,
+                        ordinary_before: Some(0),
+                        critical_before: Some(0),
+                    };
+                    let mut first = serde_json::to_string(&header).expect("header serializes");
+                    first.push('\n');
+                    f.write_all(first.as_bytes()).map_err(io_err(&path))?;
+                    f
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?,
+                Err(e) => return Err(io_err(&path)(e)),
+            };
             files.insert(channel.to_owned(), f);
         }
         let f = files.get_mut(channel).expect("inserted above");
@@ -326,7 +319,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
         for ch in ["a", "b"] {
-            store.new_channel(ch, "e1").unwrap();
             for i in 1..=3 {
                 store.append(ch, "e1", &ev(i)).unwrap();
             }
@@ -374,7 +366,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
         let long = "x".repeat(300);
-        store.new_channel(&long, "e1").unwrap();
         store.append(&long, "e1", &ev(1)).unwrap();
         store.append(&long, "e1", &ev(2)).unwrap();
         store.compact(&long, "e1", 9, (7, 3), &[ev(8)]).unwrap();

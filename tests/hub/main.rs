@@ -4,6 +4,7 @@
 
 mod auth;
 mod criticals;
+mod durable;
 mod laptop_sleep;
 mod limits;
 mod offline;
