@@ -60,6 +60,8 @@ const LAGGED_CLOSE_WAIT: Duration = Duration::from_secs(10);
 const WRITE_BATCH: usize = 64;
 
 struct Conn {
+    /// The socket, to see whether writes progress.
+    io: SharedIo,
     hub: Arc<Hub>,
     endpoint: Endpoint,
     id: Identity,
@@ -94,6 +96,23 @@ fn native_error(code: ErrorCode, message: &str) -> String {
     serde_json::json!({"op": "error", "code": code.as_str(), "message": message}).to_string()
 }
 
+/// Resolves when the connection task's writes made no progress for a
+/// whole `period`: the peer stopped reading (a replay or a burst would
+/// otherwise hold its memory, and the task, forever).
+async fn stalled(io: &SharedIo, period: Duration) {
+    let mut last = io.written();
+    loop {
+        tokio::time::sleep(period).await;
+        let now = io.written();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+const STALLED: &str = "peer stopped reading";
+
 /// Runs a connection to completion.
 pub(super) async fn run(
     socket: Socket,
@@ -119,6 +138,7 @@ pub(super) async fn run(
     let per_sec = NonZeroU32::new(limits.rate_per_sec.max(1)).expect("max(1) is non-zero");
     let burst = NonZeroU32::new(limits.rate_burst.max(1)).expect("max(1) is non-zero");
     let mut c = Conn {
+        io: io.clone(),
         hub: Arc::clone(&hub),
         endpoint,
         id,
@@ -161,16 +181,21 @@ impl Conn {
                 return why;
             }
         };
-        if let Err(e) = self.subscribe_all(sink, initial, None).await {
-            return e;
-        }
-        if self.endpoint == Endpoint::Dashboard
-            && let Err(e) = self.snapshot(sink).await
-        {
-            return e;
-        }
-        // Live from here: the fan-out writes events itself.
-        if let Err(e) = self.pump(sink).await {
+        let stall = hb * 2;
+        let io = self.io.clone();
+        let start = async {
+            self.subscribe_all(sink, initial, None).await?;
+            if self.endpoint == Endpoint::Dashboard {
+                self.snapshot(sink).await?;
+            }
+            // Live from here: the fan-out writes events itself.
+            self.pump(sink).await
+        };
+        let started = tokio::select! {
+            r = start => r,
+            _ = stalled(&io, stall) => Err(STALLED.into()),
+        };
+        if let Err(e) = started {
             return e;
         }
         // The first ping at a random point of the first interval, so that
@@ -201,6 +226,7 @@ impl Conn {
                         biased;
                         r = self.pump(sink) => r,
                         _ = lagged(&out) => Err(LAGGED.into()),
+                        _ = stalled(&io, stall) => Err(STALLED.into()),
                     };
                     match written {
                         Ok(()) => {}
@@ -222,7 +248,13 @@ impl Conn {
                             return format!("read error: {text}");
                         }
                         Some(Ok(m)) => {
-                            if let Err(e) = self.inbound(sink, m, limits).await {
+                            // A subscribe writes its replay here: bounded by
+                            // progress like every other write.
+                            let handled = tokio::select! {
+                                r = self.inbound(sink, m, limits) => r,
+                                _ = stalled(&io, stall) => Err(STALLED.into()),
+                            };
+                            if let Err(e) = handled {
                                 return e;
                             }
                         }

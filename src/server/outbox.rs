@@ -47,6 +47,10 @@ struct IoState {
     /// Tungstenite's last write stopped inside its buffer: the rest of
     /// that frame must come next on the wire.
     tung_partial: bool,
+    /// Bytes the connection task's writes put on the socket, so far: a
+    /// write that makes no progress for long means a peer that stopped
+    /// reading.
+    written: u64,
 }
 
 impl IoState {
@@ -73,6 +77,7 @@ impl IoState {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.pending_pos += n;
+            self.written += n as u64;
         }
         self.pending.clear();
         self.pending_pos = 0;
@@ -134,12 +139,18 @@ impl SharedIo {
                 pending: Vec::new(),
                 pending_pos: 0,
                 tung_partial: false,
+                written: 0,
             })),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, IoState> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes the connection task has written so far (see `IoState`).
+    pub fn written(&self) -> u64 {
+        self.lock().written
     }
 
     /// Writes a whole frame now if the socket takes it, without waiting
@@ -253,6 +264,7 @@ impl AsyncWrite for SharedIo {
         };
         let n = ready!(Pin::new(io).poll_write(cx, buf))?;
         st.tung_partial = n < buf.len();
+        st.written += n as u64;
         Poll::Ready(Ok(n))
     }
 

@@ -226,3 +226,42 @@ async fn a_client_with_45_channels_is_not_rate_limited_and_misses_nothing() {
     assert_eq!(c.stats().connects, 1, "never closed");
     hub.shutdown().await;
 }
+
+/// A resuming reader that stops reading: its replay cannot be written, the
+/// write makes no progress for two heartbeats, and the hub drops the
+/// connection (freeing what it held) instead of holding it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resuming_reader_that_stops_reading_is_dropped() {
+    let hub = hub(ServerConfig::new(Auth::Insecure)
+        .history(HubLimits::default().history_len(20_000))
+        .limits(Limits::default().heartbeat(Duration::from_secs(1))))
+    .await;
+    let pad = "x".repeat(1_000);
+    for i in 0..5_000u64 {
+        let ev: NewEvent = serde_json::from_value(
+            json!({"channel": "t", "type": "tick", "data": {"i": i, "pad": pad}}),
+        )
+        .unwrap();
+        hub.hub().publish(ev).unwrap();
+    }
+    // A small receive window, and nothing read after the upgrade.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(hub.addr()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url(hub.addr(), "/api/v1/stream"), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","channel":"t","since":{"seq":0,"epoch":"gone"}}"#,
+    ))
+    .await
+    .unwrap();
+    let h = std::sync::Arc::clone(hub.hub());
+    assert!(until(Duration::from_secs(2), || h.stats().total_connections == 1).await);
+    assert!(
+        until(Duration::from_secs(15), || h.stats().total_connections == 0).await,
+        "the stalled reader is still held"
+    );
+    drop(ws);
+    hub.shutdown().await;
+}
