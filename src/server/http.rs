@@ -96,6 +96,14 @@ pub(super) async fn publish(
             }
         }
     }
+    // All or nothing for what can be checked: one bad item publishes none
+    // (a retry of the whole batch then duplicates nothing). Storage can
+    // still fail midway; then `published` says which items were stored.
+    for (i, e) in events.iter().enumerate() {
+        if let Err(err) = st.hub.validate(e) {
+            return error(StatusCode::BAD_REQUEST, &format!("event {i}: {err}"));
+        }
+    }
     let mut results = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
         match st.hub.publish_async(e).await {

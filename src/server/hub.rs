@@ -194,6 +194,12 @@ pub enum PublishError {
     NoType,
     #[error("event data is too large ({size} bytes, limit {max})")]
     TooLarge { size: usize, max: usize },
+    #[error("event {field} is too long ({size} bytes, limit {max})")]
+    FieldTooLong {
+        field: &'static str,
+        size: usize,
+        max: usize,
+    },
     /// The shared backplane (Redis) could not take the event; retry.
     #[error("the hub cannot store events right now: {0}")]
     Unavailable(String),
@@ -518,6 +524,12 @@ impl Hub {
         mine
     }
 
+    /// Whether an event would be accepted (a batch is checked whole before
+    /// any of it is published).
+    pub fn validate(&self, ev: &NewEvent) -> Result<(), PublishError> {
+        self.check(ev).map(|_| ())
+    }
+
     /// Checks an event and renders its data once.
     fn check(&self, ev: &NewEvent) -> Result<(Severity, Box<RawValue>), PublishError> {
         if !grants::valid(&ev.channel) || grants::is_pattern(&ev.channel) {
@@ -525,6 +537,14 @@ impl Hub {
         }
         if ev.kind.trim().is_empty() {
             return Err(PublishError::NoType);
+        }
+        let too_long = |field: &'static str, size: usize, max: usize| {
+            (size > max).then_some(PublishError::FieldTooLong { field, size, max })
+        };
+        if let Some(e) = too_long("type", ev.kind.len(), MAX_TYPE)
+            .or_else(|| too_long("id", ev.id.as_deref().map_or(0, str::len), MAX_ID))
+        {
+            return Err(e);
         }
         let data_text = ev.data.to_string();
         if data_text.len() > self.max_data {
@@ -966,6 +986,11 @@ impl Hub {
         }
     }
 }
+
+/// The longest `type` a publish may carry (bytes).
+pub const MAX_TYPE: usize = 128;
+/// The longest `id` a publish may carry (bytes).
+pub const MAX_ID: usize = 256;
 
 /// A channel's file is compacted when it holds this many more event lines
 /// than twice what history keeps.

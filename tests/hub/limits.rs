@@ -265,3 +265,34 @@ async fn a_resuming_reader_that_stops_reading_is_dropped() {
     drop(ws);
     hub.shutdown().await;
 }
+
+/// The publish API: a `type` or `id` beyond its limit is refused, and a
+/// batch with one bad item publishes none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_fields_are_refused_and_a_bad_batch_publishes_nothing() {
+    let hub = hub(ServerConfig::new(Auth::Insecure)).await;
+    let api = format!("http://{}/api/v1/publish", hub.addr());
+    let http = http_client();
+    let post = |body: serde_json::Value| {
+        let (http, api) = (http.clone(), api.clone());
+        async move { http.post(api).json(&body).send().await.unwrap() }
+    };
+    let long_type = "t".repeat(1_500_000);
+    let r = post(json!({"channel": "c", "type": long_type, "data": {}})).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("type is too long"));
+    let r = post(json!({"channel": "c", "type": "t", "id": "i".repeat(300), "data": {}})).await;
+    assert_eq!(r.status().as_u16(), 400);
+
+    let good = |i: u64| json!({"channel": "c", "type": "tick", "data": {"i": i}});
+    let mut batch: Vec<serde_json::Value> = (1..=5).map(good).collect();
+    batch.push(json!({"channel": "c", "type": "", "data": {}}));
+    let r = post(serde_json::Value::Array(batch)).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("event 5"));
+    assert_eq!(hub.hub().stats().messages_published, 0, "none of the batch");
+    let r = post(serde_json::Value::Array((1..=5).map(good).collect())).await;
+    assert!(r.status().is_success());
+    assert_eq!(hub.hub().stats().messages_published, 5);
+    hub.shutdown().await;
+}
