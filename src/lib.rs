@@ -22,6 +22,7 @@
 //! - [`notifier`]: OS notifications (notify-rust) for the engine's
 //!   decisions, degrading to a logged warning without a server.
 //! - [`credentials`]: tokens in the OS keyring, one entry per profile.
+//! - [`logging`]: the log filter that keeps secrets out of any `RUST_LOG`.
 //! - [`server`]: the hub (`riskwatch serve`): native protocol and the five
 //!   styles' endpoints, auth, history and resume, publish API, stats.
 //! - [`sim`]: deterministic simulators of every backend style.
@@ -36,6 +37,7 @@ pub mod credentials;
 pub mod demo;
 pub mod engine;
 pub mod inbox;
+pub mod logging;
 pub mod notifier;
 pub mod protocol;
 pub mod server;

@@ -171,7 +171,9 @@ fn open_alerts(
 
 /// Logs to stderr; `RUST_LOG` overrides the default of `info`.
 fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = riskwatch::logging::without_secrets(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

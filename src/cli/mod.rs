@@ -253,7 +253,9 @@ fn init_logging(verbose: u8) {
         1 => "riskwatch=debug",
         _ => "riskwatch=trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = riskwatch::logging::without_secrets(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

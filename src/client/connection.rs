@@ -134,7 +134,7 @@ impl Prepared {
 
 /// A URL that does not parse, cut before its query and userinfo, so a
 /// token typed into it never reaches an error message.
-fn redact_unparsed(url: &str) -> String {
+pub(super) fn redact_unparsed(url: &str) -> String {
     let no_query = url.split(['?', '#']).next().unwrap_or_default();
     match no_query.split_once("://") {
         Some((scheme, rest)) => {

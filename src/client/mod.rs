@@ -558,7 +558,9 @@ impl std::ops::Deref for Client {
 /// `access_token` query parameter. For labels, logs and errors.
 pub fn redact_url(url: &url::Url) -> String {
     let mut u = url.clone();
+    // A token pasted as `ws://TOKEN@host/` sits in the user part.
     let _ = u.set_password(None);
+    let _ = u.set_username("");
     if u.query().is_some() {
         let kept: Vec<(String, String)> = u
             .query_pairs()
@@ -574,11 +576,24 @@ pub fn redact_url(url: &url::Url) -> String {
     u.to_string()
 }
 
+/// Whether a query parameter may carry a secret: any name mentioning a
+/// token, key, secret, password, signature or auth, however spelt
+/// (`access-token`, `X-Api-Key`, `sig`).
 fn is_secret_param(k: &str) -> bool {
-    matches!(
-        k.to_ascii_lowercase().as_str(),
-        "token" | "access_token" | "auth" | "jwt" | "api_key" | "apikey"
-    )
+    let k = k.to_ascii_lowercase().replace(['-', '.'], "_");
+    [
+        "token",
+        "key",
+        "secret",
+        "pass",
+        "auth",
+        "jwt",
+        "sig",
+        "credential",
+        "bearer",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 #[cfg(test)]
@@ -686,8 +701,28 @@ mod tests {
     #[test]
     fn urls_are_redacted() {
         let u = url::Url::parse("wss://me:pw@h:9/ws/engagement?token=abc&x=1").unwrap();
-        assert_eq!(redact_url(&u), "wss://me@h:9/ws/engagement?x=1");
+        assert_eq!(redact_url(&u), "wss://h:9/ws/engagement?x=1");
         let u = url::Url::parse("ws://h/ws?TOKEN=abc").unwrap();
         assert_eq!(redact_url(&u), "ws://h/ws");
+        // A token as the user part, and secret names however spelt.
+        let u = url::Url::parse(
+            "ws://eyJhbGciOi@h/ws?access-token=a&X-Api-Key=b&sig=c&client_secret=d&sessionId=S1",
+        )
+        .unwrap();
+        assert_eq!(redact_url(&u), "ws://h/ws?sessionId=S1");
+    }
+
+    #[test]
+    fn a_bad_poll_url_does_not_echo_its_secrets() {
+        let ws = url::Url::parse("ws://h/api/v1/ws/dashboard").unwrap();
+        for bad in [
+            "ftp://u:s3cret@x/?access-token=s3cret",
+            "not a url?access-token=s3cret",
+        ] {
+            let e = poll::resolve(&PollMode::Url(bad.into()), &ws, Style::Dashboard)
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 }

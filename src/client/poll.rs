@@ -35,13 +35,14 @@ pub fn resolve(mode: &PollMode, ws: &Url, style: Style) -> Result<Option<Url>, C
         PollMode::Off => Ok(None),
         PollMode::Auto => Ok(default_url(ws, style)),
         PollMode::Url(s) => {
+            // Errors name the URL without its query or user part.
             let u = Url::parse(s).map_err(|e| ClientError::BadUrl {
-                url: s.clone(),
+                url: super::connection::redact_unparsed(s),
                 reason: e.to_string(),
             })?;
             if !matches!(u.scheme(), "http" | "https") {
                 return Err(ClientError::BadUrl {
-                    url: s.clone(),
+                    url: super::redact_url(&u),
                     reason: "a poll URL must be http:// or https://".into(),
                 });
             }

@@ -195,6 +195,42 @@ async fn watch_auth_refused_exits_3_without_the_token() {
     .await;
 }
 
+/// At `RUST_LOG=trace`, nothing the CLI prints carries a secret: not the
+/// `--token` (sent as a header), not a query parameter named like one,
+/// not a token pasted as the URL's user part.
+#[tokio::test]
+async fn trace_logging_prints_no_token() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"market_data","symbol":"SPY","price":1,"volume":1}"#.into(),
+        ])
+        .await;
+        let base = server.url("/ws");
+        let with_query = format!("{base}?access-token=QUERYSECRET&X-Api-Key=KEYSECRET");
+        let with_user = base.replacen("ws://", "ws://USERSECRET@", 1);
+        for url in [with_query, with_user] {
+            let run = cli(
+                &[
+                    "watch", &url, "--token", TOKEN, "--json", "--count", "1", "-vv",
+                ],
+                &[("RUST_LOG", "trace")],
+            )
+            .await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+            let all = format!("{}{}", run.stdout, run.stderr);
+            assert!(
+                all.contains("connected"),
+                "trace logging ran: {}",
+                run.stderr
+            );
+            for secret in [TOKEN, "QUERYSECRET", "KEYSECRET", "USERSECRET"] {
+                assert!(!all.contains(secret), "{secret} printed:\n{all}");
+            }
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn watch_bad_url_exits_2_with_one_clear_line() {
     within(40, async {
