@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// RS256 or ES256 public key (PEM) for verifying tokens.
     #[arg(long, value_name = "FILE")]
     jwt_public_key: Option<PathBuf>,
+    /// Accept only tokens issued by this `iss`.
+    #[arg(long, value_name = "ISS")]
+    jwt_issuer: Option<String>,
+    /// Accept only tokens meant for this `aud` (without it, `aud` is not
+    /// checked).
+    #[arg(long, value_name = "AUD")]
+    jwt_audience: Option<String>,
     /// Keep channel history on disk here, so resume works across restarts.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -87,7 +94,7 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
-    let auth = match (&a.jwt_secret, &a.jwt_public_key) {
+    let mut auth = match (&a.jwt_secret, &a.jwt_public_key) {
         (Some(s), _) => Auth::hs256(s.as_bytes()).context("--jwt-secret")?,
         (None, Some(p)) => Auth::public_key(p).context("--jwt-public-key")?,
         (None, None) if a.insecure_dev || a.demo => Auth::Insecure,
@@ -99,6 +106,12 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
+    if let Some(iss) = &a.jwt_issuer {
+        auth = auth.issuer(iss);
+    }
+    if let Some(aud) = &a.jwt_audience {
+        auth = auth.audience(aud);
+    }
     if auth.is_insecure() && !a.listen.ip().is_loopback() {
         eprintln!(
             "riskwatch: --insecure-dev (implied by --demo without a JWT option) is only allowed on a loopback address, not {}",

@@ -117,6 +117,11 @@ fn validation(alg: Algorithm) -> Box<Validation> {
     let mut v = Validation::new(alg);
     v.leeway = 30;
     v.validate_exp = true;
+    // A token valid only from later is not valid now.
+    v.validate_nbf = true;
+    // Identity providers put an `aud` in every token: checked when an
+    // audience is configured ([`Auth::audience`]), ignored otherwise.
+    v.validate_aud = false;
     v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
     Box::new(v)
 }
@@ -155,6 +160,25 @@ impl Auth {
         })
     }
 
+    /// Accept only tokens whose `iss` is `issuer`.
+    pub fn issuer(mut self, issuer: &str) -> Auth {
+        if let Auth::Verify { validation, .. } = &mut self {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        self
+    }
+
+    /// Accept only tokens whose `aud` names `audience`.
+    pub fn audience(mut self, audience: &str) -> Auth {
+        if let Auth::Verify { validation, .. } = &mut self {
+            validation.set_audience(&[audience]);
+            validation.validate_aud = true;
+            validation.required_spec_claims.insert("aud".into());
+        }
+        self
+    }
+
     pub fn is_insecure(&self) -> bool {
         matches!(self, Auth::Insecure)
     }
@@ -170,6 +194,11 @@ impl Auth {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("not valid yet (nbf is in the future)".into())
+                }
+                ErrorKind::InvalidAudience => AuthError::Invalid("wrong audience".into()),
+                ErrorKind::InvalidIssuer => AuthError::Invalid("wrong issuer".into()),
                 ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
                 ErrorKind::InvalidAlgorithm => AuthError::Invalid("wrong algorithm".into()),
                 ErrorKind::MissingRequiredClaim(c) => {
@@ -241,6 +270,59 @@ mod tests {
             client: None,
             exp: (chrono::Utc::now().timestamp() + exp_in) as u64,
         }
+    }
+
+    fn mint(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn not_before_audience_and_issuer_are_checked() {
+        let now = chrono::Utc::now().timestamp();
+        let base = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "u1", "exp": now + 3600});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            mint(c)
+        };
+        let auth = Auth::hs256(SECRET).unwrap();
+        let later = base(serde_json::json!({"nbf": now + 3600}));
+        assert_eq!(
+            auth.verify(Some(&later)),
+            Err(AuthError::Invalid(
+                "not valid yet (nbf is in the future)".into()
+            ))
+        );
+        assert!(
+            auth.verify(Some(&base(serde_json::json!({"nbf": now - 10}))))
+                .is_ok()
+        );
+        // An identity provider's `aud` is fine when no audience is set.
+        let for_us = base(serde_json::json!({"aud": "riskwatch", "iss": "https://idp"}));
+        assert!(auth.verify(Some(&for_us)).is_ok());
+        let strict = Auth::hs256(SECRET)
+            .unwrap()
+            .audience("riskwatch")
+            .issuer("https://idp");
+        assert!(strict.verify(Some(&for_us)).is_ok());
+        let other_aud = base(serde_json::json!({"aud": "billing", "iss": "https://idp"}));
+        assert_eq!(
+            strict.verify(Some(&other_aud)),
+            Err(AuthError::Invalid("wrong audience".into()))
+        );
+        let other_iss = base(serde_json::json!({"aud": "riskwatch", "iss": "https://evil"}));
+        assert_eq!(
+            strict.verify(Some(&other_iss)),
+            Err(AuthError::Invalid("wrong issuer".into()))
+        );
+        let bare = base(serde_json::json!({}));
+        assert!(strict.verify(Some(&bare)).is_err(), "aud and iss required");
     }
 
     #[test]

@@ -226,3 +226,20 @@ async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
     );
     hub.shutdown().await;
 }
+
+/// A token valid only from an hour ahead is refused at the upgrade (the
+/// client stops and says so), not admitted early.
+#[tokio::test]
+async fn a_token_not_valid_yet_is_refused() {
+    let hub = secure_hub().await;
+    let now = chrono::Utc::now().timestamp();
+    let early = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "u1", "exp": now + 7200, "nbf": now + 3600, "channels": ["user:u1"]}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let d = refused(url(hub.addr(), "/api/v1/stream"), Some(Token::new(early))).await;
+    assert!(d.contains("401"), "{d}");
+    hub.shutdown().await;
+}
