@@ -39,10 +39,10 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = identify(&st, &headers) {
-        return *r;
+    match identify(&st, &headers) {
+        Ok(id) => Json(st.hub.stats().visible_to(&id)).into_response(),
+        Err(r) => *r,
     }
-    Json(st.hub.stats()).into_response()
 }
 
 pub(super) async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
@@ -129,8 +129,12 @@ pub(super) async fn publish(
 }
 
 pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = identify(&st, &headers) {
-        return *r;
+    // Hub-wide numbers: for operators (a token that may read every
+    // channel), not for one tenant's users.
+    match identify(&st, &headers) {
+        Ok(id) if id.may_read("*") => {}
+        Ok(_) => return error(StatusCode::FORBIDDEN, "metrics are for operators"),
+        Err(r) => return *r,
     }
     let s = st.hub.stats();
     let mut reg = Registry::with_prefix("riskwatch_hub");

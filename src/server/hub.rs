@@ -1076,6 +1076,33 @@ fn infer_severity(kind: &str, data: &str) -> Severity {
     }
 }
 
+impl Stats {
+    /// What `id` may see: everything for a token that may read every
+    /// channel (`*`, operators); otherwise only its own tenant — channels
+    /// it may read, its own user, client and MSP — and no hub-wide counts.
+    pub fn visible_to(mut self, id: &super::auth::Identity) -> Stats {
+        if id.may_read("*") {
+            return self;
+        }
+        self.connections_by_channel.retain(|ch, _| id.may_read(ch));
+        self.connections_by_user.retain(|u, _| *u == id.user);
+        self.client_connections
+            .retain(|c, _| id.client.as_deref() == Some(c.as_str()));
+        self.msp_connections
+            .retain(|m, _| id.msp.as_deref() == Some(m.as_str()));
+        self.total_connections = self.connections_by_user.values().sum();
+        self.connections_by_style.clear();
+        self.messages_published = 0;
+        self.messages_delivered = 0;
+        self.messages_in = 0;
+        self.dropped_slow_consumers = 0;
+        self.rate_limited = 0;
+        self.oversized = 0;
+        self.rejected_auth = 0;
+        self
+    }
+}
+
 /// `GET /api/v1/ws/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {

@@ -243,3 +243,72 @@ async fn a_token_not_valid_yet_is_refused() {
     assert!(d.contains("401"), "{d}");
     hub.shutdown().await;
 }
+
+/// Stats are tenant-private: a user sees its own channels, user, client
+/// and MSP, never another tenant's; an operator (`*`) sees everything;
+/// metrics are for operators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_a_tenant_only_its_own() {
+    let hub = secure_hub().await;
+    let h = std::sync::Arc::clone(hub.hub());
+    let u = url(hub.addr(), "/api/v1/stream");
+    let tenant = |user: &str, msp: &str, client: &str, ch: &str| Claims {
+        sub: user.into(),
+        role: Some("client_user".into()),
+        channels: vec![ch.into()],
+        publish: false,
+        msp: Some(msp.into()),
+        client: Some(client.into()),
+        exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+    };
+    let alice = tenant("alice", "m1", "c1", "msp:m1/client:c1");
+    let bob = tenant("bob", "m2", "c2", "msp:m2/client:c2");
+    let _a = Client::connect(
+        fast(u.clone())
+            .token(Some(token(&alice)))
+            .subscribe("msp:m1/client:c1"),
+    )
+    .unwrap();
+    let _b = Client::connect(
+        fast(u)
+            .token(Some(token(&bob)))
+            .subscribe("msp:m2/client:c2"),
+    )
+    .unwrap();
+    assert!(
+        until(Duration::from_secs(5), || h
+            .stats()
+            .connections_by_channel
+            .len()
+            == 2)
+        .await
+    );
+    let http = http_client();
+    let get = |path: &str, t: String| {
+        let (http, url) = (http.clone(), format!("http://{}{path}", hub.addr()));
+        async move { http.get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    let seen: serde_json::Value = get("/api/v1/ws/stats", mint_hs256(SECRET, &alice).unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = seen.to_string();
+    for other in ["bob", "m2", "c2"] {
+        assert!(!text.contains(other), "{other} visible to alice: {text}");
+    }
+    assert_eq!(seen["connections_by_user"]["alice"], 1);
+    assert_eq!(seen["connections_by_channel"]["msp:m1/client:c1"], 1);
+    let ops = mint_hs256(SECRET, &claims("ops", &["*"], false, 3600)).unwrap();
+    let all: serde_json::Value = get("/api/v1/ws/stats", ops.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["total_connections"], 2);
+    assert_eq!(all["msp_connections"]["m2"], 1);
+    let alice_token = mint_hs256(SECRET, &alice).unwrap();
+    assert_eq!(get("/metrics", alice_token).await.status(), 403);
+    assert_eq!(get("/metrics", ops).await.status(), 200);
+    hub.shutdown().await;
+}
