@@ -63,11 +63,17 @@ pub(super) async fn dashboard(State(st): State<AppState>, headers: HeaderMap) ->
     }
 }
 
+/// The most a publish body may hold (a batch of events).
+const MAX_PUBLISH_BODY: usize = 2 * 1024 * 1024;
+/// How long a publish body may take to arrive.
+const PUBLISH_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(super) async fn publish(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    // The token first: nobody without one makes the hub hold a body.
     let id = match identify(&st, &headers) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -75,6 +81,24 @@ pub(super) async fn publish(
     if !id.publish {
         return error(StatusCode::FORBIDDEN, "publishing needs the publish scope");
     }
+    // Then the body, bounded in size and in time (a stalled upload is
+    // dropped, not held).
+    let read = axum::body::to_bytes(body, MAX_PUBLISH_BODY);
+    let body = match tokio::time::timeout(PUBLISH_BODY_TIMEOUT, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {MAX_PUBLISH_BODY} bytes"),
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took too long to arrive",
+            );
+        }
+    };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),

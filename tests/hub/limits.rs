@@ -296,3 +296,52 @@ async fn oversized_fields_are_refused_and_a_bad_batch_publishes_nothing() {
     assert_eq!(hub.hub().stats().messages_published, 5);
     hub.shutdown().await;
 }
+
+/// Starts a publish whose body never finishes (1,000 of 2,000,000 bytes)
+/// and returns the start of the hub's answer (15 s at most).
+async fn stalled_publish(addr: std::net::SocketAddr, token: Option<String>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /api/v1/publish HTTP/1.1\r\nHost: hub\r\n{auth}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&[b' '; 1000]).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(15), tcp.read(&mut answer))
+        .await
+        .expect("an answer without the rest of the body")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).to_string()
+}
+
+/// The publish API checks the token before it reads a body, and a body
+/// that stalls is dropped after 10 s: nobody holds the hub's memory by
+/// starting uploads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_bodies_are_read_after_the_token_and_never_held_forever() {
+    let hub = hub(ServerConfig::new(Auth::hs256(SECRET).unwrap())).await;
+    let started = std::time::Instant::now();
+    let no_token = stalled_publish(hub.addr(), None).await;
+    assert!(no_token.starts_with("HTTP/1.1 401"), "{no_token}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
+    let claims = riskwatch::server::Claims {
+        sub: "svc".into(),
+        role: None,
+        channels: vec![],
+        publish: true,
+        msp: None,
+        client: None,
+        exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+    };
+    let t = riskwatch::server::auth::mint_hs256(SECRET, &claims).unwrap();
+    let slow = stalled_publish(hub.addr(), Some(t)).await;
+    assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    hub.shutdown().await;
+}
