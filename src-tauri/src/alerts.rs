@@ -363,6 +363,25 @@ mod tests {
         }
     }
 
+    /// Commits what the writer holds, so the reader sees it.
+    fn flush(alerts: &Alerts) {
+        if let Ok(w) = alerts.writer.lock()
+            && let Some(w) = w.as_ref()
+        {
+            w.flush().unwrap();
+        }
+    }
+
+    /// Every stored alert's id.
+    fn all_ids(alerts: &Alerts) -> Vec<i64> {
+        alerts
+            .search(&InboxFilter::default())
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect()
+    }
+
     /// The repeat task sleeps while nothing is due, is woken by the event
     /// that schedules a repeat, and raises it on time; after the
     /// acknowledgement it raises nothing more.
@@ -456,11 +475,7 @@ mod tests {
             alerts.on_gap(&also, soon).is_none(),
             "one bubble per restart"
         );
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
+        flush(&alerts);
         let counts = alerts.counts().unwrap();
         assert_eq!(counts.critical, 2, "{counts:?}");
         let said = counts.gap.expect("the gap is in the counts");
@@ -482,17 +497,8 @@ mod tests {
                 .on_gap(&gap_event(&kept, &source, None, later).unwrap(), later)
                 .is_none()
         );
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
-        let ids: Vec<i64> = alerts
-            .search(&InboxFilter::default())
-            .unwrap()
-            .iter()
-            .map(|a| a.id)
-            .collect();
+        flush(&alerts);
+        let ids = all_ids(&alerts);
         assert_eq!(ids.len(), 3);
         assert_eq!(alerts.acknowledge(&ids).unwrap(), 3);
         let counts = alerts.counts().unwrap();
@@ -536,20 +542,12 @@ mod tests {
         assert!(alerts.on_event("demo", &critical, now).is_none(), "paused");
         alerts.pause_until(None);
         let _ = committed.recv().unwrap();
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
+        flush(&alerts);
         let counts = alerts.counts().unwrap();
         assert!(counts.critical >= 1, "{counts:?}");
         let tick = event(r#"{"type":"market_data","symbol":"SPY","price":1}"#);
         assert!(alerts.on_event("demo", &tick, now).is_none());
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
+        flush(&alerts);
         let listed = alerts.search(&InboxFilter::default()).unwrap();
         assert!(!listed.is_empty());
         assert!(
@@ -568,17 +566,8 @@ mod tests {
             r#"{"type":"risk_alert","sessionId":"S2","alertLevel":"high","alertType":"drawdown","message":"m","currentValue":1,"threshold":1}"#,
         );
         alerts.on_event("demo", &other, now);
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
-        let ids: Vec<i64> = alerts
-            .search(&InboxFilter::default())
-            .unwrap()
-            .iter()
-            .map(|a| a.id)
-            .collect();
+        flush(&alerts);
+        let ids = all_ids(&alerts);
         assert_eq!(alerts.acknowledge(&ids).unwrap(), 1);
         assert_eq!(alerts.counts().unwrap().unread, 0);
         alerts.close();

@@ -15,10 +15,11 @@ fn serve(port: u16, dir: &std::path::Path) -> std::process::Child {
     spawn_hub(port, &["--insecure-dev", "--data-dir", dir])
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// Connects to the native endpoint, retrying while the hub starts (10 s).
-async fn connect(
-    port: u16,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn connect(port: u16) -> Ws {
     let url = format!("ws://127.0.0.1:{port}/api/v1/stream");
     for _ in 0..200 {
         if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
@@ -52,19 +53,40 @@ where
     .unwrap_or_else(|_| panic!("no {op} within 10 s"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
+/// A `--data-dir` hub on a free port with a native connection subscribed
+/// to `sessions:demo`: (port, hub process, connection, epoch).
+async fn subscribed_hub(dir: &std::path::Path) -> (u16, std::process::Child, Ws, String) {
     let port = bind(0).local_addr().unwrap().port();
-    let mut hub = serve(port, dir.path());
+    let hub = serve(port, dir);
     let mut ws = connect(port).await;
     ws.send(Message::text(
         r#"{"op":"subscribe","channel":"sessions:demo"}"#,
     ))
     .await
     .unwrap();
-    let sub = next_op(&mut ws, "subscribed").await;
-    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    let epoch = next_op(&mut ws, "subscribed").await["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (port, hub, ws, epoch)
+}
+
+/// A new connection resuming `sessions:demo` from its start in `epoch`.
+async fn resume_from_start(port: u16, epoch: &str) -> Ws {
+    let mut ws = connect(port).await;
+    ws.send(Message::text(
+        json!({"op":"subscribe","channel":"sessions:demo","since":{"seq":0,"epoch":epoch}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mut hub, mut ws, epoch) = subscribed_hub(dir.path()).await;
     let published = http_client()
         .post(format!("http://127.0.0.1:{port}/api/v1/publish"))
         .json(
@@ -107,13 +129,7 @@ async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
 
     // Restarted: same epoch, and the emergency is still there to resume.
     let mut again = serve(port, dir.path());
-    let mut ws = connect(port).await;
-    ws.send(Message::text(
-        json!({"op":"subscribe","channel":"sessions:demo","since":{"seq":0,"epoch":epoch}})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = resume_from_start(port, &epoch).await;
     let sub = next_op(&mut ws, "subscribed").await;
     assert_eq!(sub["epoch"], epoch.as_str());
     let ev = next_op(&mut ws, "event").await;
@@ -131,18 +147,7 @@ async fn sigterm_closes_with_1001_flushes_history_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_that_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let port = bind(0).local_addr().unwrap().port();
-    let mut hub = serve(port, dir.path());
-    let mut ws = connect(port).await;
-    ws.send(Message::text(
-        r#"{"op":"subscribe","channel":"sessions:demo"}"#,
-    ))
-    .await
-    .unwrap();
-    let epoch = next_op(&mut ws, "subscribed").await["epoch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (port, mut hub, ws, epoch) = subscribed_hub(dir.path()).await;
     drop(ws);
     let http = http_client();
     for i in 1..=300u64 {
@@ -162,13 +167,7 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     let _ = hub.wait();
 
     let mut again = serve(port, dir.path());
-    let mut ws = connect(port).await;
-    ws.send(Message::text(
-        json!({"op":"subscribe","channel":"sessions:demo","since":{"seq":0,"epoch":epoch}})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = resume_from_start(port, &epoch).await;
     assert_eq!(
         next_op(&mut ws, "subscribed").await["epoch"],
         epoch.as_str()
