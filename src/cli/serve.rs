@@ -82,6 +82,14 @@ pub struct ServeArgs {
     /// Connections per user.
     #[arg(long, default_value_t = 20)]
     max_conns_per_user: usize,
+    /// TCP connections held from one address (0: no limit). Behind a
+    /// reverse proxy every client has the proxy's address: raise it or let
+    /// the proxy limit.
+    #[arg(long, default_value_t = 4096)]
+    max_conns_per_ip: usize,
+    /// TCP connections held in all (0: no limit).
+    #[arg(long, default_value_t = 100_000)]
+    max_conns: usize,
     /// Seconds between the hub's pings.
     #[arg(long, default_value_t = 30)]
     heartbeat: u64,
@@ -129,6 +137,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     let limits = Limits::default()
         .rate(a.rate.max(1), a.rate.max(1) * 2)
         .max_conns_per_user(a.max_conns_per_user.max(1))
+        .max_conns_per_ip(a.max_conns_per_ip)
+        .max_conns(a.max_conns)
         .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
     let backplane = match &a.redis {
         Some(url) => {

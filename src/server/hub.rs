@@ -282,6 +282,8 @@ pub struct Hub {
     dashboard: RwLock<Option<Arc<HubEvent>>>,
     /// Redis, when several hubs share channels.
     backplane: OnceLock<Arc<Backplane>>,
+    /// The listener's connection caps, for stats.
+    caps: OnceLock<Arc<super::caps::Caps>>,
 }
 
 /// Epochs are random so that a hub that lost its history is detected.
@@ -310,6 +312,7 @@ impl Hub {
             store,
             dashboard: RwLock::new(None),
             backplane: OnceLock::new(),
+            caps: OnceLock::new(),
         };
         hub.restore();
         hub
@@ -560,6 +563,11 @@ impl Hub {
             severity,
             RawValue::from_string(data_text).expect("serialized JSON is valid"),
         ))
+    }
+
+    /// The listener's connection caps (their refusals show in stats).
+    pub fn set_caps(&self, caps: Arc<super::caps::Caps>) {
+        let _ = self.caps.set(caps);
     }
 
     /// Uses Redis for every channel from now on.
@@ -974,6 +982,10 @@ impl Hub {
             rate_limited: g(&self.counters.rate_limited),
             oversized: g(&self.counters.oversized),
             rejected_auth: g(&self.counters.rejected_auth),
+            refused_connections: self
+                .caps
+                .get()
+                .map_or(0, |c| c.refused.load(Ordering::Relaxed)),
         }
     }
 
@@ -1099,6 +1111,7 @@ impl Stats {
         self.rate_limited = 0;
         self.oversized = 0;
         self.rejected_auth = 0;
+        self.refused_connections = 0;
         self
     }
 }
@@ -1119,6 +1132,8 @@ pub struct Stats {
     pub rate_limited: u64,
     pub oversized: u64,
     pub rejected_auth: u64,
+    /// Connections closed at accept for being over a cap.
+    pub refused_connections: u64,
 }
 
 #[cfg(test)]

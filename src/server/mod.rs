@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod backplane;
+pub mod caps;
 mod conn;
 pub mod cursors;
 pub mod endpoint;
@@ -69,6 +70,10 @@ pub struct Limits {
     pub heartbeat: Duration,
     /// Largest published `data`. Default 64 KiB.
     pub max_publish: usize,
+    /// TCP connections held from one address (0: no limit). Default 4,096.
+    pub max_conns_per_ip: usize,
+    /// TCP connections held in all (0: no limit). Default 100,000.
+    pub max_conns: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +86,8 @@ impl Default for Limits {
             send_queue: 1024,
             heartbeat: Duration::from_secs(30),
             max_publish: 64 * 1024,
+            max_conns_per_ip: 4_096,
+            max_conns: 100_000,
         }
     }
 }
@@ -101,6 +108,14 @@ impl Limits {
     }
     pub fn max_conns_per_user(mut self, n: usize) -> Self {
         self.max_conns_per_user = n;
+        self
+    }
+    pub fn max_conns_per_ip(mut self, n: usize) -> Self {
+        self.max_conns_per_ip = n;
+        self
+    }
+    pub fn max_conns(mut self, n: usize) -> Self {
+        self.max_conns = n;
         self
     }
     pub fn max_message(mut self, n: usize) -> Self {
@@ -226,8 +241,10 @@ impl Server {
             .with_state(state);
         let stop = shutdown.clone();
         let task_hub = Arc::clone(&hub);
+        let caps = caps::Caps::new(cfg.limits.max_conns, cfg.limits.max_conns_per_ip);
+        hub.set_caps(Arc::clone(&caps));
         let task = tokio::spawn(async move {
-            serve_http1(listener, app, stop).await;
+            serve_http1(listener, app, stop, caps).await;
             tracker.close();
             // Connections got their 1001; give them a moment to go.
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
@@ -275,7 +292,12 @@ impl Server {
 /// (`upgrade.rs`), so the fan-out writes to it directly. Accept errors are
 /// handled as axum does: a connection's own error is skipped, anything else
 /// (such as running out of descriptors) is logged and waited out for 1 s.
-async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken) {
+async fn serve_http1(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    caps: Arc<caps::Caps>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
@@ -284,11 +306,11 @@ async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken
     let (signal, _) = tokio::sync::watch::channel(());
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) if matches!(
                     e.kind(),
                     std::io::ErrorKind::ConnectionRefused
@@ -304,9 +326,22 @@ async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken
                 }
             },
         };
+        // Over a cap: closed before anything is read.
+        let Some(slot) = caps.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many connections");
+            continue;
+        };
         // Events are single small writes that must leave at once.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Each request carries the connection's slot, so a WebSocket keeps
+        // it after the upgrade, until its socket closes.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Arc::clone(&slot));
+                req
+            },
+        ));
         let mut closing = signal.subscribe();
         let done = done_tx.clone();
         tokio::spawn(async move {
@@ -357,6 +392,7 @@ async fn websocket(State(st): State<AppState>, mut req: Request) -> Response {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let slot = req.extensions().get::<Arc<caps::Slot>>().cloned();
     drop(req);
     let limits = st.limits.clone();
     let ws = ws.config(
@@ -404,8 +440,10 @@ async fn websocket(State(st): State<AppState>, mut req: Request) -> Response {
     let shutdown = st.shutdown.clone();
     let tracker = st.tracker.clone();
     ws.on_upgrade(move |socket, io| {
-        tracker.track_future(conn::run(
-            socket, io, hub, endpoint, identity, limits, shutdown,
-        ))
+        tracker.track_future(async move {
+            conn::run(socket, io, hub, endpoint, identity, limits, shutdown).await;
+            // Counted until the socket closes.
+            drop(slot);
+        })
     })
 }

@@ -345,3 +345,36 @@ async fn publish_bodies_are_read_after_the_token_and_never_held_forever() {
     assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
     hub.shutdown().await;
 }
+
+/// Connection caps: a fourth connection from an address allowed three is
+/// closed before anything is read, and admitted again once one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_cap_are_closed_at_once() {
+    let hub =
+        hub(ServerConfig::new(Auth::Insecure).limits(Limits::default().max_conns_per_ip(3))).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(raw(hub.addr(), "/api/v1/stream").await);
+    }
+    let over = tokio_tungstenite::connect_async(url(hub.addr(), "/api/v1/stream")).await;
+    assert!(over.is_err(), "the fourth is refused");
+    assert!(hub.hub().stats().refused_connections >= 1);
+    let mut first = held.remove(0);
+    first.close(None).await.unwrap();
+    drop(first);
+    let h = std::sync::Arc::clone(hub.hub());
+    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 2).await);
+    let mut admitted = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(url(hub.addr(), "/api/v1/stream"))
+            .await
+            .is_ok()
+        {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted, "a freed slot admits a new connection");
+    hub.shutdown().await;
+}

@@ -208,6 +208,11 @@ impl Target {
                     &addr.to_string(),
                     "--max-conns-per-user",
                     "10000000",
+                    // The load is the point: no connection caps.
+                    "--max-conns-per-ip",
+                    "0",
+                    "--max-conns",
+                    "0",
                 ]
                 .iter()
                 .map(|s| s.to_string())
