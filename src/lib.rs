@@ -17,6 +17,9 @@
 //!   rising-edge state (`engine::rules`), dedupe, bursts and repeats
 //!   (`engine::dedupe`); `Engine::decide` is a pure function of state,
 //!   event and time.
+//! - [`alerting`]: the one alerting pipeline the CLI and the desktop
+//!   adapt: engines per profile, inbox writer and reader, notifier, pause,
+//!   the due-time scheduler, acknowledgements, history gaps.
 //! - [`inbox`]: the local SQLite store of listed events (WAL, batched
 //!   writer, acknowledgements, search, retention).
 //! - [`notifier`]: OS notifications (notify-rust) for the engine's
@@ -32,6 +35,7 @@
 //! The desktop shell (`src-tauri/`) and the CLI (`src/main.rs`) are thin
 //! callers of this library.
 
+pub mod alerting;
 pub mod client;
 pub mod credentials;
 pub mod demo;

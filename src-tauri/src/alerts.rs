@@ -1,234 +1,66 @@
-//! The alert engine between the connections and the user: every event goes
-//! through its profile's [`riskwatch::engine::Engine`] (that profile's
-//! preferences and rules); what it lists is stored in the one inbox
-//! (SQLite) of the app, what it says should notify becomes an OS
-//! notification through [`riskwatch::notifier`] unless notifications are
-//! paused. Managed Tauri state.
+//! The desktop's adapter of the library's alerting pipeline
+//! ([`riskwatch::alerting::Alerts`], shared with the CLI): the app's one
+//! inbox and notifier, the desktop's fallback preferences, a notification's
+//! Acknowledge / Open wired to the window and the tray, and the inbox as
+//! the webview's views. Managed Tauri state.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, mpsc};
-use std::time::Duration;
+use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
-use riskwatch::engine::{Engine, Notification, Prefs, Rule};
-use riskwatch::inbox::{Committed, Inbox, InboxError, Query, Record, Writer, WriterConfig};
-use riskwatch::notifier::{Notifier, NotifierConfig, action};
-use riskwatch::{Event, Severity};
+use riskwatch::Event;
+use riskwatch::alerting::{AlertsConfig, AlertsError};
+use riskwatch::engine::Notification;
+use riskwatch::inbox::{Committed, Inbox, InboxError};
+use riskwatch::notifier::action;
 use tauri::{AppHandle, Manager};
 
 use crate::error::Error;
 use crate::profiles::desktop_prefs;
 use crate::view::{AlertView, InboxCounts, InboxFilter};
 
-/// The longest [`Alerts::run_due`] sleeps without looking at the wall
-/// clock: its timer does not run while the machine is suspended, so a
-/// reminder due meanwhile comes at most this late after a resume.
-const CHECK_AT_MOST: Duration = Duration::from_secs(30);
-
-/// At most one history-gap bubble per connection this often.
-const GAP_BUBBLE_EVERY_SECS: i64 = 10;
-
-/// The engines (one per connected profile), the inbox and the notifier.
+/// The pipeline, with the desktop's views over it.
 #[derive(Debug)]
-pub struct Alerts {
-    /// By profile name.
-    engines: Mutex<HashMap<String, Engine>>,
-    /// `None` once the writer failed (logged once).
-    writer: Mutex<Option<Writer>>,
-    /// A second connection for searches and acknowledgements.
-    reader: Mutex<Inbox>,
-    notifier: Option<Notifier>,
-    paused_until: Mutex<Option<DateTime<Utc>>>,
-    /// When each connection last raised a history-gap notification: a hub
-    /// restart reports a gap on every channel at once, which is one bubble
-    /// (the inbox keeps one entry per channel).
-    gap_notified: Mutex<HashMap<String, DateTime<Utc>>>,
-    /// Poked when an engine may have something due sooner than the repeat
-    /// task is sleeping for (see [`Alerts::next_due`]).
-    rescheduled: tokio::sync::Notify,
+pub struct Alerts(riskwatch::alerting::Alerts);
+
+impl std::ops::Deref for Alerts {
+    type Target = riskwatch::alerting::Alerts;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Alerts {
     /// Opens (creating) the inbox at `path`; returns the receiver of its
     /// commit reports. `notify`: raise OS notifications at all.
     pub fn open(path: &Path, notify: bool) -> Result<(Alerts, mpsc::Receiver<Committed>), Error> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Inbox(e.to_string()))?;
-        }
-        let (writer, committed) = Writer::spawn(path, WriterConfig::default())?;
-        let reader = Inbox::open(path)?;
-        tracing::info!(inbox = %path.display(), notify, "alerting");
-        let alerts = Alerts {
-            engines: Mutex::new(HashMap::new()),
-            writer: Mutex::new(Some(writer)),
-            reader: Mutex::new(reader),
-            notifier: notify.then(|| Notifier::new(NotifierConfig::default())),
-            paused_until: Mutex::new(None),
-            gap_notified: Mutex::new(HashMap::new()),
-            rescheduled: tokio::sync::Notify::new(),
-        };
-        Ok((alerts, committed))
+        let cfg = AlertsConfig::default()
+            .inbox(Some(path.to_path_buf()))
+            .notify(notify)
+            .fallback(desktop_prefs());
+        let (alerts, committed) = riskwatch::alerting::Alerts::open(cfg)?;
+        let committed = committed.ok_or_else(|| Error::Inbox("no inbox".into()))?;
+        Ok((Alerts(alerts), committed))
     }
 
-    /// Gives `profile` these preferences (a new engine, or the running one
-    /// keeps its dedupe and repeat state).
-    pub fn set_prefs(&self, profile: &str, prefs: Prefs, rules: Vec<Rule>) {
-        if let Ok(mut engines) = lock(&self.engines) {
-            match engines.get_mut(profile) {
-                Some(engine) => engine.set_prefs(prefs, rules),
-                None => {
-                    engines.insert(profile.to_owned(), Engine::new(prefs, rules));
-                }
-            }
-        }
-        self.rescheduled.notify_one();
-    }
-
-    /// Forgets a profile's engine (its connection closed for good).
-    pub fn remove_profile(&self, profile: &str) {
-        if let Ok(mut engines) = lock(&self.engines) {
-            engines.remove(profile);
-        }
-    }
-
-    /// Runs one event through its profile's engine: stores it when listed;
-    /// returns the notification to raise, if any and not paused.
+    /// Runs one event through its profile's engine (stored when listed);
+    /// the notification to raise, if any and shown.
     pub fn on_event(
         &self,
         profile: &str,
         event: &Event,
         now: DateTime<Utc>,
     ) -> Option<Notification> {
-        let decision = {
-            let mut engines = lock(&self.engines).ok()?;
-            let engine = engines
-                .entry(profile.to_owned())
-                .or_insert_with(|| Engine::new(desktop_prefs(), Vec::new()));
-            engine.decide(event, now)
-        };
-        if decision.scheduled() {
-            self.rescheduled.notify_one();
-        }
-        if decision.list {
-            let record = Record::new(event.clone(), now)
-                .severity(decision.severity_after_rules)
-                .key(decision.key.clone());
-            if let Ok(mut writer) = lock(&self.writer)
-                && let Some(w) = writer.as_mut()
-                && let Err(error) = w.push(record)
-            {
-                tracing::error!(%error, "the inbox stopped storing events");
-                *writer = None;
-            }
-        }
-        decision.notify.filter(|n| self.shown(n, now))
+        self.0.on_event(profile, event, now).notify
     }
 
-    /// Stores a history gap ([`riskwatch::client::gap_event`]) whatever the
-    /// preferences: the user must learn that events are missing. Returns
-    /// the notification to raise when critical alerts may be among them.
-    pub fn on_gap(&self, event: &Event, now: DateTime<Utc>) -> Option<Notification> {
-        let key = format!(
-            "gap:{}:{}:{}",
-            event.source,
-            event.channel.as_deref().unwrap_or_default(),
-            event.time.timestamp_millis()
-        );
-        let record = Record::new(event.clone(), now)
-            .severity(event.severity)
-            .key(key.clone());
-        if let Ok(mut writer) = lock(&self.writer)
-            && let Some(w) = writer.as_mut()
-            && let Err(error) = w.push(record)
-        {
-            tracing::error!(%error, "the inbox stopped storing events");
-            *writer = None;
-        }
-        if event.severity < Severity::Critical {
-            return None;
-        }
-        let d = event.describe();
-        tracing::warn!(source = %event.source, gap = %d.body, "history gap");
-        let n = Notification::standalone(key, event.severity, d.title, d.body);
-        if !self.shown(&n, now) {
-            return None;
-        }
-        let mut last = lock(&self.gap_notified).ok()?;
-        let source = event.source.to_string();
-        if last
-            .get(&source)
-            .is_some_and(|t| now - *t < chrono::Duration::seconds(GAP_BUBBLE_EVERY_SECS))
-        {
-            return None;
-        }
-        last.insert(source, now);
-        Some(n)
-    }
-
-    /// Whether a notification is shown now: always for an emergency, else
-    /// unless notifications are paused.
-    fn shown(&self, n: &Notification, now: DateTime<Utc>) -> bool {
-        n.severity >= Severity::Emergency || !self.paused(now)
-    }
-
-    /// When [`Alerts::tick`] next has something to do, over all engines;
-    /// `None`: nothing until the next event.
-    pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        lock(&self.engines)
-            .ok()?
-            .values()
-            .filter_map(Engine::next_due)
-            .min()
-    }
-
-    /// Hands what the engines have due later (repeats of unacknowledged
-    /// critical alerts, counts of duplicates, burst summaries) to `raise`
-    /// when it is due; never returns. Sleeps until the earliest of them, and
-    /// is woken early when an event or new preferences schedule something
-    /// sooner (the permit `Notify` keeps means a poke between reading
-    /// [`Alerts::next_due`] and sleeping is not lost): an idle app has no
-    /// timer ticking here.
-    pub async fn run_due(&self, mut raise: impl FnMut(Notification)) {
-        loop {
-            let wait = self.next_due().map_or(CHECK_AT_MOST, |due| {
-                (due - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(CHECK_AT_MOST)
-            });
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {
-                    for n in self.tick(Utc::now()) {
-                        raise(n);
-                    }
-                }
-                () = self.rescheduled.notified() => {}
-            }
-        }
-    }
-
-    /// What is due at `now`: counts of duplicates, burst summaries, and
-    /// repeats of unacknowledged critical alerts.
-    pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
-        let due: Vec<Notification> = lock(&self.engines)
-            .map(|mut engines| engines.values_mut().flat_map(|e| e.tick(now)).collect())
-            .unwrap_or_default();
-        due.into_iter().filter(|n| self.shown(n, now)).collect()
-    }
-
-    /// Shows `n` in the background (failures are logged by the notifier).
-    /// The bubble's Acknowledge acknowledges the alert (inbox, engine,
-    /// tray); Open shows the window.
+    /// Shows `n` in the background. The bubble's Acknowledge acknowledges
+    /// the alert (inbox, engine, tray); Open shows the window.
     pub fn raise(&self, app: &AppHandle, n: Notification) {
-        let Some(notifier) = self.notifier.clone() else {
-            return;
-        };
         let app = app.clone();
-        tauri::async_runtime::spawn(async move {
-            let alert = n.alert.clone();
-            let picked = notifier.show_and_wait(n).await;
-            match (picked.as_deref(), alert) {
+        let alert = n.alert.clone();
+        self.0
+            .raise(n, move |picked| match (picked.as_deref(), alert) {
                 (Some(action::ACKNOWLEDGE), Some(key)) => {
                     if let Some(alerts) = app.try_state::<Alerts>() {
                         match alerts.acknowledge_key(&key) {
@@ -242,90 +74,34 @@ impl Alerts {
                 }
                 (Some(action::OPEN), _) => crate::tray::show_main(&app),
                 _ => {}
-            }
-        });
-    }
-
-    /// Acknowledges one alert by its engine key (a notification's action).
-    pub fn acknowledge_key(&self, key: &str) -> Result<usize, Error> {
-        if let Ok(writer) = lock(&self.writer)
-            && let Some(w) = writer.as_ref()
-        {
-            // Rows still queued would miss the acknowledgement.
-            w.flush()?;
-        }
-        let n = lock(&self.reader)?.acknowledge_key(key, Utc::now())?;
-        for engine in lock(&self.engines)?.values_mut() {
-            engine.acknowledge(key);
-        }
-        Ok(n)
-    }
-
-    pub fn pause_until(&self, until: Option<DateTime<Utc>>) {
-        if let Ok(mut p) = lock(&self.paused_until) {
-            *p = until;
-        }
-        tracing::info!(?until, "notifications paused until");
-    }
-
-    fn paused(&self, now: DateTime<Utc>) -> bool {
-        lock(&self.paused_until)
-            .map(|p| p.is_some_and(|t| now < t))
-            .unwrap_or(false)
+            });
     }
 
     pub fn counts(&self) -> Result<InboxCounts, Error> {
-        let reader = lock(&self.reader)?;
-        let unread = reader.unacknowledged()?.min(InboxCounts::UNREAD_CAP);
-        let now = Utc::now();
-        let mut q = Query::default();
-        q.kinds = vec![riskwatch::client::GAP_KIND.to_owned()];
-        q.acknowledged = Some(false);
-        q.limit = 1;
-        let gap = reader.search(&q)?.first().map(|a| a.event.describe().body);
+        let c = self.0.counts(InboxCounts::UNREAD_CAP)?;
         Ok(InboxCounts {
-            total: reader.count()?,
-            unread,
-            critical: reader.unacknowledged_critical()?,
-            paused_until: lock(&self.paused_until)?.filter(|t| now < *t),
-            gap,
+            total: c.total,
+            unread: c.unread,
+            critical: c.critical,
+            paused_until: c.paused_until,
+            gap: c.gap,
         })
     }
 
     pub fn search(&self, filter: &InboxFilter) -> Result<Vec<AlertView>, Error> {
-        let found = lock(&self.reader)?.search(&filter.query())?;
+        let found = self.0.search(&filter.query())?;
         Ok(found.iter().map(AlertView::new).collect())
     }
 
     /// Acknowledges these alerts in the inbox and in the engine (no more
     /// repeats). Returns how many changed.
     pub fn acknowledge(&self, ids: &[i64]) -> Result<usize, Error> {
-        let reader = lock(&self.reader)?;
-        let mut keys = Vec::new();
-        for id in ids {
-            if let Some(key) = reader.get(*id)?.and_then(|a| a.key) {
-                keys.push(key);
-            }
-        }
-        let n = reader.acknowledge(ids, Utc::now())?;
-        drop(reader);
-        let mut engines = lock(&self.engines)?;
-        for key in keys {
-            for engine in engines.values_mut() {
-                engine.acknowledge(&key);
-            }
-        }
-        Ok(n)
+        Ok(self.0.acknowledge(ids)?)
     }
 
-    /// Commits what is queued and stops the writer. Idempotent.
-    pub fn close(&self) {
-        let writer = lock(&self.writer).ok().and_then(|mut w| w.take());
-        if let Some(w) = writer
-            && let Err(error) = w.close()
-        {
-            tracing::warn!(%error, "closing the inbox");
-        }
+    /// Acknowledges one alert by its engine key (a notification's action).
+    pub fn acknowledge_key(&self, key: &str) -> Result<usize, Error> {
+        Ok(self.0.acknowledge_key(key)?)
     }
 }
 
@@ -335,8 +111,10 @@ impl From<InboxError> for Error {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
-    m.lock().map_err(|_| Error::FeedPoisoned)
+impl From<AlertsError> for Error {
+    fn from(e: AlertsError) -> Error {
+        Error::Inbox(e.to_string())
+    }
 }
 
 /// Where the inbox lives: `$RISKWATCH_DATA_DIR/<profile>/inbox.sqlite3`
@@ -351,7 +129,9 @@ pub fn inbox_path(profile: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use riskwatch::Severity;
     use std::sync::Arc;
+    use std::time::Duration;
 
     use riskwatch::protocol::{Frame, decode};
 
@@ -365,11 +145,7 @@ mod tests {
 
     /// Commits what the writer holds, so the reader sees it.
     fn flush(alerts: &Alerts) {
-        if let Ok(w) = alerts.writer.lock()
-            && let Some(w) = w.as_ref()
-        {
-            w.flush().unwrap();
-        }
+        alerts.0.flush().unwrap();
     }
 
     /// Every stored alert's id.

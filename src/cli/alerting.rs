@@ -1,18 +1,19 @@
-//! The alert engine in the CLI: `--profile`, `--prefs`, `--rules`,
-//! `--notify` and `--inbox` on `watch` and `demo`. Loads the preferences,
-//! runs every event through the engine, stores what is listed, raises OS
-//! notifications and handles their Acknowledge / Open actions.
+//! Alerting in the CLI: `--profile`, `--prefs`, `--rules`, `--notify` and
+//! `--inbox` on `watch` and `demo`. Loads the preferences and adapts the
+//! library's one pipeline ([`riskwatch::alerting`], the desktop's too):
+//! every event through the engine, what is listed stored, OS notifications
+//! raised and their Acknowledge / Open reported, repeats raised when due.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use riskwatch::Event;
-use riskwatch::engine::{Decision, Engine, Notification, Prefs, PrefsStore, Rule, prefs, rules};
-use riskwatch::inbox::{Inbox, Record, Writer, WriterConfig};
-use riskwatch::notifier::{Notifier, NotifierConfig, action};
+use riskwatch::alerting::{Alerts, AlertsConfig};
+use riskwatch::engine::{Decision, Notification, Prefs, PrefsStore, Rule, prefs, rules};
+use riskwatch::notifier::action;
 use tokio::sync::mpsc;
 
 /// Alerting options shared by `watch` and `demo`.
@@ -60,37 +61,39 @@ pub struct Action {
     pub title: String,
 }
 
-/// What wakes the watch loop besides the client.
+/// What wakes the watch loop besides the client: a notification's action.
 pub enum Signal {
-    Tick,
     Action(Action),
 }
 
-/// The timer and action channel, kept apart from [`Alerting`] so the watch
-/// loop can wait on them while it uses the engine.
+/// The action channel, kept apart from [`Alerting`] so the watch loop can
+/// wait on it while it uses the pipeline.
 pub struct Signals {
-    ticker: tokio::time::Interval,
     actions: mpsc::UnboundedReceiver<Action>,
 }
 
 /// Waits for the next signal; forever when alerting is off.
 pub async fn next_signal(s: &mut Option<Signals>) -> Signal {
     match s {
-        Some(s) => tokio::select! {
-            _ = s.ticker.tick() => Signal::Tick,
-            Some(a) = s.actions.recv() => Signal::Action(a),
+        Some(s) => match s.actions.recv().await {
+            Some(a) => Signal::Action(a),
+            None => std::future::pending().await,
         },
         None => std::future::pending().await,
     }
 }
 
+/// The profile name the CLI's one engine runs under.
+const PROFILE: &str = "cli";
+
+/// The CLI's adapter of the library's alerting pipeline
+/// ([`riskwatch::alerting::Alerts`], shared with the desktop): one
+/// profile, actions reported on stderr.
 pub struct Alerting {
-    engine: Engine,
-    notifier: Option<Notifier>,
-    writer: Option<Writer>,
-    inbox_path: Option<PathBuf>,
-    reader: Option<Inbox>,
+    alerts: Arc<Alerts>,
     actions: mpsc::UnboundedSender<Action>,
+    /// Raises repeats, counts and summaries when due (no ticking clock).
+    due: tokio::task::JoinHandle<()>,
 }
 
 /// Loads preferences and rules as the options say.
@@ -111,8 +114,20 @@ pub fn load_prefs(args: &AlertArgs) -> anyhow::Result<(Prefs, Vec<Rule>)> {
     Ok((prefs, rule_list))
 }
 
+/// Shows `n`, then reports the picked action on the watch loop's channel.
+fn raise(alerts: &Alerts, actions: &mpsc::UnboundedSender<Action>, n: Notification) {
+    let tx = actions.clone();
+    let (alert, title) = (n.alert.clone(), n.title.clone());
+    alerts.raise(n, move |picked| {
+        if let Some(id) = picked {
+            let _ = tx.send(Action { id, alert, title });
+        }
+    });
+}
+
 impl Alerting {
-    /// Builds the engine from the options; `None` when no option asks for it.
+    /// Builds the pipeline from the options; `None` when no option asks
+    /// for it. Needs a tokio runtime.
     pub fn start(
         args: &AlertArgs,
         loaded: Option<(Prefs, Vec<Rule>)>,
@@ -124,65 +139,50 @@ impl Alerting {
             Some(l) => l,
             None => load_prefs(args)?,
         };
-        let writer = match &args.inbox {
-            Some(path) => {
-                let (w, _committed) = Writer::spawn(path, WriterConfig::default())
-                    .with_context(|| format!("cannot open the inbox {}", path.display()))?;
-                Some(w)
-            }
-            None => None,
-        };
+        let cfg = AlertsConfig::default()
+            .inbox(args.inbox.clone())
+            .notify(args.notify);
+        let (alerts, _committed) = Alerts::open(cfg).with_context(|| match &args.inbox {
+            Some(path) => format!("cannot open the inbox {}", path.display()),
+            None => "cannot start alerting".to_owned(),
+        })?;
+        alerts.set_prefs(PROFILE, prefs, rule_list);
+        let alerts = Arc::new(alerts);
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let alerting = Alerting {
-            engine: Engine::new(prefs, rule_list),
-            notifier: args
-                .notify
-                .then(|| Notifier::new(NotifierConfig::default())),
-            writer,
-            inbox_path: args.inbox.clone(),
-            reader: None,
-            actions: tx,
-        };
+        let due = tokio::spawn({
+            let (alerts, tx) = (Arc::clone(&alerts), tx.clone());
+            async move { alerts.run_due(|n| raise(&alerts, &tx, n)).await }
+        });
         Ok(Some((
-            alerting,
-            Signals {
-                ticker,
-                actions: rx,
+            Alerting {
+                alerts,
+                actions: tx,
+                due,
             },
+            Signals { actions: rx },
         )))
     }
 
-    /// Runs one event through the engine: stores it when listed, raises
-    /// its notification when there is one.
+    /// Runs one event through the pipeline: stored when listed, its
+    /// notification raised when there is one.
     pub fn on_event(&mut self, e: &Event) -> Decision {
-        let now = Utc::now();
-        let d = self.engine.decide(e, now);
-        if d.list
-            && let Some(w) = self.writer.as_mut()
-        {
-            let r = Record::new(e.clone(), now)
-                .severity(d.severity_after_rules)
-                .key(d.key.clone());
-            if let Err(err) = w.push(r) {
-                tracing::error!(error = %err, "the inbox stopped storing events");
-                self.writer = None;
-            }
-        }
+        let d = self.alerts.on_event(PROFILE, e, Utc::now());
         if let Some(n) = d.notify.clone() {
-            self.raise(n);
+            raise(&self.alerts, &self.actions, n);
         }
         d
     }
 
+    /// A history gap: stored in the inbox whatever the preferences, and a
+    /// notification when critical alerts may be among what was lost.
+    pub fn on_gap(&mut self, gap: &Event) {
+        if let Some(n) = self.alerts.on_gap(gap, Utc::now()) {
+            raise(&self.alerts, &self.actions, n);
+        }
+    }
+
     pub fn on_signal(&mut self, s: Signal) {
         match s {
-            Signal::Tick => {
-                for n in self.engine.tick(Utc::now()) {
-                    self.raise(n);
-                }
-            }
             Signal::Action(a) => self.on_action(a),
         }
     }
@@ -190,8 +190,11 @@ impl Alerting {
     fn on_action(&mut self, a: Action) {
         match (a.id.as_str(), a.alert.as_deref()) {
             (action::ACKNOWLEDGE, Some(key)) => {
-                self.engine.acknowledge(key);
-                let stored = self.acknowledge_stored(key);
+                let stored = self
+                    .alerts
+                    .acknowledge_key(key)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot acknowledge in the inbox"))
+                    .ok();
                 eprintln!(
                     "riskwatch: acknowledged: {}{}",
                     super::output::sanitize(&a.title),
@@ -207,36 +210,12 @@ impl Alerting {
             _ => {}
         }
     }
+}
 
-    fn acknowledge_stored(&mut self, key: &str) -> Option<usize> {
-        let path = self.inbox_path.as_ref()?;
-        if let Some(w) = &self.writer {
-            // Rows still queued would miss the acknowledgement.
-            let _ = w.flush();
-        }
-        if self.reader.is_none() {
-            self.reader = Inbox::open(path)
-                .map_err(|e| tracing::warn!(error = %e, "cannot open the inbox"))
-                .ok();
-        }
-        self.reader
-            .as_ref()?
-            .acknowledge_key(key, Utc::now())
-            .map_err(|e| tracing::warn!(error = %e, "cannot acknowledge in the inbox"))
-            .ok()
-    }
-
-    fn raise(&self, n: Notification) {
-        let Some(notifier) = self.notifier.clone() else {
-            return;
-        };
-        let tx = self.actions.clone();
-        tokio::spawn(async move {
-            let alert = n.alert.clone();
-            let title = n.title.clone();
-            if let Some(id) = notifier.show_and_wait(n).await {
-                let _ = tx.send(Action { id, alert, title });
-            }
-        });
+impl Drop for Alerting {
+    fn drop(&mut self) {
+        self.due.abort();
+        // What is queued reaches the inbox before the process ends.
+        self.alerts.close();
     }
 }

@@ -171,6 +171,9 @@ async fn run(
     let source = client.label().to_string();
     let mut printer = Printer::new(out.json);
     let mut seen: u64 = 0;
+    // When each channel last delivered an event: where a gap starts.
+    let mut last_seen: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+        std::collections::HashMap::new();
     let mut announced = false;
     if out.count == Some(0) {
         return Ok(exit::OK);
@@ -196,6 +199,9 @@ async fn run(
         };
         match update {
             ClientUpdate::Event(e) => {
+                if let Some(ch) = &e.channel {
+                    last_seen.insert(ch.clone(), chrono::Utc::now());
+                }
                 let decision = alerting.as_mut().map(|a| a.on_event(&e));
                 if decision.as_ref().is_some_and(|d| !d.list) {
                     // Filtered out by the preferences: not shown, not stored.
@@ -213,6 +219,17 @@ async fn run(
                 }
             }
             ClientUpdate::Notice(n) => {
+                if let (Some(a), riskwatch::client::Notice::Gap { channel, .. }) =
+                    (alerting.as_mut(), &n)
+                    && let Some(gap) = riskwatch::client::gap_event(
+                        &n,
+                        client.label(),
+                        last_seen.get(channel).copied(),
+                        chrono::Utc::now(),
+                    )
+                {
+                    a.on_gap(&gap);
+                }
                 if printer.notice(&source, &n).is_err() {
                     close(&mut client).await;
                     return Ok(exit::OK);

@@ -1,0 +1,478 @@
+//! One alerting pipeline for every surface (the CLI's `watch` and the
+//! desktop app adapt it; neither holds its own): each event goes through
+//! its profile's [`Engine`] (that profile's preferences and rules); what it
+//! lists goes to the inbox (SQLite, one batching writer and one reader);
+//! what it says should notify becomes an OS notification through the
+//! [`Notifier`], unless notifications are paused — never for an emergency.
+//! History gaps are stored whatever the preferences. Repeats, duplicate
+//! counts and burst summaries are raised by [`Alerts::run_due`], which
+//! sleeps until the engines next have something due: nothing ticks while
+//! nothing is due.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::{Decision, Engine, Notification, Prefs, Rule};
+use crate::inbox::{
+    Committed, Inbox, InboxError, Query, Record, StoredAlert, Writer, WriterConfig,
+};
+use crate::notifier::{Notifier, NotifierConfig};
+use crate::{Event, Severity};
+
+/// The longest [`Alerts::run_due`] sleeps without looking at the wall
+/// clock: its timer does not run while the machine is suspended, so a
+/// reminder due meanwhile comes at most this late after a resume.
+const CHECK_AT_MOST: Duration = Duration::from_secs(30);
+
+/// At most one history-gap bubble per connection this often: a hub
+/// restart reports a gap on every channel at once (the inbox keeps one
+/// entry per channel).
+const GAP_BUBBLE_EVERY_SECS: i64 = 10;
+
+/// Why alerting could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    /// The inbox could not be opened, read or written (disk full,
+    /// permissions, a corrupt file).
+    #[error("inbox: {0}")]
+    Inbox(#[from] InboxError),
+    /// There is no inbox to read (alerting without `--inbox`).
+    #[error("there is no inbox")]
+    NoInbox,
+    /// A panic elsewhere left the state unreadable. A bug.
+    #[error("the alerting state is unavailable after an internal error")]
+    Poisoned,
+}
+
+/// How alerting starts. Defaults in each field's doc.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AlertsConfig {
+    /// The inbox file (created if missing). Default none: nothing stored.
+    pub inbox: Option<PathBuf>,
+    /// Raise OS notifications at all. Default false.
+    pub notify: bool,
+    /// Preferences of a profile nobody set any for. Default
+    /// [`Prefs::default`].
+    pub fallback: Prefs,
+}
+
+impl AlertsConfig {
+    pub fn inbox(mut self, path: Option<PathBuf>) -> Self {
+        self.inbox = path;
+        self
+    }
+    pub fn notify(mut self, on: bool) -> Self {
+        self.notify = on;
+        self
+    }
+    pub fn fallback(mut self, prefs: Prefs) -> Self {
+        self.fallback = prefs;
+        self
+    }
+}
+
+/// The inbox's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    /// Unacknowledged alerts, capped at `unread_cap`.
+    pub unread: u64,
+    /// Unacknowledged critical and emergency alerts.
+    pub critical: u64,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// The newest unacknowledged history gap, as the user reads it.
+    pub gap: Option<String>,
+}
+
+/// The engines (one per profile), the inbox and the notifier.
+#[derive(Debug)]
+pub struct Alerts {
+    /// By profile name.
+    engines: Mutex<HashMap<String, Engine>>,
+    fallback: Prefs,
+    /// `None` once the writer failed (logged once), or without an inbox.
+    writer: Mutex<Option<Writer>>,
+    /// For searches and acknowledgements; `None` without an inbox.
+    reader: Mutex<Option<Inbox>>,
+    notifier: Option<Notifier>,
+    paused_until: Mutex<Option<DateTime<Utc>>>,
+    /// When each connection last raised a history-gap notification.
+    gap_notified: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Poked when an engine may have something due sooner than
+    /// [`Alerts::run_due`] is sleeping for.
+    rescheduled: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, AlertsError> {
+    m.lock().map_err(|_| AlertsError::Poisoned)
+}
+
+impl Alerts {
+    /// Opens (creating) the inbox, if any; returns the receiver of its
+    /// commit reports.
+    pub fn open(
+        cfg: AlertsConfig,
+    ) -> Result<(Alerts, Option<mpsc::Receiver<Committed>>), AlertsError> {
+        let (writer, reader, committed) = match &cfg.inbox {
+            Some(path) => {
+                // The writer creates the file's directory.
+                let (writer, committed) = Writer::spawn(path, WriterConfig::default())?;
+                let reader = Inbox::open(path)?;
+                (Some(writer), Some(reader), Some(committed))
+            }
+            None => (None, None, None),
+        };
+        tracing::info!(inbox = ?cfg.inbox, notify = cfg.notify, "alerting");
+        Ok((
+            Alerts {
+                engines: Mutex::new(HashMap::new()),
+                fallback: cfg.fallback,
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+                notifier: cfg.notify.then(|| Notifier::new(NotifierConfig::default())),
+                paused_until: Mutex::new(None),
+                gap_notified: Mutex::new(HashMap::new()),
+                rescheduled: tokio::sync::Notify::new(),
+            },
+            committed,
+        ))
+    }
+
+    /// Gives `profile` these preferences (a new engine, or the running one
+    /// keeps its dedupe and repeat state).
+    pub fn set_prefs(&self, profile: &str, prefs: Prefs, rules: Vec<Rule>) {
+        if let Ok(mut engines) = lock(&self.engines) {
+            match engines.get_mut(profile) {
+                Some(engine) => engine.set_prefs(prefs, rules),
+                None => {
+                    engines.insert(profile.to_owned(), Engine::new(prefs, rules));
+                }
+            }
+        }
+        self.rescheduled.notify_one();
+    }
+
+    /// Forgets a profile's engine (its connection closed for good).
+    pub fn remove_profile(&self, profile: &str) {
+        if let Ok(mut engines) = lock(&self.engines) {
+            engines.remove(profile);
+        }
+    }
+
+    /// Runs one event through its profile's engine and stores it when
+    /// listed. The decision's `notify` is the notification to raise, left
+    /// out while notifications are paused (never for an emergency).
+    pub fn on_event(&self, profile: &str, event: &Event, now: DateTime<Utc>) -> Decision {
+        // A panic elsewhere must not stop alerts: go on with the state.
+        let mut decision = self
+            .engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(profile.to_owned())
+            .or_insert_with(|| Engine::new(self.fallback.clone(), Vec::new()))
+            .decide(event, now);
+        if decision.scheduled() {
+            self.rescheduled.notify_one();
+        }
+        if decision.list {
+            let record = Record::new(event.clone(), now)
+                .severity(decision.severity_after_rules)
+                .key(decision.key.clone());
+            self.store(record);
+        }
+        decision.notify = decision.notify.take().filter(|n| self.shown(n, now));
+        decision
+    }
+
+    /// Stores a history gap ([`crate::client::gap_event`]) whatever the
+    /// preferences: the user must learn that events are missing. Returns
+    /// the notification to raise when critical alerts may be among them
+    /// (one per connection per 10 s).
+    pub fn on_gap(&self, event: &Event, now: DateTime<Utc>) -> Option<Notification> {
+        let key = format!(
+            "gap:{}:{}:{}",
+            event.source,
+            event.channel.as_deref().unwrap_or_default(),
+            event.time.timestamp_millis()
+        );
+        self.store(
+            Record::new(event.clone(), now)
+                .severity(event.severity)
+                .key(key.clone()),
+        );
+        let d = event.describe();
+        tracing::warn!(source = %event.source, gap = %d.body, "history gap");
+        if event.severity < Severity::Critical {
+            return None;
+        }
+        let n = Notification::standalone(key, event.severity, d.title, d.body);
+        if !self.shown(&n, now) {
+            return None;
+        }
+        let mut last = lock(&self.gap_notified).ok()?;
+        let source = event.source.to_string();
+        if last
+            .get(&source)
+            .is_some_and(|t| now - *t < chrono::Duration::seconds(GAP_BUBBLE_EVERY_SECS))
+        {
+            return None;
+        }
+        last.insert(source, now);
+        Some(n)
+    }
+
+    fn store(&self, record: Record) {
+        if let Ok(mut writer) = lock(&self.writer)
+            && let Some(w) = writer.as_mut()
+            && let Err(error) = w.push(record)
+        {
+            tracing::error!(%error, "the inbox stopped storing events");
+            *writer = None;
+        }
+    }
+
+    /// Whether a notification is shown now: always for an emergency, else
+    /// unless notifications are paused.
+    fn shown(&self, n: &Notification, now: DateTime<Utc>) -> bool {
+        n.severity >= Severity::Emergency || !self.paused(now)
+    }
+
+    /// When [`Alerts::tick`] next has something to do, over all engines;
+    /// `None`: nothing until the next event.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        lock(&self.engines)
+            .ok()?
+            .values()
+            .filter_map(Engine::next_due)
+            .min()
+    }
+
+    /// Hands what the engines have due later (repeats of unacknowledged
+    /// critical alerts, counts of duplicates, burst summaries) to `raise`
+    /// when it is due; never returns. Sleeps until the earliest of them, and
+    /// is woken early when an event or new preferences schedule something
+    /// sooner (the permit `Notify` keeps means a poke between reading
+    /// [`Alerts::next_due`] and sleeping is not lost).
+    pub async fn run_due(&self, mut raise: impl FnMut(Notification)) {
+        loop {
+            let wait = self.next_due().map_or(CHECK_AT_MOST, |due| {
+                (due - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(CHECK_AT_MOST)
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {
+                    for n in self.tick(Utc::now()) {
+                        raise(n);
+                    }
+                }
+                () = self.rescheduled.notified() => {}
+            }
+        }
+    }
+
+    /// What is due at `now` and shown: counts of duplicates, burst
+    /// summaries, and repeats of unacknowledged critical alerts.
+    pub fn tick(&self, now: DateTime<Utc>) -> Vec<Notification> {
+        let due: Vec<Notification> = lock(&self.engines)
+            .map(|mut engines| engines.values_mut().flat_map(|e| e.tick(now)).collect())
+            .unwrap_or_default();
+        due.into_iter().filter(|n| self.shown(n, now)).collect()
+    }
+
+    /// Shows `n` in the background (failures are logged by the notifier;
+    /// nothing happens without one) and hands the action the user picked,
+    /// if any, to `then`. Needs a tokio runtime.
+    pub fn raise(&self, n: Notification, then: impl FnOnce(Option<String>) + Send + 'static) {
+        let Some(notifier) = self.notifier.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let picked = notifier.show_and_wait(n).await;
+            then(picked);
+        });
+    }
+
+    /// Commits what the writer holds, so searches and acknowledgements see
+    /// it.
+    pub fn flush(&self) -> Result<(), AlertsError> {
+        if let Some(w) = lock(&self.writer)?.as_ref() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges one alert by its engine key (a notification's action):
+    /// no more repeats, and its inbox rows are acknowledged.
+    pub fn acknowledge_key(&self, key: &str) -> Result<usize, AlertsError> {
+        // Rows still queued would miss the acknowledgement.
+        self.flush()?;
+        let n = match lock(&self.reader)?.as_ref() {
+            Some(reader) => reader.acknowledge_key(key, Utc::now())?,
+            None => 0,
+        };
+        for engine in lock(&self.engines)?.values_mut() {
+            engine.acknowledge(key);
+        }
+        Ok(n)
+    }
+
+    /// Acknowledges these inbox alerts, and in the engines (no more
+    /// repeats). Returns how many changed.
+    pub fn acknowledge(&self, ids: &[i64]) -> Result<usize, AlertsError> {
+        let reader = lock(&self.reader)?;
+        let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
+        let mut keys = Vec::new();
+        for id in ids {
+            if let Some(key) = reader.get(*id)?.and_then(|a| a.key) {
+                keys.push(key);
+            }
+        }
+        let n = reader.acknowledge(ids, Utc::now())?;
+        let mut engines = lock(&self.engines)?;
+        for key in keys {
+            for engine in engines.values_mut() {
+                engine.acknowledge(&key);
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn pause_until(&self, until: Option<DateTime<Utc>>) {
+        if let Ok(mut p) = lock(&self.paused_until) {
+            *p = until;
+        }
+        tracing::info!(?until, "notifications paused until");
+    }
+
+    pub fn paused(&self, now: DateTime<Utc>) -> bool {
+        lock(&self.paused_until)
+            .map(|p| p.is_some_and(|t| now < t))
+            .unwrap_or(false)
+    }
+
+    /// The inbox's counts; unread ones stop at `unread_cap`.
+    pub fn counts(&self, unread_cap: u64) -> Result<Counts, AlertsError> {
+        let reader = lock(&self.reader)?;
+        let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
+        let now = Utc::now();
+        let q = Query {
+            kinds: vec![crate::client::GAP_KIND.to_owned()],
+            acknowledged: Some(false),
+            limit: 1,
+            ..Query::default()
+        };
+        let gap = reader.search(&q)?.first().map(|a| a.event.describe().body);
+        Ok(Counts {
+            total: reader.count()?,
+            unread: reader.unacknowledged()?.min(unread_cap),
+            critical: reader.unacknowledged_critical()?,
+            paused_until: lock(&self.paused_until)?.filter(|t| now < *t),
+            gap,
+        })
+    }
+
+    pub fn search(&self, q: &Query) -> Result<Vec<StoredAlert>, AlertsError> {
+        let reader = lock(&self.reader)?;
+        Ok(reader.as_ref().ok_or(AlertsError::NoInbox)?.search(q)?)
+    }
+
+    /// Commits what is queued and stops the writer. Idempotent.
+    pub fn close(&self) {
+        let writer = lock(&self.writer).ok().and_then(|mut w| w.take());
+        if let Some(w) = writer
+            && let Err(error) = w.close()
+        {
+            tracing::warn!(%error, "closing the inbox");
+        }
+    }
+}
+
+impl Drop for Alerts {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::protocol::{Frame, decode};
+
+    fn event(text: &str) -> Event {
+        let source: Arc<str> = Arc::from("desk");
+        match decode(text, &source, Utc::now()).expect("decodes") {
+            Frame::Event(e) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    /// One profile's pipeline end to end: a critical alert is stored and
+    /// notifies, a pause holds it back but never an emergency stop, a gap
+    /// is stored whatever the preferences and shows in the counts, and
+    /// acknowledging clears both.
+    #[test]
+    fn stores_notifies_pauses_and_acknowledges() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AlertsConfig::default().inbox(Some(dir.path().join("inbox.sqlite3")));
+        let (alerts, _committed) = Alerts::open(cfg).unwrap();
+        let now = Utc::now();
+        let critical = event(
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":92,"threshold":90}"#,
+        );
+        let d = alerts.on_event("desk", &critical, now);
+        assert!(d.list && d.notify.is_some(), "{d:?}");
+        alerts.pause_until(Some(now + chrono::Duration::hours(1)));
+        let other = event(
+            r#"{"type":"risk_alert","sessionId":"S2","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":95,"threshold":90}"#,
+        );
+        assert!(
+            alerts.on_event("desk", &other, now).notify.is_none(),
+            "paused"
+        );
+        let stop = event(
+            r#"{"type":"session_status","sessionId":"S9","status":"emergency_stopped","lossLimitUtilization":100}"#,
+        );
+        assert!(
+            alerts.on_event("desk", &stop, now).notify.is_some(),
+            "a pause never silences an emergency stop"
+        );
+        let gap = crate::client::gap_event(
+            &crate::client::Notice::Gap {
+                channel: "sessions:demo".into(),
+                requested: 3,
+                oldest: 9,
+                criticals_kept: true,
+            },
+            &Arc::from("desk"),
+            None,
+            now,
+        )
+        .unwrap();
+        assert!(
+            alerts.on_gap(&gap, now).is_none(),
+            "only ordinary events lost: no bubble"
+        );
+        alerts.flush().unwrap();
+        let c = alerts.counts(999).unwrap();
+        assert_eq!((c.total, c.critical), (4, 3), "{c:?}");
+        assert!(c.gap.unwrap().contains("sessions:demo"));
+        let ids: Vec<i64> = alerts
+            .search(&Query::default())
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(alerts.acknowledge(&ids).unwrap(), 4);
+        let c = alerts.counts(999).unwrap();
+        assert_eq!((c.unread, c.critical, c.gap), (0, 0, None));
+    }
+}
