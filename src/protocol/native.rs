@@ -156,6 +156,10 @@ pub mod close {
     /// uses it). Terminal for the client, unless the reason says it was a
     /// rate limit (what hubs before [`RATE_LIMITED`] sent).
     pub const POLICY: u16 = 1008;
+    /// Protocol error (a malformed frame): reconnect.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Invalid data (text that is not UTF-8): reconnect.
+    pub const INVALID_DATA: u16 = 1007;
     /// Message too big: reconnect.
     pub const TOO_BIG: u16 = 1009;
     /// Internal server error: reconnect.

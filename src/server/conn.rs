@@ -53,6 +53,20 @@ fn on_grid(t: Instant) -> Instant {
     epoch + Duration::from_nanos(u64::try_from(ticks * grid).unwrap_or(u64::MAX))
 }
 
+/// The close frame a read error deserves, if the peer can still take one:
+/// 1009 for a message over the limit, 1007 for text that is not UTF-8,
+/// 1002 for a malformed frame (unmasked, reserved bits, unknown opcode, a
+/// stray continuation, a control frame over 125 bytes).
+fn read_error_close(e: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Capacity(_) => Some((close::TOO_BIG, "message too big")),
+        Error::Utf8(_) => Some((close::INVALID_DATA, "text is not valid UTF-8")),
+        Error::Protocol(_) => Some((close::PROTOCOL_ERROR, "malformed frame")),
+        _ => None,
+    }
+}
+
 /// How long a lagging peer has to take its close frame.
 const LAGGED_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
@@ -240,10 +254,14 @@ impl Conn {
                         None => return "peer closed".into(),
                         Some(Err(e)) => {
                             let text = e.to_string();
-                            if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                                self.hub.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                            // The peer is told why, with the code RFC 6455
+                            // gives for it, before the connection ends.
+                            if let Some((code, why)) = read_error_close(&e) {
+                                if code == close::TOO_BIG {
+                                    self.hub.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                                }
                                 self.out.close();
-                                let _ = sink.send(close_frame(close::TOO_BIG, "message too big")).await;
+                                let _ = sink.send(close_frame(code, why)).await;
                             }
                             return format!("read error: {text}");
                         }

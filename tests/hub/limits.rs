@@ -378,3 +378,33 @@ async fn connections_over_the_per_address_cap_are_closed_at_once() {
     assert!(admitted, "a freed slot admits a new connection");
     hub.shutdown().await;
 }
+
+/// Malformed frames get the close code RFC 6455 gives them, not a bare
+/// disconnect: 1007 for text that is not UTF-8, 1002 for an unmasked
+/// frame or a control frame over 125 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_get_1007_or_1002() {
+    use tokio::io::AsyncWriteExt;
+    let hub = hub(ServerConfig::new(Auth::Insecure)).await;
+    let mut long_ping = vec![0x89, 0x80 | 126, 0x00, 126, 0, 0, 0, 0];
+    long_ping.extend([b'p'; 126]);
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        (
+            "invalid UTF-8",
+            vec![0x81, 0x80 | 2, 0, 0, 0, 0, 0xff, 0xfe],
+            1007,
+        ),
+        ("unmasked", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("126-byte ping", long_ping, 1002),
+    ];
+    for (what, bytes, want) in cases {
+        let mut ws = raw(hub.addr(), "/api/v1/stream").await;
+        match ws.get_mut() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.write_all(&bytes).await.unwrap(),
+            _ => unreachable!("plain TCP on loopback"),
+        }
+        let (code, _) = close_code(&mut ws, Duration::from_secs(5)).await;
+        assert_eq!(code, Some(want), "{what}");
+    }
+    hub.shutdown().await;
+}
