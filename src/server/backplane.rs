@@ -118,6 +118,11 @@ fn keys(channel: &str) -> [String; 6] {
     ]
 }
 
+/// The hash of one user's cursors.
+fn cursor_key(user: &str) -> String {
+    format!("rw:cursor:{{{user}}}")
+}
+
 /// The event without its sequence (Redis assigns it).
 #[derive(Serialize)]
 struct Body<'a> {
@@ -283,13 +288,14 @@ impl Backplane {
     /// Shares users' cursors with every hub: one hash per user
     /// (`rw:cursor:{user}`, field = channel), expiring with the critical
     /// history window (nothing older is kept to replay).
-    pub async fn save_cursors(&self, list: &[Cursor], ttl: Duration) -> Result<(), BackplaneError> {
+    pub async fn save_cursors(&self, list: &[Cursor]) -> Result<(), BackplaneError> {
+        let ttl = i64::try_from(self.critical_age.as_secs().max(1)).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
         for c in list {
-            let key = format!("rw:cursor:{{{}}}", c.user);
+            let key = cursor_key(&c.user);
             let value = serde_json::to_string(c).expect("a cursor serializes");
             pipe.hset(&key, &c.channel, value).ignore();
-            pipe.expire(&key, ttl.as_secs().max(1) as i64).ignore();
+            pipe.expire(&key, ttl).ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
@@ -300,7 +306,7 @@ impl Backplane {
     pub async fn cursors_of(&self, user: &str) -> Result<Vec<Cursor>, BackplaneError> {
         let mut conn = self.conn.clone();
         let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(format!("rw:cursor:{{{user}}}"))
+            .arg(cursor_key(user))
             .query_async(&mut conn)
             .await?;
         Ok(all

@@ -56,11 +56,6 @@ impl Caps {
             ip,
         }))
     }
-
-    /// Open connections in all.
-    pub fn open(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
 }
 
 impl Drop for Slot {

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::store::StoreError;
+use super::store::{StoreError, io_err, push_lines, replace_file};
 
 /// One user's position on one channel (or pattern).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,13 +63,6 @@ pub struct FileCursors {
     file: Mutex<Option<File>>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 impl FileCursors {
     pub fn open(dir: &Path) -> Result<FileCursors, StoreError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -103,17 +96,8 @@ impl CursorStore for FileCursors {
         out.sort_by_key(|c| c.at);
         // Compact: the file holds what was loaded, no more.
         let mut buf = String::new();
-        for c in &out {
-            buf.push_str(&serde_json::to_string(c).expect("a cursor serializes"));
-            buf.push('\n');
-        }
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(buf.as_bytes()).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
-        }
-        fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        push_lines(&mut buf, &out);
+        replace_file(&self.path, buf.as_bytes())?;
         *self.file.lock().expect("cursor file lock") = None;
         Ok(out)
     }
@@ -123,10 +107,7 @@ impl CursorStore for FileCursors {
             return Ok(());
         }
         let mut buf = String::new();
-        for c in cursors {
-            buf.push_str(&serde_json::to_string(c).expect("a cursor serializes"));
-            buf.push('\n');
-        }
+        push_lines(&mut buf, cursors);
         let mut file = self.file.lock().expect("cursor file lock");
         if file.is_none() {
             let f = OpenOptions::new()

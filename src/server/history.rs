@@ -133,17 +133,6 @@ impl History {
     pub fn prune(&mut self, r: &Retention, now: DateTime<Utc>, mut gone: impl FnMut(&HubEvent)) {
         let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         let (o_age, c_age) = (age(r.ordinary_age), age(r.critical_age));
-        let o_len = r.ordinary_len.max(r.ordinary_min);
-        while let Some(front) = self.ordinary.front() {
-            let too_many = self.ordinary.len() > o_len;
-            let too_old = self.ordinary.len() > r.ordinary_min && now - front.time > o_age;
-            if !(too_many || too_old) {
-                break;
-            }
-            let ev = self.ordinary.pop_front().expect("front exists");
-            self.ordinary_before = self.ordinary_before.max(ev.seq);
-            gone(&ev);
-        }
         while let Some(front) = self.critical.front() {
             if self.critical.len() <= r.critical_len && now - front.time <= c_age {
                 break;
@@ -152,12 +141,16 @@ impl History {
             self.critical_before = self.critical_before.max(ev.seq);
             gone(&ev);
         }
-        // An ordinary event never outlives a critical one published after it.
-        while self
-            .ordinary
-            .front()
-            .is_some_and(|e| e.seq < self.critical_before)
-        {
+        let o_len = r.ordinary_len.max(r.ordinary_min);
+        while let Some(front) = self.ordinary.front() {
+            let too_many = self.ordinary.len() > o_len;
+            let too_old = self.ordinary.len() > r.ordinary_min && now - front.time > o_age;
+            // An ordinary event never outlives a critical one published
+            // after it.
+            let outlived = front.seq < self.critical_before;
+            if !(too_many || too_old || outlived) {
+                break;
+            }
             let ev = self.ordinary.pop_front().expect("front exists");
             self.ordinary_before = self.ordinary_before.max(ev.seq);
             gone(&ev);
@@ -213,11 +206,6 @@ impl History {
             gap_until: Some(self.complete_from()),
             criticals_kept: false,
         }
-    }
-
-    /// Forgets everything (a channel that follows another epoch).
-    pub fn clear(&mut self) {
-        *self = History::default();
     }
 }
 

@@ -159,6 +159,24 @@ impl Channel {
             });
     }
 
+    /// Rewrites the channel's file to what its history keeps (a failure is
+    /// logged; the file keeps growing until the next try).
+    fn compact(&mut self, store: &dyn Store) {
+        let kept: Vec<StoredEvent> = self.history.all().iter().map(|e| e.to_stored()).collect();
+        match store.compact(
+            &self.name,
+            &self.epoch,
+            self.head,
+            self.history.trimmed(),
+            &kept,
+        ) {
+            Ok(()) => self.file_lines = kept.len(),
+            Err(e) => {
+                tracing::error!(error = %e, channel = %self.name, "could not compact history")
+            }
+        }
+    }
+
     /// Replaces the history with `events` (a restore or a Redis snapshot),
     /// whose trimmed sequences are `trimmed`.
     fn reset(&mut self, trimmed: (u64, u64), events: Vec<StoredEvent>) {
@@ -354,14 +372,7 @@ impl Hub {
                         *self.dashboard.write().expect("dashboard lock") = Some(ev);
                     }
                     // The file now holds what the rules keep, no more.
-                    let kept: Vec<StoredEvent> =
-                        ch.history.all().iter().map(|e| e.to_stored()).collect();
-                    match store.compact(&name, &ch.epoch, ch.head, ch.history.trimmed(), &kept) {
-                        Ok(()) => ch.file_lines = kept.len(),
-                        Err(e) => {
-                            tracing::error!(error = %e, channel = %name, "could not compact history")
-                        }
-                    }
+                    ch.compact(store.as_ref());
                     map.insert(name, Arc::new(Mutex::new(ch)));
                 }
                 tracing::info!(channels = map.len(), "history restored");
@@ -490,9 +501,8 @@ impl Hub {
         }
         if let Some(bp) = self.backplane.get() {
             let bp = Arc::clone(bp);
-            let ttl = self.limits.retention("").critical_age;
             tokio::spawn(async move {
-                if let Err(e) = bp.save_cursors(&list, ttl).await {
+                if let Err(e) = bp.save_cursors(&list).await {
                     tracing::warn!(error = %e, "could not share cursors");
                 }
             });
@@ -634,13 +644,7 @@ impl Hub {
             && c.file_lines > 2 * c.history.len() + COMPACT_SLACK
         {
             // Files would otherwise only grow while the hub runs.
-            let kept: Vec<StoredEvent> = c.history.all().iter().map(|e| e.to_stored()).collect();
-            match store.compact(&c.name, &c.epoch, c.head, c.history.trimmed(), &kept) {
-                Ok(()) => c.file_lines = kept.len(),
-                Err(e) => {
-                    tracing::error!(error = %e, channel = %c.name, "could not compact history")
-                }
-            }
+            c.compact(store.as_ref());
         }
         drop(c);
         Ok(Published {

@@ -202,16 +202,19 @@ impl Server {
         if cfg.auth.is_insecure() && !addr.ip().is_loopback() {
             return Err(ServerError::InsecureNotLoopback(addr));
         }
-        let store: Option<Arc<dyn store::Store>> = match &cfg.data_dir {
-            Some(_) if cfg.backplane.is_some() => None,
-            Some(d) => Some(Arc::new(store::FileStore::open(d)?)),
-            None => None,
-        };
-        let cursor_store: Option<Arc<dyn cursors::CursorStore>> = match &cfg.data_dir {
-            Some(_) if cfg.backplane.is_some() => None,
-            Some(d) => Some(Arc::new(cursors::FileCursors::open(d)?)),
-            None => None,
-        };
+        // With Redis, history and cursors live there, not in files.
+        type Stores = (
+            Option<Arc<dyn store::Store>>,
+            Option<Arc<dyn cursors::CursorStore>>,
+        );
+        let (store, cursor_store): Stores =
+            match cfg.data_dir.as_deref().filter(|_| cfg.backplane.is_none()) {
+                Some(d) => (
+                    Some(Arc::new(store::FileStore::open(d)?)),
+                    Some(Arc::new(cursors::FileCursors::open(d)?)),
+                ),
+                None => (None, None),
+            };
         let hub = Arc::new(Hub::new(
             cfg.history.clone(),
             cfg.limits.max_publish,

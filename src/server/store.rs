@@ -78,6 +78,18 @@ struct Header {
     critical_before: Option<u64>,
 }
 
+impl Header {
+    fn new(channel: &str, epoch: &str, head: u64, trimmed: (u64, u64)) -> Header {
+        Header {
+            channel: channel.to_owned(),
+            epoch: epoch.to_owned(),
+            head,
+            ordinary_before: Some(trimmed.0),
+            critical_before: Some(trimmed.1),
+        }
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -89,7 +101,7 @@ pub struct FileStore {
     files: Mutex<HashMap<String, File>>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.display().to_string(),
         source,
@@ -109,9 +121,17 @@ fn file_name(channel: &str) -> String {
     format!("h-{hex}.jsonl")
 }
 
+/// Appends each item as one JSON line to `buf` (the files' format).
+pub(super) fn push_lines<T: Serialize>(buf: &mut String, items: impl IntoIterator<Item = T>) {
+    for item in items {
+        buf.push_str(&serde_json::to_string(&item).expect("a stored item serializes"));
+        buf.push('\n');
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, synced,
 /// so a crash leaves the old file or the new one, never half of one.
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
     {
         let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -235,15 +255,8 @@ impl Store for FileStore {
             // was loaded, an unreadable one set aside): append to it.
             let f = match OpenOptions::new().append(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    let header = Header {
-                        channel: channel.to_owned(),
-                        epoch: epoch.to_owned(),
-                        head: 0,
-                        ordinary_before: Some(0),
-                        critical_before: Some(0),
-                    };
-                    let mut first = serde_json::to_string(&header).expect("header serializes");
-                    first.push('\n');
+                    let mut first = String::new();
+                    push_lines(&mut first, [Header::new(channel, epoch, 0, (0, 0))]);
                     f.write_all(first.as_bytes()).map_err(io_err(&path))?;
                     f
                 }
@@ -270,19 +283,9 @@ impl Store for FileStore {
         trimmed: (u64, u64),
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
-        let header = Header {
-            channel: channel.to_owned(),
-            epoch: epoch.to_owned(),
-            head,
-            ordinary_before: Some(trimmed.0),
-            critical_before: Some(trimmed.1),
-        };
-        let mut buf = serde_json::to_string(&header).expect("header serializes");
-        buf.push('\n');
-        for e in events {
-            buf.push_str(&serde_json::to_string(e).expect("event serializes"));
-            buf.push('\n');
-        }
+        let mut buf = String::new();
+        push_lines(&mut buf, [Header::new(channel, epoch, head, trimmed)]);
+        push_lines(&mut buf, events);
         // The open append handle points at the file being replaced.
         let mut files = self.files.lock().expect("store lock");
         files.remove(channel);
