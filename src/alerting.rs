@@ -103,6 +103,9 @@ pub struct Alerts {
     paused_until: Mutex<Option<DateTime<Utc>>>,
     /// When each connection last raised a history-gap notification.
     gap_notified: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// By profile, when each channel last delivered an event: where a
+    /// history gap on it starts.
+    last_seen: Mutex<HashMap<String, HashMap<String, DateTime<Utc>>>>,
     /// Poked when an engine may have something due sooner than
     /// [`Alerts::run_due`] is sleeping for.
     rescheduled: tokio::sync::Notify,
@@ -137,6 +140,7 @@ impl Alerts {
                 notifier: cfg.notify.then(|| Notifier::new(NotifierConfig::default())),
                 paused_until: Mutex::new(None),
                 gap_notified: Mutex::new(HashMap::new()),
+                last_seen: Mutex::new(HashMap::new()),
                 rescheduled: tokio::sync::Notify::new(),
             },
             committed,
@@ -168,6 +172,9 @@ impl Alerts {
     /// listed. The decision's `notify` is the notification to raise, left
     /// out while notifications are paused (never for an emergency).
     pub fn on_event(&self, profile: &str, event: &Event, now: DateTime<Utc>) -> Decision {
+        if let Some(channel) = &event.channel {
+            self.seen(profile, channel, now);
+        }
         // A panic elsewhere must not stop alerts: go on with the state.
         let mut decision = self
             .engines
@@ -187,6 +194,47 @@ impl Alerts {
         }
         decision.notify = decision.notify.take().filter(|n| self.shown(n, now));
         decision
+    }
+
+    /// Records that `profile`'s `channel` delivered an event at `now`
+    /// (allocating only for a channel not seen before).
+    fn seen(&self, profile: &str, channel: &str, now: DateTime<Utc>) {
+        let Ok(mut all) = lock(&self.last_seen) else {
+            return;
+        };
+        if !all.contains_key(profile) {
+            all.insert(profile.to_owned(), HashMap::new());
+        }
+        let mine = all.get_mut(profile).expect("inserted above");
+        match mine.get_mut(channel) {
+            Some(t) => *t = now,
+            None => {
+                mine.insert(channel.to_owned(), now);
+            }
+        }
+    }
+
+    /// A notice from `profile`'s connection (`source`): a history gap
+    /// becomes an event that says what was lost since the channel last
+    /// delivered, stored by [`Alerts::on_gap`]; the notification to raise,
+    /// if any. Other notices change nothing.
+    pub fn on_notice(
+        &self,
+        profile: &str,
+        source: &std::sync::Arc<str>,
+        notice: &crate::client::Notice,
+        now: DateTime<Utc>,
+    ) -> Option<Notification> {
+        let crate::client::Notice::Gap { channel, .. } = notice else {
+            return None;
+        };
+        let since = lock(&self.last_seen)
+            .ok()?
+            .get(profile)
+            .and_then(|m| m.get(channel))
+            .copied();
+        let event = crate::client::gap_event(notice, source, since, now)?;
+        self.on_gap(&event, now)
     }
 
     /// Stores a history gap ([`crate::client::gap_event`]) whatever the
@@ -445,33 +493,40 @@ mod tests {
             alerts.on_event("desk", &stop, now).notify.is_some(),
             "a pause never silences an emergency stop"
         );
-        let gap = crate::client::gap_event(
-            &crate::client::Notice::Gap {
-                channel: "sessions:demo".into(),
-                requested: 3,
-                oldest: 9,
-                criticals_kept: true,
-            },
-            &Arc::from("desk"),
-            None,
-            now,
-        )
-        .unwrap();
-        assert!(
-            alerts.on_gap(&gap, now).is_none(),
-            "only ordinary events lost: no bubble"
-        );
+        // A gap on a channel this profile last heard from before `now`:
+        // the entry says from when.
+        let tick = event(r#"{"type":"tick","channel":"sessions:demo","data":{}}"#);
+        let earlier = now - chrono::Duration::minutes(5);
+        assert!(alerts.on_event("desk", &tick, earlier).notify.is_none());
+        let gap = crate::client::Notice::Gap {
+            channel: "sessions:demo".into(),
+            requested: 3,
+            oldest: 9,
+            criticals_kept: true,
+        };
+        let none = alerts.on_notice("desk", &Arc::from("desk"), &gap, now);
+        assert!(none.is_none(), "only ordinary events lost: no bubble");
         alerts.flush().unwrap();
         let c = alerts.counts(999).unwrap();
-        assert_eq!((c.total, c.critical), (4, 3), "{c:?}");
-        assert!(c.gap.unwrap().contains("sessions:demo"));
+        assert_eq!((c.total, c.critical), (5, 3), "{c:?}");
+        let said = c.gap.unwrap();
+        let from = earlier
+            .with_timezone(&chrono::Local)
+            .format("%H:%M")
+            .to_string();
+        assert!(
+            said.starts_with(&format!(
+                "Ordinary events on sessions:demo between {from} and "
+            )),
+            "{said}"
+        );
         let ids: Vec<i64> = alerts
             .search(&Query::default())
             .unwrap()
             .iter()
             .map(|a| a.id)
             .collect();
-        assert_eq!(alerts.acknowledge(&ids).unwrap(), 4);
+        assert_eq!(alerts.acknowledge(&ids).unwrap(), 5);
         let c = alerts.counts(999).unwrap();
         assert_eq!((c.unread, c.critical, c.gap), (0, 0, None));
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use riskwatch::client::{
     Client, ClientConfig, ClientHandle, ClientUpdate, Notice, Token, redact_url,
 };
@@ -377,15 +377,10 @@ async fn pump(
 ) {
     let feed = app.state::<Feed>();
     let alerts = app.try_state::<Alerts>();
-    // When each channel last delivered an event: where a gap starts.
-    let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
     let source: Arc<str> = Arc::from(profile.as_str());
     while let Some(update) = client.next().await {
         match update {
             ClientUpdate::Event(event) => {
-                if let Some(ch) = &event.channel {
-                    last_seen.insert(ch.clone(), Utc::now());
-                }
                 tracing::debug!(%profile, kind = %event.kind, severity = %event.severity, "event");
                 if let Some(alerts) = &alerts
                     && let Some(n) = alerts.on_event(&profile, &event, Utc::now())
@@ -406,16 +401,10 @@ async fn pump(
                 // A gap is never silent: an inbox entry, the tray's
                 // tooltip, and a notification when critical alerts may be
                 // among what was lost.
-                let Notice::Gap { channel, .. } = &notice else {
-                    continue;
-                };
-                let now = Utc::now();
-                let seen = last_seen.get(channel).copied();
-                if let (Some(alerts), Some(event)) = (
-                    &alerts,
-                    riskwatch::client::gap_event(&notice, &source, seen, now),
-                ) {
-                    if let Some(n) = alerts.on_gap(&event, now) {
+                if let Some(alerts) = &alerts
+                    && matches!(notice, Notice::Gap { .. })
+                {
+                    if let Some(n) = alerts.on_notice(&profile, &source, &notice, Utc::now()) {
                         alerts.raise(&app, n);
                     }
                     notify_inbox(&app);

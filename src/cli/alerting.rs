@@ -12,6 +12,7 @@ use chrono::Utc;
 use clap::Args;
 use riskwatch::Event;
 use riskwatch::alerting::{Alerts, AlertsConfig};
+use riskwatch::client::Notice;
 use riskwatch::engine::{Decision, Notification, Prefs, PrefsStore, Rule, prefs, rules};
 use riskwatch::notifier::action;
 use tokio::sync::mpsc;
@@ -173,10 +174,11 @@ impl Alerting {
         d
     }
 
-    /// A history gap: stored in the inbox whatever the preferences, and a
-    /// notification when critical alerts may be among what was lost.
-    pub fn on_gap(&mut self, gap: &Event) {
-        if let Some(n) = self.alerts.on_gap(gap, Utc::now()) {
+    /// A notice: a history gap is stored in the inbox whatever the
+    /// preferences, with a notification when critical alerts may be among
+    /// what was lost.
+    pub fn on_notice(&mut self, source: &Arc<str>, notice: &Notice) {
+        if let Some(n) = self.alerts.on_notice(PROFILE, source, notice, Utc::now()) {
             raise(&self.alerts, &self.actions, n);
         }
     }

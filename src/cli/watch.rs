@@ -171,9 +171,6 @@ async fn run(
     let source = client.label().to_string();
     let mut printer = Printer::new(out.json);
     let mut seen: u64 = 0;
-    // When each channel last delivered an event: where a gap starts.
-    let mut last_seen: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
-        std::collections::HashMap::new();
     let mut announced = false;
     if out.count == Some(0) {
         return Ok(exit::OK);
@@ -199,9 +196,6 @@ async fn run(
         };
         match update {
             ClientUpdate::Event(e) => {
-                if let Some(ch) = &e.channel {
-                    last_seen.insert(ch.clone(), chrono::Utc::now());
-                }
                 let decision = alerting.as_mut().map(|a| a.on_event(&e));
                 if decision.as_ref().is_some_and(|d| !d.list) {
                     // Filtered out by the preferences: not shown, not stored.
@@ -219,16 +213,8 @@ async fn run(
                 }
             }
             ClientUpdate::Notice(n) => {
-                if let (Some(a), riskwatch::client::Notice::Gap { channel, .. }) =
-                    (alerting.as_mut(), &n)
-                    && let Some(gap) = riskwatch::client::gap_event(
-                        &n,
-                        client.label(),
-                        last_seen.get(channel).copied(),
-                        chrono::Utc::now(),
-                    )
-                {
-                    a.on_gap(&gap);
+                if let Some(a) = alerting.as_mut() {
+                    a.on_notice(client.label(), &n);
                 }
                 if printer.notice(&source, &n).is_err() {
                     close(&mut client).await;

@@ -78,26 +78,28 @@ async fn a_client_stopped_past_the_history_gets_every_emergency_stop_once() {
         .spawn()
         .unwrap();
     let rx = lines(&mut watch);
-    let subscribers = || async {
-        let stats: Value = http
-            .get(format!("{base}/api/v1/ws/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["connections_by_channel"][CH].as_u64().unwrap_or(0)
-    };
-    let mut subscribed = false;
-    for _ in 0..200 {
-        if subscribers().await == 1 {
-            subscribed = true;
-            break;
+    // Whether the hub comes to show `n` subscribers on the channel (10 s).
+    let subscribers = |n: u64| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            for _ in 0..200 {
+                let stats: Value = http
+                    .get(format!("{base}/api/v1/ws/stats"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if stats["connections_by_channel"][CH].as_u64().unwrap_or(0) == n {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(subscribed, "the CLI subscribes");
+    };
+    assert!(subscribers(1).await, "the CLI subscribes");
 
     let mut seq = 0u64;
     let mut emergencies = Vec::new();
@@ -126,15 +128,7 @@ async fn a_client_stopped_past_the_history_gets_every_emergency_stop_once() {
 
     // The lid closes.
     kill("STOP", watch.id());
-    let mut dropped = false;
-    for _ in 0..200 {
-        if subscribers().await == 0 {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(dropped, "the hub drops the sleeping client");
+    assert!(subscribers(0).await, "the hub drops the sleeping client");
     publish(AWAY).await;
     // The lid opens.
     kill("CONT", watch.id());
