@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use riskwatch::server::backplane::Backplane;
-use riskwatch::server::{Auth, Claims, HubLimits, Limits, Server, ServerConfig};
+use riskwatch::server::{Auth, Claims, HubLimits, Limits, RedisBroker, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -133,25 +132,19 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .offline_keep(a.offline_keep)
         .critical_len(a.critical_history_len)
         .critical_age(Duration::from_secs(a.critical_history_secs));
-    let retention = history.retention("");
     let limits = Limits::default()
         .rate(a.rate.max(1), a.rate.max(1) * 2)
         .max_conns_per_user(a.max_conns_per_user.max(1))
         .max_conns_per_ip(a.max_conns_per_ip)
         .max_conns(a.max_conns)
         .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
-    let backplane = match &a.redis {
+    let redis = match &a.redis {
         Some(url) => {
-            let bp = Backplane::connect(
-                url,
-                a.history_len.max(a.offline_keep),
-                Duration::from_secs(a.history_secs),
-            )
-            .await
-            .context("cannot connect to Redis")?
-            .critical(retention.critical_len, retention.critical_age);
+            let broker = RedisBroker::connect(url, history.clone())
+                .await
+                .context("cannot connect to Redis")?;
             eprintln!("riskwatch: sharing channels through Redis");
-            Some(std::sync::Arc::new(bp))
+            Some(std::sync::Arc::new(broker))
         }
         None => None,
     };
@@ -159,7 +152,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .limits(limits)
         .history(history)
         .data_dir(a.data_dir.clone())
-        .backplane(backplane);
+        .redis(redis);
     // SO_REUSEADDR, so a restarted hub gets its port back at once while the
     // old connections linger in TIME_WAIT.
     let socket = if a.listen.is_ipv4() {

@@ -344,21 +344,27 @@ impl Conn {
             if self.channels.contains(&ch) {
                 continue;
             }
-            if let Err(e) = self.hub.prepare(&ch).await {
-                tracing::warn!(error = %e, channel = %ch, "channel state unavailable");
-                let why = format!("channel {ch} is unavailable right now");
-                self.reject(sink, ErrorCode::Internal, &why).await?;
-                continue;
-            }
             self.out.pause();
-            let sub = self.hub.subscribe(
-                self.conn,
-                &self.id.user,
-                &ch,
-                self.subscriber(),
-                since.clone(),
-                &mine,
-            );
+            let sub = match self
+                .hub
+                .subscribe(
+                    self.conn,
+                    &self.id.user,
+                    &ch,
+                    self.subscriber(),
+                    since.clone(),
+                    &mine,
+                )
+                .await
+            {
+                Ok(sub) => sub,
+                Err(e) => {
+                    tracing::warn!(error = %e, channel = %ch, "channel state unavailable");
+                    let why = format!("channel {ch} is unavailable right now");
+                    self.reject(sink, ErrorCode::Internal, &why).await?;
+                    continue;
+                }
+            };
             self.channels.push(ch.clone());
             if self.endpoint == Endpoint::Native {
                 let ack = serde_json::json!({"op": "subscribed", "channel": sub.channel,
@@ -382,15 +388,12 @@ impl Conn {
                     .await
                     .map_err(|e| format!("send failed: {e}"))?;
             }
-            // The position we resume from counts as sent, so live events
-            // at or below it are not repeated.
-            if let Some(p) = &since
-                && sub.gap.is_none()
-                && !grants::is_pattern(&ch)
-            {
-                self.out.set_sent(&ch, p.seq);
-            } else if !grants::is_pattern(&ch) && sub.backlog.is_empty() {
-                self.out.set_sent(&ch, sub.head);
+            // The position the backlog continues after counts as sent
+            // (in the channel's current epoch): live events at or below it
+            // are not repeated, and those delivered live while the backlog
+            // was read go out once, in order, after it.
+            if !grants::is_pattern(&ch) {
+                self.out.set_sent(&ch, sub.start);
             }
             for ev in sub.backlog {
                 self.out.queue_backlog(&ev);
@@ -548,7 +551,7 @@ impl Conn {
                 }
                 match self
                     .hub
-                    .publish_async(NewEvent {
+                    .publish(NewEvent {
                         channel,
                         kind,
                         severity,

@@ -13,7 +13,7 @@
 //!
 //! With `--data-dir` cursors are appended to `cursors.jsonl` and compacted
 //! when loaded; with Redis they live in one hash per user that every hub
-//! reads (`backplane.rs`). Cursors older than the critical history window
+//! reads (`broker/redis.rs`). Cursors older than the critical history window
 //! are useless (nothing older is kept) and are dropped.
 
 use std::collections::HashMap;
@@ -120,6 +120,28 @@ impl CursorStore for FileCursors {
         let f = file.as_mut().expect("opened above");
         // One write: whole lines reach the kernel together.
         f.write_all(buf.as_bytes()).map_err(io_err(&self.path))
+    }
+}
+
+/// Every user's cursors in this hub's memory.
+#[derive(Debug, Default)]
+pub struct CursorMap(Mutex<HashMap<String, UserCursors>>);
+
+impl CursorMap {
+    pub fn add(&self, list: impl IntoIterator<Item = Cursor>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for c in list {
+            insert(map.entry(c.user.clone()).or_default(), c);
+        }
+    }
+
+    pub fn of(&self, user: &str) -> UserCursors {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

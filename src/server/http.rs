@@ -130,7 +130,7 @@ pub(super) async fn publish(
     }
     let mut results = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
-        match st.hub.publish_async(e).await {
+        match st.hub.publish(e).await {
             Ok(p) => results.push(p),
             Err(err) => {
                 let status = match err {

@@ -4,7 +4,9 @@
 //! optional durable history.
 //!
 //! # Layout
-//! - `hub`: channels, sequences, history, subscribers, fan-out, stats.
+//! - `hub`: connections, subscribers, the fan-out, stats.
+//! - `broker`: channels' sequences, epochs, history and users' cursors,
+//!   in memory (plus files) or on Redis.
 //! - `conn`: one WebSocket connection's task.
 //! - `outbox`: a connection's write side, shared by its task and the
 //!   fan-out (pre-encoded frames sent straight to idle connections).
@@ -19,7 +21,7 @@
 //! - `store`: history on disk for `--data-dir`.
 
 pub mod auth;
-pub mod backplane;
+pub mod broker;
 pub mod caps;
 mod conn;
 pub mod cursors;
@@ -48,8 +50,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{Auth, Claims, Identity};
+pub use broker::{HubLimits, Published, RedisBroker};
 pub use event::NewEvent;
-pub use hub::{Hub, HubLimits, Published};
+pub use hub::Hub;
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -130,12 +133,15 @@ impl Limits {
 pub struct ServerConfig {
     pub auth: Auth,
     pub limits: Limits,
+    /// History limits of the memory broker (a Redis broker has its own,
+    /// given when it connects).
     pub history: HubLimits,
     /// Durable history directory. Default none (memory only). Not used
-    /// with a backplane, where Redis holds the history.
+    /// with Redis, which holds the history.
     pub data_dir: Option<PathBuf>,
-    /// Redis, to share channels with other hubs. Default none.
-    pub backplane: Option<Arc<backplane::Backplane>>,
+    /// The Redis broker, to share channels with other hubs. Default none:
+    /// the memory broker.
+    pub redis: Option<Arc<RedisBroker>>,
 }
 
 impl ServerConfig {
@@ -145,11 +151,11 @@ impl ServerConfig {
             limits: Limits::default(),
             history: HubLimits::default(),
             data_dir: None,
-            backplane: None,
+            redis: None,
         }
     }
-    pub fn backplane(mut self, b: Option<Arc<backplane::Backplane>>) -> Self {
-        self.backplane = b;
+    pub fn redis(mut self, b: Option<Arc<RedisBroker>>) -> Self {
+        self.redis = b;
         self
     }
     pub fn limits(mut self, l: Limits) -> Self {
@@ -202,31 +208,18 @@ impl Server {
         if cfg.auth.is_insecure() && !addr.ip().is_loopback() {
             return Err(ServerError::InsecureNotLoopback(addr));
         }
-        // With Redis, history and cursors live there, not in files.
-        type Stores = (
-            Option<Arc<dyn store::Store>>,
-            Option<Arc<dyn cursors::CursorStore>>,
-        );
-        let (store, cursor_store): Stores =
-            match cfg.data_dir.as_deref().filter(|_| cfg.backplane.is_none()) {
-                Some(d) => (
-                    Some(Arc::new(store::FileStore::open(d)?)),
-                    Some(Arc::new(cursors::FileCursors::open(d)?)),
-                ),
-                None => (None, None),
-            };
-        let hub = Arc::new(Hub::new(
-            cfg.history.clone(),
-            cfg.limits.max_publish,
-            store,
-            cursor_store,
-        ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        if let Some(bp) = &cfg.backplane {
-            hub.set_backplane(Arc::clone(bp));
-            tokio::spawn(Arc::clone(bp).run(Arc::clone(&hub), shutdown.clone()));
-        }
+        let broker: Arc<dyn broker::Broker> = match &cfg.redis {
+            // With Redis, history and cursors live there, not in files.
+            Some(redis) => Arc::clone(redis) as Arc<dyn broker::Broker>,
+            None => Arc::new(broker::MemoryBroker::open(
+                cfg.history.clone(),
+                cfg.data_dir.as_deref(),
+            )?),
+        };
+        let hub = Arc::new(Hub::new(cfg.limits.max_publish, Arc::clone(&broker)));
+        tokio::spawn(broker.run(shutdown.clone()));
         let state = AppState {
             hub: Arc::clone(&hub),
             auth: cfg.auth.clone(),

@@ -199,7 +199,7 @@ pub async fn run(hub: Arc<Hub>, opts: DeskOptions, stop: CancellationToken) {
             _ = dash.tick() => vec![desk.dashboard(Utc::now())],
         };
         for e in evs {
-            if let Err(err) = hub.publish_async(e).await {
+            if let Err(err) = hub.publish(e).await {
                 tracing::warn!(error = %err, "demo publish failed");
             }
         }

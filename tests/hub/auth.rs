@@ -105,8 +105,8 @@ async fn out_of_scope_channels_get_an_error_and_no_data() {
         serde_json::from_value(json!({"channel": ch, "type": "risk_alert", "data": {"n": n}}))
             .unwrap()
     };
-    h.publish(ev("user:u2", 1)).unwrap();
-    h.publish(ev("user:u1", 2)).unwrap();
+    h.publish(ev("user:u2", 1)).await.unwrap();
+    h.publish(ev("user:u1", 2)).await.unwrap();
     let e = next_event(&mut c, Duration::from_secs(5))
         .await
         .expect("own channel delivers");
@@ -177,11 +177,11 @@ async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
     let h = std::sync::Arc::clone(hub.hub());
     let t = token(&claims("u1", &["user:u1"], false, 3600));
     let u = url(hub.addr(), "/api/v1/stream");
-    let publish = |i: u64, severity: &str| {
+    let publish = async |i: u64, severity: &str| {
         let ev: NewEvent = serde_json::from_value(json!({"channel": "user:u1",
             "type": "alert", "severity": severity, "data": {"i": i}}))
         .unwrap();
-        h.publish(ev).unwrap();
+        h.publish(ev).await.unwrap();
     };
     let mut first =
         Client::connect(fast(u.clone()).token(Some(t.clone())).subscribe("user:u1")).unwrap();
@@ -194,7 +194,7 @@ async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
         .await
     );
     for i in 1..=3 {
-        publish(i, "info");
+        publish(i, "info").await;
     }
     for i in 1..=3 {
         assert_eq!(
@@ -208,9 +208,9 @@ async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
     first.shutdown();
     drop(first);
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 0).await);
-    publish(4, "info");
-    publish(5, "critical");
-    publish(6, "info");
+    publish(4, "info").await;
+    publish(5, "critical").await;
+    publish(6, "info").await;
 
     let mut second = Client::connect(fast(u).token(Some(t)).subscribe("user:u1")).unwrap();
     for i in 4..=6 {

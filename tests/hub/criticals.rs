@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use riskwatch::client::{Client, ClientUpdate, Notice};
-use riskwatch::server::backplane::Backplane;
-use riskwatch::server::{Auth, Hub, HubLimits, NewEvent, Server, ServerConfig};
+use riskwatch::server::{Auth, Hub, HubLimits, NewEvent, RedisBroker, Server, ServerConfig};
 use serde_json::json;
 
 use super::support::*;
@@ -39,7 +38,7 @@ impl Model {
                 serde_json::from_value(json!({"channel": CH, "type": "tick", "data": {"i": i}}))
             }
             .unwrap();
-            let p = hub.publish_async(ev).await.unwrap();
+            let p = hub.publish(ev).await.unwrap();
             assert_eq!(p.seq, i, "the model follows the hub's sequence");
             self.published.push((i, critical));
         }
@@ -216,6 +215,7 @@ async fn criticals_survive_a_hub_restart_with_a_data_dir() {
         "data": {"i": 806}}))
             .unwrap(),
         )
+        .await
         .unwrap();
     assert_eq!(
         collect(&mut again, 1).await.0,
@@ -229,12 +229,10 @@ async fn criticals_survive_a_hub_restart_with_a_data_dir() {
 async fn criticals_survive_across_hubs_on_redis() {
     let redis = Redis::start().await;
     let node = || async {
-        let bp = Backplane::connect(&redis.url, KEEP, Duration::from_secs(600))
-            .await
-            .unwrap();
+        let bp = RedisBroker::connect(&redis.url, limits()).await.unwrap();
         hub(ServerConfig::new(Auth::Insecure)
             .history(limits())
-            .backplane(Some(Arc::new(bp))))
+            .redis(Some(Arc::new(bp))))
         .await
     };
     let (a, b) = (node().await, node().await);

@@ -54,7 +54,7 @@ async fn subscribing_to_unpublished_names_leaves_no_files() {
         "{:?}",
         history_files(dir.path())
     );
-    h.publish(tick("junk:7", 1)).unwrap();
+    h.publish(tick("junk:7", 1)).await.unwrap();
     assert_eq!(history_files(dir.path()).len(), 1);
     server.shutdown().await;
 }
@@ -69,7 +69,7 @@ async fn a_busy_channel_file_is_compacted_while_the_hub_runs() {
     };
     let server = Server::start(bind(0), cfg()).unwrap();
     for i in 1..=5_000 {
-        server.hub().publish(tick("busy", i)).unwrap();
+        server.hub().publish(tick("busy", i)).await.unwrap();
     }
     let file = dir
         .path()
@@ -93,7 +93,7 @@ async fn a_busy_channel_file_is_compacted_while_the_hub_runs() {
             == 1)
         .await
     );
-    again.hub().publish(tick("busy", 5_001)).unwrap();
+    again.hub().publish(tick("busy", 5_001)).await.unwrap();
     let e = next_event(&mut c, Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.seq, Some(5_001), "the sequence goes on after compaction");
     again.shutdown().await;
@@ -137,7 +137,7 @@ async fn an_event_the_hub_cannot_store_is_refused_and_never_sent() {
     );
     // Storage back: the retry is stored and sent, as sequence 1.
     std::fs::remove_dir(&blocked).unwrap();
-    let p = h.publish(tick("c", 1)).unwrap();
+    let p = h.publish(tick("c", 1)).await.unwrap();
     assert_eq!(p.seq, 1);
     assert_eq!(
         next_event(&mut c, Duration::from_secs(5))

@@ -143,7 +143,7 @@ async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
                     json!({"channel": "s", "type": "tick", "data": {"i": i, "pad": pad}}),
                 )
                 .unwrap();
-                h.publish(ev).unwrap();
+                h.publish(ev).await.unwrap();
                 // A rate a healthy reader keeps up with.
                 if i % 20 == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -216,7 +216,7 @@ async fn a_client_with_45_channels_is_not_rate_limited_and_misses_nothing() {
         "type": "session_status", "severity": "emergency",
         "data": {"sessionId": "S45", "status": "emergency_stopped"}}))
     .unwrap();
-    h.publish(stop).unwrap();
+    h.publish(stop).await.unwrap();
     let e = next_event(&mut c, Duration::from_secs(5))
         .await
         .expect("the emergency stop arrives");
@@ -242,7 +242,7 @@ async fn a_resuming_reader_that_stops_reading_is_dropped() {
             json!({"channel": "t", "type": "tick", "data": {"i": i, "pad": pad}}),
         )
         .unwrap();
-        hub.hub().publish(ev).unwrap();
+        hub.hub().publish(ev).await.unwrap();
     }
     // A small receive window, and nothing read after the upgrade.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();

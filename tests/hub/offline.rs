@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use riskwatch::server::auth::mint_hs256;
-use riskwatch::server::backplane::Backplane;
-use riskwatch::server::{Auth, Claims, Hub, NewEvent, Server, ServerConfig};
+use riskwatch::server::{
+    Auth, Claims, Hub, HubLimits, NewEvent, RedisBroker, Server, ServerConfig,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -74,7 +75,7 @@ async fn publish(hub: &Hub, channel: &str, n: u64, severity: &str) {
         "severity": severity, "data": {"n": n, "sessionId": "S1", "alertLevel": severity,
         "message": format!("alert {n}")}}))
     .unwrap();
-    hub.publish_async(ev).await.unwrap();
+    hub.publish(ev).await.unwrap();
 }
 
 /// The `n` markers of the next `want` events (frames that carry one,
@@ -181,10 +182,10 @@ async fn the_offline_queue_survives_a_hub_restart_with_a_data_dir() {
 async fn the_offline_queue_is_shared_by_hubs_on_redis() {
     let redis = Redis::start().await;
     let node = || async {
-        let bp = Backplane::connect(&redis.url, 1_000, Duration::from_secs(600))
+        let bp = RedisBroker::connect(&redis.url, HubLimits::default())
             .await
             .unwrap();
-        hub(secure().backplane(Some(Arc::new(bp)))).await
+        hub(secure().redis(Some(Arc::new(bp)))).await
     };
     let (a, b) = (node().await, node().await);
     let t = token("u1", &["sessions:*"]);

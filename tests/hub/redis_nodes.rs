@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use riskwatch::client::Client;
-use riskwatch::server::backplane::Backplane;
-use riskwatch::server::{Auth, NewEvent, Server, ServerConfig};
+use riskwatch::server::{Auth, HubLimits, NewEvent, RedisBroker, Server, ServerConfig};
 use serde_json::json;
 
 use super::support::*;
 
+/// A Redis broker keeping 5,000 ordinary events per channel.
+async fn broker(redis: &Redis) -> Arc<RedisBroker> {
+    let limits = HubLimits::default().history_len(5_000);
+    Arc::new(RedisBroker::connect(&redis.url, limits).await.unwrap())
+}
+
 async fn node(redis: &Redis) -> Server {
-    let bp = Backplane::connect(&redis.url, 5_000, Duration::from_secs(600))
-        .await
-        .unwrap();
-    hub(ServerConfig::new(Auth::Insecure).backplane(Some(Arc::new(bp)))).await
+    hub(ServerConfig::new(Auth::Insecure).redis(Some(broker(redis).await))).await
 }
 
 fn tick(i: u64) -> NewEvent {
@@ -45,7 +47,7 @@ async fn a_client_on_one_node_gets_what_another_publishes_and_resumes_there() {
 
     // Published on B, half before A dies and half after.
     for i in 1..=N / 2 {
-        hb.publish_async(tick(i)).await.unwrap();
+        hb.publish(tick(i)).await.unwrap();
     }
     for i in 1..=N / 2 {
         let e = next_event(&mut on_a, Duration::from_secs(10))
@@ -57,7 +59,7 @@ async fn a_client_on_one_node_gets_what_another_publishes_and_resumes_there() {
     proxy.point_to(b.addr());
     proxy.cut();
     for i in N / 2 + 1..=N {
-        hb.publish_async(tick(i)).await.unwrap();
+        hb.publish(tick(i)).await.unwrap();
     }
     for i in N / 2 + 1..=N {
         let e = next_event(&mut on_a, Duration::from_secs(10))
@@ -81,16 +83,71 @@ async fn a_client_on_one_node_gets_what_another_publishes_and_resumes_there() {
         assert_eq!(e.seq, Some(i));
     }
     // Idempotent publish across nodes: the same id on A's twin is a duplicate.
-    let c = Backplane::connect(&redis.url, 5_000, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let third = hub(ServerConfig::new(Auth::Insecure).backplane(Some(Arc::new(c)))).await;
+    let third = hub(ServerConfig::new(Auth::Insecure).redis(Some(broker(&redis).await))).await;
     let mut e: NewEvent = tick(0);
     e.id = Some("once".into());
-    let first = hb.publish_async(e.clone()).await.unwrap();
-    let again = third.hub().publish_async(e).await.unwrap();
+    let first = hb.publish(e.clone()).await.unwrap();
+    let again = third.hub().publish(e).await.unwrap();
     assert!(!first.duplicate && again.duplicate);
     assert_eq!(first.seq, again.seq);
     third.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Resumes while another node publishes without pause: each resume
+/// registers with the fan-out, then recovers from the node's copy of
+/// Redis, so every event arrives once, in order, across the drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_during_a_burst_on_another_node_lose_and_repeat_nothing() {
+    const N: u64 = 3_000;
+    let redis = Redis::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let proxy = Proxy::start(a.addr()).await;
+    let mut c = Client::connect(fast(url(proxy.addr, "/api/v1/stream")).subscribe("t")).unwrap();
+    let ha = Arc::clone(a.hub());
+    assert!(
+        until(Duration::from_secs(5), || ha
+            .stats()
+            .connections_by_channel
+            .get("t")
+            == Some(&1))
+        .await
+    );
+    let hb = Arc::clone(b.hub());
+    let publisher = tokio::spawn(async move {
+        for i in 1..=N {
+            hb.publish(tick(i)).await.unwrap();
+            if i % 200 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let cutter = tokio::spawn(async move {
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            proxy.cut();
+        }
+        proxy
+    });
+    for i in 1..=N {
+        let e = next_event(&mut c, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("stalled at {i}"));
+        assert_eq!(
+            (e.seq, e.field("i")),
+            (Some(i), Some(json!(i))),
+            "exactly once, in order"
+        );
+    }
+    assert!(
+        next_event(&mut c, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    publisher.await.unwrap();
+    let _proxy = cutter.await.unwrap();
+    assert!(c.stats().connects >= 3, "the cuts forced resumes");
+    a.shutdown().await;
     b.shutdown().await;
 }

@@ -55,7 +55,7 @@ async fn ten_thousand_messages_across_drops_arrive_exactly_once_in_order() {
         let h = std::sync::Arc::clone(hub.hub());
         tokio::spawn(async move {
             for i in 1..=N {
-                h.publish(tick("t", i)).unwrap();
+                h.publish(tick("t", i)).await.unwrap();
                 if i % 250 == 0 {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
@@ -101,7 +101,7 @@ async fn resume_survives_a_hub_restart_with_a_data_dir() {
         .await
     );
     for i in 1..=N / 2 {
-        h.publish(tick("t", i)).unwrap();
+        h.publish(tick("t", i)).await.unwrap();
     }
     expect_sequence(&mut c, 1, N / 2, Duration::from_secs(30)).await;
     // Published while the client is already gone from the first hub's view
@@ -110,7 +110,7 @@ async fn resume_survives_a_hub_restart_with_a_data_dir() {
     let second = riskwatch::server::Server::start(bind(addr.port()), cfg()).unwrap();
     let h2 = std::sync::Arc::clone(second.hub());
     for i in N / 2 + 1..=N {
-        h2.publish(tick("t", i)).unwrap();
+        h2.publish(tick("t", i)).await.unwrap();
     }
     expect_sequence(&mut c, N / 2 + 1, N / 2, Duration::from_secs(30)).await;
     second.shutdown().await;
@@ -132,7 +132,7 @@ async fn history_overflow_is_announced_then_delivery_continues_from_the_oldest()
         .await
     );
     for i in 1..=5 {
-        h.publish(tick("t", i)).unwrap();
+        h.publish(tick("t", i)).await.unwrap();
     }
     expect_sequence(&mut c, 1, 5, Duration::from_secs(10)).await;
     // Take the client off the hub, publish past the history, let it back.
@@ -140,7 +140,7 @@ async fn history_overflow_is_announced_then_delivery_continues_from_the_oldest()
     proxy.cut();
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 0).await);
     for i in 6..=55 {
-        h.publish(tick("t", i)).unwrap();
+        h.publish(tick("t", i)).await.unwrap();
     }
     proxy.set_open(true);
     let notice = next_notice(&mut c, Duration::from_secs(10)).await;

@@ -152,6 +152,7 @@ async fn every_style_round_trips_through_the_hub() {
             case.path
         );
         h.publish(ev(case.channel, case.kind, case.data.clone()))
+            .await
             .unwrap();
         let s = next_event(&mut style_client, Duration::from_secs(5))
             .await
@@ -190,8 +191,10 @@ async fn client_scoped_compliance_connections_see_only_their_client() {
     let h = std::sync::Arc::clone(hub.hub());
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
     h.publish(ev("msp:m1/client:c1", "alert", json!({"severity": "high"})))
+        .await
         .unwrap();
     h.publish(ev("msp:m1/client:c2", "alert", json!({"severity": "low"})))
+        .await
         .unwrap();
     let e = next_event(&mut c, Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.subject.as_deref(), Some("client:c2"));
@@ -213,6 +216,7 @@ async fn dashboard_connections_get_the_latest_snapshot_and_polling_works() {
             "dashboard_update",
             json!({"total_risks": 7}),
         ))
+        .await
         .unwrap();
     // A new dashboard connection starts with the latest data, as the seed's
     // hook expects.

@@ -1,8 +1,8 @@
-//! Several hubs as one, through Redis (`--redis URL`).
+//! The Redis broker: several hubs as one (`--redis URL`).
 //!
 //! Redis is the authority for every channel's epoch, sequence and history;
-//! each hub keeps a local copy of the channels its clients use and fans out
-//! from it exactly as a single hub does.
+//! each hub keeps a local copy (`log.rs`) of the channels its clients use,
+//! and its fan-out delivers from that copy exactly as on a single hub.
 //!
 //! - **Publish**: one Lua script, atomic in Redis: create the epoch if new,
 //!   answer a repeated `id` with its first sequence, `INCR` the sequence,
@@ -27,19 +27,25 @@
 //! state that nothing here needs.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use chrono::Utc;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use super::cursors::Cursor;
-use super::event::{NewEvent, StoredEvent};
-use super::history::{Retention, is_critical};
-use super::hub::{Hub, PublishError, Published};
+use super::log::{Logs, lock};
+use super::{
+    Broker, BrokerError, HubLimits, Prepared, Published, Recover, Recovered, Sink, new_epoch,
+};
+use crate::server::cursors::{Cursor, CursorMap, UserCursors};
+use crate::server::event::{HubEvent, StoredEvent};
+use crate::server::grants;
+use crate::server::history::is_critical;
 
 const EVENTS: &str = "rw:events";
 
@@ -94,15 +100,6 @@ redis.call('PUBLISH', 'rw:events', '{"channel":' .. cjson.encode(ARGV[1]) .. ',"
 return {seq, epoch, 0}
 "#;
 
-/// A Redis failure: publishes fail with it; delivery retries.
-#[derive(Debug, thiserror::Error)]
-pub enum BackplaneError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("redis returned an unreadable entry: {0}")]
-    Corrupt(String),
-}
-
 /// A channel's keys: epoch, sequence, ordinary history (a list), ids,
 /// critical history (a sorted set scored by publish time in ms, so age
 /// trimming is one range), and the trim marks (`o`, `c`: the highest
@@ -144,75 +141,62 @@ struct Envelope {
 
 /// A channel's state in Redis.
 #[derive(Debug)]
-pub struct Snapshot {
-    pub epoch: String,
-    pub head: u64,
+struct Snapshot {
+    epoch: String,
+    head: u64,
     /// Highest (ordinary, critical) sequence trimmed.
-    pub trimmed: (u64, u64),
+    trimmed: (u64, u64),
     /// In sequence order.
-    pub events: Vec<StoredEvent>,
+    events: Vec<StoredEvent>,
 }
 
-/// The Redis connection of one hub.
+/// One hub's Redis connection and its copy of the channels in use.
 #[derive(Debug)]
-pub struct Backplane {
+pub struct RedisBroker {
     client: redis::Client,
     conn: MultiplexedConnection,
     script: redis::Script,
+    /// Ordinary events kept per channel in Redis (the history or offline
+    /// length, whichever is longer).
     keep: usize,
+    /// How long a published id is remembered.
     id_ttl: u64,
-    critical_keep: usize,
-    critical_age: Duration,
-    /// Channels this hub holds a copy of.
+    logs: Logs,
+    sink: OnceLock<Arc<dyn Sink>>,
+    cursors: CursorMap,
+    /// Channels whose local copy was loaded from Redis.
     loaded: Mutex<HashSet<String>>,
 }
 
-impl Backplane {
-    pub async fn connect(
-        url: &str,
-        keep: usize,
-        id_ttl: Duration,
-    ) -> Result<Backplane, BackplaneError> {
+impl RedisBroker {
+    /// Connects; history follows `limits` in Redis and in the local copy.
+    pub async fn connect(url: &str, limits: HubLimits) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
-        Ok(Backplane {
+        Ok(RedisBroker {
             client,
             conn,
             script: redis::Script::new(PUBLISH),
-            keep: keep.max(1),
-            id_ttl: id_ttl.as_secs().max(1),
-            critical_keep: Retention::default().critical_len,
-            critical_age: Retention::default().critical_age,
+            keep: limits.history_len.max(limits.offline_keep).max(1),
+            id_ttl: limits.history_age.as_secs().max(1),
+            logs: Logs::new(limits),
+            sink: OnceLock::new(),
+            cursors: CursorMap::default(),
             loaded: Mutex::new(HashSet::new()),
         })
     }
 
-    /// How long critical and emergency events stay (never less than the
-    /// ordinary history). Default: [`Retention::default`]'s.
-    pub fn critical(mut self, keep: usize, age: Duration) -> Self {
-        self.critical_keep = keep.max(self.keep);
-        self.critical_age = age;
-        self
-    }
-
-    /// Publishes through Redis; the event reaches local subscribers when it
-    /// comes back on `rw:events`.
-    pub async fn publish(
-        &self,
-        ev: &NewEvent,
-        body: (&crate::protocol::Severity, &RawValue),
-    ) -> Result<Published, BackplaneError> {
+    async fn publish_now(&self, ev: Prepared) -> Result<Published, BrokerError> {
         let [k_epoch, k_seq, k_hist, k_ids, k_crit, k_trim] = keys(&ev.channel);
-        let critical = is_critical(*body.0);
+        let retention = self.logs.limits.retention(&ev.channel);
         let body = serde_json::to_string(&Body {
             kind: &ev.kind,
-            severity: *body.0,
-            ts: chrono::Utc::now(),
+            severity: ev.severity,
+            ts: Utc::now(),
             id: ev.id.as_deref(),
-            data: body.1,
+            data: &ev.data,
         })
         .expect("an event body serializes");
-        let epoch = format!("{:016x}", rand::random::<u64>());
         let mut conn = self.conn.clone();
         let (seq, _epoch, dup): (u64, String, u8) = self
             .script
@@ -223,32 +207,31 @@ impl Backplane {
             .key(k_crit)
             .key(k_trim)
             .arg(&ev.channel)
-            .arg(epoch)
+            .arg(new_epoch())
             .arg(ev.id.as_deref().unwrap_or(""))
             .arg(body)
             .arg(self.keep)
             .arg(self.id_ttl)
-            .arg(if critical { "1" } else { "0" })
-            .arg(chrono::Utc::now().timestamp_millis())
-            .arg(u64::try_from(self.critical_age.as_millis()).unwrap_or(u64::MAX / 2))
-            .arg(self.critical_keep)
+            .arg(if is_critical(ev.severity) { "1" } else { "0" })
+            .arg(Utc::now().timestamp_millis())
+            .arg(u64::try_from(retention.critical_age.as_millis()).unwrap_or(u64::MAX / 2))
+            .arg(retention.critical_len.max(self.keep))
             .invoke_async(&mut conn)
             .await?;
         Ok(Published {
-            channel: ev.channel.clone(),
+            channel: ev.channel,
             seq,
-            id: ev.id.clone(),
+            id: ev.id,
             duplicate: dup == 1,
         })
     }
 
     /// A channel's epoch, head and stored events after `after`.
-    pub async fn snapshot(&self, channel: &str, after: u64) -> Result<Snapshot, BackplaneError> {
+    async fn snapshot(&self, channel: &str, after: u64) -> Result<Snapshot, BrokerError> {
         let [k_epoch, k_seq, k_hist, _, k_crit, k_trim] = keys(channel);
         let mut conn = self.conn.clone();
         // A channel gets its epoch on first use, so a subscriber that comes
         // before the first publish already holds the right one.
-        let candidate = format!("{:016x}", rand::random::<u64>());
         type Reply = (
             (),
             Option<String>,
@@ -259,7 +242,7 @@ impl Backplane {
         );
         let (_, epoch, head, ordinary, critical, trimmed): Reply = redis::pipe()
             .atomic()
-            .set_nx(&k_epoch, candidate)
+            .set_nx(&k_epoch, new_epoch())
             .get(&k_epoch)
             .get(&k_seq)
             .lrange(&k_hist, 0, -1)
@@ -270,7 +253,7 @@ impl Backplane {
         let mut events = Vec::with_capacity(ordinary.len() + critical.len());
         for e in ordinary.iter().chain(critical.iter()) {
             let ev: StoredEvent =
-                serde_json::from_str(e).map_err(|err| BackplaneError::Corrupt(err.to_string()))?;
+                serde_json::from_str(e).map_err(|err| BrokerError::Corrupt(err.to_string()))?;
             if ev.seq > after {
                 events.push(ev);
             }
@@ -285,25 +268,113 @@ impl Backplane {
         })
     }
 
-    /// Shares users' cursors with every hub: one hash per user
-    /// (`rw:cursor:{user}`, field = channel), expiring with the critical
-    /// history window (nothing older is kept to replay).
-    pub async fn save_cursors(&self, list: &[Cursor]) -> Result<(), BackplaneError> {
-        let ttl = i64::try_from(self.critical_age.as_secs().max(1)).unwrap_or(i64::MAX);
-        let mut pipe = redis::pipe();
-        for c in list {
-            let key = cursor_key(&c.user);
-            let value = serde_json::to_string(c).expect("a cursor serializes");
-            pipe.hset(&key, &c.channel, value).ignore();
-            pipe.expire(&key, ttl).ignore();
+    /// Whether the local copy of `channel` was loaded; marks it loaded.
+    fn mark_loaded(&self, channel: &str) -> bool {
+        !self
+            .loaded
+            .lock()
+            .expect("loaded lock")
+            .insert(channel.to_owned())
+    }
+
+    fn loaded(&self) -> Vec<String> {
+        self.loaded
+            .lock()
+            .expect("loaded lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes sure the local copy of a channel exists before a subscriber
+    /// relies on it.
+    async fn prepare(&self, channel: &str) -> Result<(), BrokerError> {
+        if grants::is_pattern(channel) || self.mark_loaded(channel) {
+            return Ok(());
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        match self.snapshot(channel, 0).await {
+            Ok(snap) => {
+                self.load(channel, snap, u64::MAX);
+                Ok(())
+            }
+            Err(e) => {
+                // Not loaded after all: the next subscriber tries again.
+                self.loaded.lock().expect("loaded lock").remove(channel);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets a channel's copy from Redis, keeping only events below `below`
+    /// (the one being ingested is delivered separately). Never moves a
+    /// channel backwards.
+    fn load(&self, channel: &str, snap: Snapshot, below: u64) {
+        if snap.epoch.is_empty() {
+            return;
+        }
+        let log = self.logs.get_or_create(channel);
+        let mut c = lock(&log);
+        let head = snap.head.min(below.saturating_sub(1));
+        if *c.epoch == *snap.epoch && c.head >= head {
+            return;
+        }
+        c.epoch = Arc::from(snap.epoch.as_str());
+        c.head = head;
+        let events = snap.events.into_iter().filter(|e| e.seq <= head).collect();
+        c.reset(snap.trimmed, events);
+        c.prune(&self.logs.limits, Utc::now());
+    }
+
+    /// Takes one event from Redis: delivers it in sequence order, filling
+    /// a hole from Redis first.
+    async fn ingest(&self, channel: &str, epoch: &str, ev: StoredEvent) -> Result<(), BrokerError> {
+        if !self.mark_loaded(channel) {
+            let snap = self.snapshot(channel, 0).await?;
+            self.load(channel, snap, ev.seq);
+        }
+        let (local_epoch, head) = {
+            let log = self.logs.get_or_create(channel);
+            let c = lock(&log);
+            (c.epoch.to_string(), c.head)
+        };
+        if local_epoch == epoch && ev.seq > head + 1 {
+            let snap = self.snapshot(channel, head).await?;
+            for missing in snap.events.into_iter().filter(|e| e.seq < ev.seq) {
+                self.apply(channel, epoch, missing);
+            }
+        }
+        self.apply(channel, epoch, ev);
         Ok(())
     }
 
+    /// Re-reads a channel after the Redis subscription was lost.
+    async fn resync(&self, channel: &str) -> Result<(), BrokerError> {
+        let head = lock(&self.logs.get_or_create(channel)).head;
+        let snap = self.snapshot(channel, head).await?;
+        for ev in snap.events {
+            self.apply(channel, &snap.epoch, ev);
+        }
+        Ok(())
+    }
+
+    /// Appends one event to the local copy and delivers it, unless the
+    /// copy already has it.
+    fn apply(&self, channel: &str, epoch: &str, ev: StoredEvent) {
+        let log = self.logs.get_or_create(channel);
+        let mut c = lock(&log);
+        if *c.epoch != *epoch {
+            // Redis lost the channel (flushed): follow its new generation.
+            c.restart(epoch, ev.seq);
+        }
+        if ev.seq <= c.head {
+            return;
+        }
+        let stored = Arc::new(HubEvent::from_stored(Arc::clone(&c.name), ev));
+        c.append(stored, &self.logs.limits, Utc::now(), self.sink.get());
+    }
+
     /// Every cursor of `user` that any hub shared.
-    pub async fn cursors_of(&self, user: &str) -> Result<Vec<Cursor>, BackplaneError> {
+    async fn shared_cursors(&self, user: &str) -> Result<Vec<Cursor>, BrokerError> {
         let mut conn = self.conn.clone();
         let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
             .arg(cursor_key(user))
@@ -315,28 +386,9 @@ impl Backplane {
             .collect())
     }
 
-    /// Whether this hub already holds `channel`; marks it held.
-    pub fn mark_loaded(&self, channel: &str) -> bool {
-        !self
-            .loaded
-            .lock()
-            .expect("loaded lock")
-            .insert(channel.to_owned())
-    }
-
-    pub fn loaded(&self) -> Vec<String> {
-        self.loaded
-            .lock()
-            .expect("loaded lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// Receives `rw:events` and ingests them into `hub` until `stop`,
-    /// resubscribing (and resynchronising every held channel) after a lost
-    /// subscription.
-    pub async fn run(self: Arc<Self>, hub: Arc<Hub>, stop: CancellationToken) {
+    /// Receives `rw:events` and ingests them until `stop`, resubscribing
+    /// (and resynchronising every held channel) after a lost subscription.
+    async fn receive(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if stop.is_cancelled() {
@@ -350,7 +402,7 @@ impl Backplane {
                         backoff = Duration::from_millis(100);
                         // Anything published while we were not listening.
                         for ch in self.loaded() {
-                            if let Err(e) = hub.resync(&ch).await {
+                            if let Err(e) = self.resync(&ch).await {
                                 tracing::warn!(error = %e, channel = %ch, "resync failed");
                             }
                         }
@@ -363,7 +415,7 @@ impl Backplane {
                                     let Ok(payload) = msg.get_payload::<String>() else { continue };
                                     match serde_json::from_str::<Envelope>(&payload) {
                                         Ok(env) => {
-                                            if let Err(e) = hub.ingest(&env.channel, &env.epoch, env.ev).await {
+                                            if let Err(e) = self.ingest(&env.channel, &env.epoch, env.ev).await {
                                                 tracing::warn!(error = %e, "ingest failed");
                                             }
                                         }
@@ -386,8 +438,91 @@ impl Backplane {
     }
 }
 
-impl From<BackplaneError> for PublishError {
-    fn from(e: BackplaneError) -> Self {
-        PublishError::Unavailable(e.to_string())
+/// Shares users' cursors with every hub: one hash per user
+/// (`rw:cursor:{user}`, field = channel), expiring with the critical
+/// history window (nothing older is kept to replay).
+async fn share_cursors(
+    mut conn: MultiplexedConnection,
+    age: Duration,
+    list: &[Cursor],
+) -> Result<(), BrokerError> {
+    let ttl = i64::try_from(age.as_secs().max(1)).unwrap_or(i64::MAX);
+    let mut pipe = redis::pipe();
+    for c in list {
+        let key = cursor_key(&c.user);
+        let value = serde_json::to_string(c).expect("a cursor serializes");
+        pipe.hset(&key, &c.channel, value).ignore();
+        pipe.expire(&key, ttl).ignore();
     }
+    pipe.query_async::<()>(&mut conn).await?;
+    Ok(())
+}
+
+impl Broker for RedisBroker {
+    fn attach(&self, sink: Arc<dyn Sink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn run(self: Arc<Self>, stop: CancellationToken) -> BoxFuture<'static, ()> {
+        self.receive(stop).boxed()
+    }
+
+    /// The event reaches local subscribers when it comes back on
+    /// `rw:events`.
+    fn publish(&self, ev: Prepared) -> BoxFuture<'_, Result<Published, BrokerError>> {
+        self.publish_now(ev).boxed()
+    }
+
+    fn recover<'a>(
+        &'a self,
+        channel: &'a str,
+        from: Recover,
+    ) -> BoxFuture<'a, Result<Recovered, BrokerError>> {
+        async move {
+            self.prepare(channel).await?;
+            let log = self.logs.get_or_create(channel);
+            let rec = lock(&log).recover(&from, &self.logs.limits, Utc::now());
+            Ok(rec)
+        }
+        .boxed()
+    }
+
+    fn remember(&self, list: Vec<Cursor>) {
+        if list.is_empty() {
+            return;
+        }
+        self.cursors.add(list.iter().cloned());
+        let conn = self.conn.clone();
+        let age = self.logs.limits.retention("").critical_age;
+        tokio::spawn(async move {
+            if let Err(e) = share_cursors(conn, age, &list).await {
+                tracing::warn!(error = %e, "could not share cursors");
+            }
+        });
+    }
+
+    fn cursors_of<'a>(&'a self, user: &'a str) -> BoxFuture<'a, UserCursors> {
+        async move {
+            let mut mine = self.cursors.of(user);
+            match self.shared_cursors(user).await {
+                Ok(shared) => {
+                    for c in shared {
+                        if mine.get(&c.channel).is_none_or(|m| m.at < c.at) {
+                            mine.insert(c.channel.clone(), c);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, user, "shared cursors unavailable"),
+            }
+            mine
+        }
+        .boxed()
+    }
+
+    fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    /// Redis holds everything already.
+    fn flush(&self) {}
 }
