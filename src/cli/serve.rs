@@ -239,6 +239,7 @@ pub fn token(a: TokenArgs) -> anyhow::Result<u8> {
         msp: a.msp,
         client: a.client,
         exp: (chrono::Utc::now().timestamp().max(0) as u64).saturating_add(a.ttl),
+        iat: Some(chrono::Utc::now().timestamp().max(0) as u64),
     };
     let t = riskwatch::server::auth::mint_hs256(a.secret.as_bytes(), &claims)?;
     println!("{t}");

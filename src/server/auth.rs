@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,11 @@ pub struct Claims {
     pub client: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// When the token was issued, seconds since the Unix epoch: for a
+    /// channel the user has no cursor on (never connected, a new grant),
+    /// what was published after it is what the user missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
 }
 
 /// An authenticated connection's identity.
@@ -46,6 +52,9 @@ pub struct Identity {
     pub publish: bool,
     pub msp: Option<String>,
     pub client: Option<String>,
+    /// The token's `iat`: where a channel without a cursor of this user's
+    /// starts its replay. None: live only.
+    pub issued_at: Option<DateTime<Utc>>,
 }
 
 impl Identity {
@@ -57,6 +66,7 @@ impl Identity {
             publish: true,
             msp: None,
             client: None,
+            issued_at: None,
         }
     }
 
@@ -223,6 +233,11 @@ impl Auth {
             publish: c.publish,
             msp: c.msp,
             client: c.client,
+            // A future `iat` replays nothing that has happened yet.
+            issued_at: c
+                .iat
+                .and_then(|s| i64::try_from(s).ok())
+                .and_then(|s| DateTime::from_timestamp(s, 0)),
         })
     }
 }
@@ -269,6 +284,7 @@ mod tests {
             msp: None,
             client: None,
             exp: (chrono::Utc::now().timestamp() + exp_in) as u64,
+            iat: None,
         }
     }
 

@@ -349,7 +349,7 @@ impl Conn {
                 .hub
                 .subscribe(
                     self.conn,
-                    &self.id.user,
+                    &self.id,
                     &ch,
                     self.subscriber(),
                     since.clone(),

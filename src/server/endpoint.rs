@@ -331,6 +331,7 @@ mod tests {
             publish: false,
             msp: Some("m1".into()),
             client: Some("c1".into()),
+            issued_at: None,
         };
         let ep = Endpoint::Compliance {
             client: Some("c2".into()),

@@ -22,6 +22,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::auth::Identity;
 use super::broker::{Broker, BrokerError, Prepared, Recover, Sink};
 pub use super::broker::{Gap, HubLimits, Published, Recovered};
 use super::cursors::{Cursor, UserCursors};
@@ -392,15 +393,16 @@ impl Hub {
     pub async fn subscribe(
         &self,
         conn: ConnId,
-        user: &str,
+        id: &Identity,
         channel: &str,
         sub: Subscriber,
         since: Option<Position>,
         mine: &UserCursors,
     ) -> Result<Recovered, BrokerError> {
         if grants::is_pattern(channel) {
-            return Ok(self.subscribe_pattern(conn, channel, sub, mine));
+            return Ok(self.subscribe_pattern(conn, id, channel, sub, mine));
         }
+        let user = id.user.as_str();
         let known = user != super::auth::ANONYMOUS;
         let from_cursor = since.is_none() && known;
         let from = match since {
@@ -416,7 +418,12 @@ impl Hub {
                     seq: cur.seq,
                     epoch: cur.epoch.clone(),
                 }),
-                None => Recover::Head,
+                // Never here (or so long ago the cursor expired): what
+                // came since the token was issued.
+                None => match id.issued_at.filter(|_| from_cursor) {
+                    Some(t) => Recover::After(t),
+                    None => Recover::Head,
+                },
             },
         };
         // Registered first: whatever is stored from now on reaches this
@@ -446,10 +453,12 @@ impl Hub {
 
     /// A pattern subscription: live from now, after a backlog of each
     /// matching channel from the user's cursor on it, or, for a channel
-    /// without one, of what came after the user left the pattern.
+    /// without one, of what came after the user left the pattern (or,
+    /// never having been on it, after the token was issued).
     fn subscribe_pattern(
         &self,
         conn: ConnId,
+        id: &Identity,
         pattern: &str,
         sub: Subscriber,
         mine: &UserCursors,
@@ -466,7 +475,11 @@ impl Hub {
             epoch: String::new(),
             head: 0,
             start: 0,
-            backlog: self.broker.logs().pattern_backlog(pattern, mine),
+            backlog: self.broker.logs().pattern_backlog(
+                pattern,
+                mine,
+                id.issued_at.filter(|_| id.user != super::auth::ANONYMOUS),
+            ),
             gap: None,
         }
     }

@@ -20,6 +20,7 @@ fn claims(user: &str, channels: &[&str], publish: bool, ttl: i64) -> Claims {
         msp: None,
         client: None,
         exp: (chrono::Utc::now().timestamp() + ttl) as u64,
+        iat: None,
     }
 }
 
@@ -260,6 +261,7 @@ async fn stats_show_a_tenant_only_its_own() {
         msp: Some(msp.into()),
         client: Some(client.into()),
         exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+        iat: None,
     };
     let alice = tenant("alice", "m1", "c1", "msp:m1/client:c1");
     let bob = tenant("bob", "m2", "c2", "msp:m2/client:c2");

@@ -339,6 +339,7 @@ async fn publish_bodies_are_read_after_the_token_and_never_held_forever() {
         msp: None,
         client: None,
         exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+        iat: None,
     };
     let t = riskwatch::server::auth::mint_hs256(SECRET, &claims).unwrap();
     let slow = stalled_publish(hub.addr(), Some(t)).await;

@@ -3,7 +3,8 @@
 //! missed while away is replayed when the user comes back — after a drop,
 //! across a hub restart with `--data-dir`, across hubs on Redis, on a
 //! pattern subscription (HR's `department:*`), and on the user's own
-//! `user:` channel before the hub ever saw the user.
+//! `user:` channel before the hub ever saw the user, and on every granted
+//! channel since the user's token was issued.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,11 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn token(user: &str, channels: &[&str]) -> String {
+    issued(user, channels, None)
+}
+
+/// A token issued at `iat` (seconds since the epoch).
+fn issued(user: &str, channels: &[&str], iat: Option<u64>) -> String {
     let claims = Claims {
         sub: user.into(),
         role: Some("trader".into()),
@@ -30,6 +36,7 @@ fn token(user: &str, channels: &[&str]) -> String {
         msp: None,
         client: None,
         exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+        iat,
     };
     mint_hs256(SECRET, &claims).unwrap()
 }
@@ -243,5 +250,54 @@ async fn an_hr_manager_back_gets_every_department_missed_even_new_ones() {
     assert_eq!(got, [2, 3]);
     publish(&h, "department:ops", 4, "info").await;
     assert_eq!(markers(&mut ws, 1).await, [4]);
+    server.shutdown().await;
+}
+
+/// Waits into the next whole second and returns it: an `iat` after every
+/// event published so far (token times are whole seconds).
+async fn next_second() -> u64 {
+    let now = chrono::Utc::now();
+    let next = now.timestamp() + 1;
+    let wait = 1_000 - u64::from(now.timestamp_subsec_millis()) + 20;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    next as u64
+}
+
+/// A user the hub never saw, on a channel its token grants: what was
+/// published after the token was issued is replayed once, in order, on
+/// the seed endpoint and on a pattern (even for a department new since);
+/// nothing from before the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_never_seen_gets_what_came_since_its_token_was_issued() {
+    let server = hub(secure()).await;
+    let h = Arc::clone(server.hub());
+    publish(&h, "sessions:S1", 1, "emergency").await;
+    publish(&h, "department:eng", 10, "critical").await;
+    let iat = next_second().await;
+    publish(&h, "sessions:S1", 2, "emergency").await;
+    publish(&h, "sessions:S1", 3, "info").await;
+    publish(&h, "department:eng", 11, "critical").await;
+    publish(&h, "department:new", 12, "critical").await;
+
+    let t = issued("u7", &["sessions:*"], Some(iat));
+    let mut ws = trader(&server, &t, &["sessions:S1"]).await;
+    assert_eq!(
+        markers(&mut ws, 2).await,
+        [2, 3],
+        "since the token, not before"
+    );
+    publish(&h, "sessions:S1", 4, "info").await;
+    assert_eq!(markers(&mut ws, 1).await, [4], "then live");
+    leave(&server, ws).await;
+    // Back again: from where it left, not from the token again.
+    publish(&h, "sessions:S1", 5, "critical").await;
+    let mut ws = trader(&server, &t, &["sessions:S1"]).await;
+    assert_eq!(markers(&mut ws, 1).await, [5]);
+
+    let t = issued("hr7", &["department:*"], Some(iat));
+    let mut hr = open(&server, "/api/v1/ws/alerts", &t).await;
+    let mut got = markers(&mut hr, 2).await;
+    got.sort_unstable();
+    assert_eq!(got, [11, 12]);
     server.shutdown().await;
 }

@@ -112,6 +112,14 @@ impl Log {
         };
         let (requested, start, replay): (u64, u64, Replay) = match from {
             Recover::Head => return rec,
+            Recover::After(t) => {
+                let all = self.history.all();
+                if let Some(first) = all.iter().find(|e| e.time > *t) {
+                    rec.start = first.seq - 1;
+                    rec.backlog = self.history.after(rec.start);
+                }
+                return rec;
+            }
             Recover::Whole => (0, 0, self.history.replay_all()),
             Recover::Since(pos) if *pos.epoch != *self.epoch => {
                 (pos.seq, 0, self.history.replay_all())
@@ -233,10 +241,15 @@ impl Logs {
 
     /// A pattern subscription's backlog: of each matching channel, what
     /// came after the user's cursor on it, or, for a channel without one,
-    /// after the user left the pattern (`left`); nothing for a pattern
-    /// never left.
-    pub fn pattern_backlog(&self, pattern: &str, mine: &UserCursors) -> Vec<Arc<HubEvent>> {
-        let Some(left) = mine.get(pattern).map(|c| c.at) else {
+    /// after the user left the pattern, or for a pattern never left, after
+    /// `issued` (the token's `iat`); nothing without either.
+    pub fn pattern_backlog(
+        &self,
+        pattern: &str,
+        mine: &UserCursors,
+        issued: Option<DateTime<Utc>>,
+    ) -> Vec<Arc<HubEvent>> {
+        let Some(left) = mine.get(pattern).map(|c| c.at).or(issued) else {
             return Vec::new();
         };
         let matching: Vec<Arc<Mutex<Log>>> = self

@@ -26,6 +26,7 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -144,6 +145,10 @@ pub enum Recover {
     /// Everything kept, without a gap notice for what was trimmed before
     /// (a user's own offline queue, never read before).
     Whole,
+    /// Everything kept from the first event published after a time (the
+    /// user's token was issued then and the user has no cursor here), with
+    /// no gap notice: there is no position to measure one from.
+    After(DateTime<Utc>),
 }
 
 /// What a subscriber gets: where the channel is, and what it missed.
