@@ -422,6 +422,11 @@ impl Task {
         // is never closed for flooding; resume fills in anything published
         // meanwhile.
         let mut pending: std::collections::VecDeque<String> = self.subscribe_messages().into();
+        // A backend that cannot replay what a dropped connection missed
+        // but can send its current state (the dashboard style's
+        // `refresh`) is asked for it on every connect, so the view is
+        // whole at once instead of at the next push (up to 30 s).
+        pending.extend(self.p.style().refresh_message().map(str::to_owned));
         if let Err(e) = send_some(&mut ws, &mut pending, SUBSCRIBE_BURST).await {
             return End::Reconnect(format!("sending subscriptions failed: {e}"));
         }

@@ -511,3 +511,36 @@ async fn styles_without_an_app_ping_send_only_websocket_pings() {
     })
     .await;
 }
+
+/// After every (re)connect the dashboard client asks for the current
+/// state (`refresh`, the seed's own command), so what a drop made it miss
+/// is replaced at once rather than at the server's next 30 s push.
+#[tokio::test]
+async fn dashboard_asks_for_a_snapshot_on_every_connect() {
+    within(20, async {
+        let server = Server::start(|mut c| async move {
+            // The first connection drops after a moment; the second stays.
+            if c.index == 0 {
+                c.pump(ms(300)).await;
+                c.drop_abruptly();
+            } else {
+                c.pump_until_closed(Duration::from_secs(20)).await;
+            }
+        })
+        .await;
+        let rec = Rec::connect(config(server.url("/api/v1/ws/dashboard")));
+        crate::common::wait_until("a refresh on each of two connections", SECS, || {
+            let mut conns: Vec<usize> = server
+                .json_texts()
+                .into_iter()
+                .filter(|(_, v)| *v == json!({"action":"refresh"}))
+                .map(|(conn, _)| conn)
+                .collect();
+            conns.dedup();
+            conns == [0, 1]
+        })
+        .await;
+        assert_eq!(rec.stats().connects, 2);
+    })
+    .await;
+}
