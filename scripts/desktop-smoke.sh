@@ -231,6 +231,8 @@ if [ "$RECONNECT" = 1 ]; then
   stop_group "$HUB_PID"
   HUB_PID=""
   wait_log 'state=reconnecting' 1 20
+  # The tray follows the window's events on its own (it listens to them).
+  wait_log 'tray="\{0,1\}reconnecting' 1 10
   sleep 1
   /usr/bin/import -window root "$ARTIFACTS/desktop-reconnecting.png" || fail "screenshot failed"
   say "hub down: the app is reconnecting ($ARTIFACTS/desktop-reconnecting.png)"

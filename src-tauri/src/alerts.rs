@@ -1,8 +1,8 @@
 //! The desktop's adapter of the library's alerting pipeline
 //! ([`riskwatch::alerting::Alerts`], shared with the CLI): the app's one
-//! inbox and notifier, the desktop's fallback preferences, a notification's
-//! Acknowledge / Open wired to the window and the tray, and the inbox as
-//! the webview's views. Managed Tauri state.
+//! inbox and notifier, the desktop's fallback preferences, and the inbox as
+//! the webview's views. Managed Tauri state. (A notification's Acknowledge
+//! and Open are wired to the window in `window.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -12,8 +12,6 @@ use riskwatch::Event;
 use riskwatch::alerting::{AlertsConfig, AlertsError};
 use riskwatch::engine::Notification;
 use riskwatch::inbox::{Committed, Inbox, InboxError};
-use riskwatch::notifier::action;
-use tauri::{AppHandle, Manager};
 
 use crate::error::Error;
 use crate::profiles::desktop_prefs;
@@ -52,29 +50,6 @@ impl Alerts {
         now: DateTime<Utc>,
     ) -> Option<Notification> {
         self.0.on_event(profile, event, now).notify
-    }
-
-    /// Shows `n` in the background. The bubble's Acknowledge acknowledges
-    /// the alert (inbox, engine, tray); Open shows the window.
-    pub fn raise(&self, app: &AppHandle, n: Notification) {
-        let app = app.clone();
-        let alert = n.alert.clone();
-        self.0
-            .raise(n, move |picked| match (picked.as_deref(), alert) {
-                (Some(action::ACKNOWLEDGE), Some(key)) => {
-                    if let Some(alerts) = app.try_state::<Alerts>() {
-                        match alerts.acknowledge_key(&key) {
-                            Ok(n) => tracing::info!(stored = n, "acknowledged from a notification"),
-                            Err(error) => {
-                                tracing::warn!(%error, "cannot acknowledge from the notification")
-                            }
-                        }
-                    }
-                    crate::link::notify_inbox(&app);
-                }
-                (Some(action::OPEN), _) => crate::tray::show_main(&app),
-                _ => {}
-            });
     }
 
     pub fn counts(&self) -> Result<InboxCounts, Error> {

@@ -10,9 +10,9 @@ use tauri::{AppHandle, Manager, State};
 use crate::alerts::Alerts;
 use crate::error::Error;
 use crate::feed::Feed;
-use crate::link::{Links, Target};
+use crate::link::Links;
 use crate::profiles::{self, Profiles};
-use crate::settings::Settings;
+use crate::settings::{Settings, Target};
 use crate::view::{
     AlertView, InboxFilter, LinkView, PrefsForm, PrefsView, ProfileInput, ProfileView, Snapshot,
 };
@@ -55,7 +55,7 @@ pub fn inbox_acknowledge(
     ids: Vec<i64>,
 ) -> Result<usize, Error> {
     let n = alerts.acknowledge(&ids)?;
-    crate::link::notify_inbox(&app);
+    crate::window::inbox(&app);
     Ok(n)
 }
 

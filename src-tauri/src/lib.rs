@@ -5,13 +5,14 @@
 //!
 //! Data flows one way: `link` (one client per profile) → `alerts` (the
 //! profile's engine → the inbox, OS notifications) and `feed::Feed` (states
-//! and a ring buffer of the last events) → Tauri events [`EVENT_CONN_STATE`],
-//! [`EVENT_LINKS`], [`EVENT_EVENT`] and [`EVENT_INBOX`] → the webview and
-//! the tray. A page that loads late catches up with the `snapshot` command.
+//! and a ring buffer of the last events) → `window` (Tauri events
+//! `conn-state`, `links`, `event`, `inbox`) → the webview, and the tray,
+//! which listens to the same events. A page that loads late catches up
+//! with the `snapshot` command.
 //!
 //! # Layout
 //! - `settings`: the command line (`--url`, `--demo`, `--tab`); the token of
-//!   `--url` from `RISKWATCH_TOKEN` only.
+//!   `--url` from `RISKWATCH_TOKEN` only; `Target`, where a connection goes.
 //! - `profiles`: stored server profiles (preferences files) with their
 //!   tokens in the OS keyring; Settings' form ⇄ preferences.
 //! - `link`: the running connections — starts the demo hub for the demo,
@@ -19,7 +20,11 @@
 //!   the webview, closes them on exit.
 //! - `alerts`: one engine per profile, the inbox (SQLite under the data
 //!   directory, or `$RISKWATCH_DATA_DIR`), notifier, pause.
-//! - `tray`: icon variants, tooltip, menu.
+//! - `window`: everything the window is told (its events) and the window
+//!   itself (show, a notification's Open / Acknowledge); the modules that
+//!   change what the user sees call down into it, never into each other.
+//! - `tray`: icon variants, tooltip, menu; refreshes itself on the
+//!   window's `inbox` and `conn-state` events.
 //! - `feed`: the state the window shows, with the ring buffer. Pure.
 //! - `view`: the typed payloads the webview receives, mirrored in
 //!   `ui/src/ipc.ts`. Never the raw message, never a token.
@@ -40,21 +45,12 @@ mod settings;
 mod tray;
 mod view;
 mod webkit;
+mod window;
 
 use std::process::ExitCode;
 
 use tauri::{Manager, RunEvent, WindowEvent};
 use tracing_subscriber::EnvFilter;
-
-/// Tauri event carrying a `LinkState` (see `ui/src/ipc.ts`) whenever the state changes.
-pub const EVENT_CONN_STATE: &str = "conn-state";
-/// Tauri event carrying every connection (`LinkView[]`) when one starts,
-/// stops or changes state.
-pub const EVENT_LINKS: &str = "links";
-/// Tauri event carrying one `EventView` per new event.
-pub const EVENT_EVENT: &str = "event";
-/// Tauri event carrying `InboxCounts` after the inbox changed.
-pub const EVENT_INBOX: &str = "inbox";
 
 /// Runs the desktop app until it is quit (closing the window hides it).
 pub fn run() -> ExitCode {
@@ -69,7 +65,7 @@ pub fn run() -> ExitCode {
         // shows its window) and exits here, before starting a hub or
         // opening the inbox.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            tray::show_main(app);
+            window::show_main(app);
         }))
         // Start at login: off until chosen from the tray menu.
         .plugin(tauri_plugin_autostart::init(
@@ -116,9 +112,9 @@ pub fn run() -> ExitCode {
             app.manage(store);
             app.manage(settings);
             if let Some(committed) = open_alerts(app.handle(), "desktop") {
-                link::watch_commits(app.handle().clone(), committed);
+                window::watch_commits(app.handle().clone(), committed);
             }
-            link::start_repeats(app.handle().clone());
+            window::start_repeats(app.handle().clone());
             // Before the window loads, so its first snapshot has them.
             let handle = app.handle().clone();
             tauri::async_runtime::block_on(link::connect_all(&handle));

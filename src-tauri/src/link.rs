@@ -2,39 +2,31 @@
 //! (a stored server, the built-in demo, or `--url`). [`Links::start`]
 //! opens one — for the demo it first starts the embedded hub with the desk
 //! simulators — and pumps its client's updates through the alert engine
-//! ([`Alerts`]) into the [`Feed`] and out to the webview and the tray;
+//! ([`Alerts`]) into the [`Feed`] and out to the window (`window.rs`);
 //! [`Links::stop`] closes one, [`Links::stop_all`] every one on exit.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use riskwatch::client::{
-    Client, ClientConfig, ClientHandle, ClientUpdate, Notice, Token, redact_url,
-};
+use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Notice, redact_url};
 use riskwatch::engine::{Prefs, Rule};
-use riskwatch::inbox::Committed;
-use riskwatch::protocol::Style;
 use riskwatch::server::{Auth, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
-use serde::Serialize;
 use tauri::async_runtime::{self, JoinHandle};
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Manager};
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alerts;
 use crate::error::Error;
-use crate::feed::{Changed, Feed};
+use crate::feed::Feed;
 use crate::profiles::{self, Profiles};
-use crate::settings::Settings;
+use crate::settings::{Settings, Target};
 use crate::view::{LinkState, LinkView};
-use crate::{EVENT_CONN_STATE, EVENT_EVENT, EVENT_INBOX, EVENT_LINKS, tray};
-
-/// Inbox counts are sent at most this often.
-const COUNTS_EVERY: Duration = Duration::from_millis(500);
+use crate::window::{self, EVENT_EVENT};
 
 /// How long closing waits for a client to close its connection cleanly.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -77,31 +69,6 @@ impl DemoHub {
     pub async fn shutdown(self) {
         self.desk.cancel();
         self.server.shutdown().await;
-    }
-}
-
-/// Where a connection goes.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The profile's name; also the events' source label, except for
-    /// `--url` (labelled by its URL).
-    pub profile: String,
-    /// `None`: the built-in demo.
-    pub url: Option<String>,
-    pub style: Option<Style>,
-    pub token: Option<Token>,
-    pub subscribe: Vec<String>,
-}
-
-impl Target {
-    pub fn demo() -> Target {
-        Target {
-            profile: profiles::DEMO.into(),
-            url: None,
-            style: None,
-            token: None,
-            subscribe: Vec::new(),
-        }
     }
 }
 
@@ -166,7 +133,7 @@ impl Links {
                 };
                 // Shown before the pump starts, so the pump's first state
                 // change always lands on it.
-                changed(app, feed.set_link(view.clone()));
+                window::changed(app, feed.set_link(view.clone()));
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 let handle = client.handle().clone();
                 let task = async_runtime::spawn(pump(
@@ -199,7 +166,7 @@ impl Links {
                         error: error.to_string(),
                     },
                 };
-                changed(app, feed.set_link(view.clone()));
+                window::changed(app, feed.set_link(view.clone()));
                 view
             }
         }
@@ -228,7 +195,7 @@ impl Links {
         }
         let shown = app.state::<Feed>().remove_link(profile);
         let was = shown.links;
-        changed(app, shown);
+        window::changed(app, shown);
         was
     }
 
@@ -386,15 +353,15 @@ async fn pump(
                     && let Some(n) = alerts.on_event(&profile, &event, Utc::now())
                 {
                     tracing::info!(%profile, severity = %n.severity, title = %n.title, "notify");
-                    alerts.raise(&app, n);
+                    window::raise(&app, alerts, n);
                 }
                 if let Some(view) = feed.push(&event) {
-                    emit(&app, EVENT_EVENT, &view);
+                    window::emit(&app, EVENT_EVENT, &view);
                 }
             }
             ClientUpdate::State(state) => {
                 tracing::info!(%profile, %state, "connection state");
-                changed(&app, feed.set_state(&profile, LinkState::Client(state)));
+                window::changed(&app, feed.set_state(&profile, LinkState::Client(state)));
             }
             ClientUpdate::Notice(notice) => {
                 tracing::warn!(%profile, ?notice, "server notice");
@@ -405,9 +372,9 @@ async fn pump(
                     && matches!(notice, Notice::Gap { .. })
                 {
                     if let Some(n) = alerts.on_notice(&profile, &source, &notice, Utc::now()) {
-                        alerts.raise(&app, n);
+                        window::raise(&app, alerts, n);
                     }
-                    notify_inbox(&app);
+                    window::inbox(&app);
                 }
             }
         }
@@ -416,69 +383,5 @@ async fn pump(
     app.state::<Links>().ended(&profile, generation);
     if let Some(hub) = hub {
         hub.shutdown().await;
-    }
-}
-
-/// Raises what the engines have due later ([`Alerts::run_due`]) for the
-/// app's lifetime; needs [`Alerts`] managed first.
-pub fn start_repeats(app: AppHandle) {
-    async_runtime::spawn(async move {
-        if let Some(alerts) = app.try_state::<Alerts>() {
-            alerts.run_due(|n| alerts.raise(&app, n)).await;
-        }
-    });
-}
-
-/// Tells the webview and the tray what a feed change changed.
-fn changed(app: &AppHandle, c: Changed) {
-    if let Some(state) = &c.state {
-        emit(app, EVENT_CONN_STATE, state);
-        tray::refresh(app);
-    }
-    if c.links {
-        emit(app, EVENT_LINKS, &app.state::<Feed>().links());
-    }
-}
-
-/// After inbox commits, fresh counts to the webview and the tray, at most
-/// every [`COUNTS_EVERY`] (counting unread alerts reads rows; see
-/// `Alerts::counts`).
-pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
-    let spawned = std::thread::Builder::new()
-        .name("riskwatch-inbox-watch".into())
-        .spawn(move || {
-            while committed.recv().is_ok() {
-                notify_inbox(&app);
-                std::thread::sleep(COUNTS_EVERY);
-                // Coalesce what arrived meanwhile; a pending report waits
-                // for the next commit or is sent below.
-                let mut pending = false;
-                while committed.try_recv().is_ok() {
-                    pending = true;
-                }
-                if pending {
-                    notify_inbox(&app);
-                }
-            }
-        });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "cannot watch the inbox");
-    }
-}
-
-/// Sends the inbox counts to the webview and refreshes the tray.
-pub fn notify_inbox(app: &AppHandle) {
-    if let Some(alerts) = app.try_state::<Alerts>() {
-        match alerts.counts() {
-            Ok(counts) => emit(app, EVENT_INBOX, &counts),
-            Err(error) => tracing::warn!(%error, "inbox counts"),
-        }
-    }
-    tray::refresh(app);
-}
-
-fn emit<T: Serialize + Clone>(app: &AppHandle, name: &str, payload: &T) {
-    if let Err(error) = app.emit(name, payload) {
-        tracing::warn!(%error, event = name, "cannot send to the window");
     }
 }

@@ -8,7 +8,6 @@ use clap::Parser;
 use riskwatch::client::Token;
 use riskwatch::protocol::Style;
 
-use crate::link::Target;
 use crate::profiles;
 
 /// riskwatch desktop: live risk dashboards, alerts and notifications for
@@ -170,5 +169,30 @@ mod tests {
         let s = parse(&["riskwatch-desktop", "--url="], Some("  "));
         assert!(s.url.is_none());
         assert!(s.token.is_none());
+    }
+}
+
+/// Where a connection goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The profile's name; also the events' source label, except for
+    /// `--url` (labelled by its URL).
+    pub profile: String,
+    /// `None`: the built-in demo.
+    pub url: Option<String>,
+    pub style: Option<Style>,
+    pub token: Option<Token>,
+    pub subscribe: Vec<String>,
+}
+
+impl Target {
+    pub fn demo() -> Target {
+        Target {
+            profile: profiles::DEMO.into(),
+            url: None,
+            style: None,
+            token: None,
+            subscribe: Vec::new(),
+        }
     }
 }

@@ -15,12 +15,13 @@ use riskwatch::ConnState;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager, Wry};
+use tauri::{AppHandle, Listener, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt;
 
 use crate::alerts::Alerts;
 use crate::feed::Feed;
 use crate::view::{InboxCounts, LinkState};
+use crate::window::{self, EVENT_CONN_STATE, EVENT_INBOX};
 
 const TRAY_ID: &str = "main";
 
@@ -142,6 +143,12 @@ pub fn create(app: &AppHandle) {
         tracing::warn!(%error, "no tray icon");
     }
     app.manage(Shown::default());
+    // The tray shows what the window is told: it refreshes on the same
+    // events instead of being called by the modules that send them.
+    for name in [EVENT_INBOX, EVENT_CONN_STATE] {
+        let handle = app.clone();
+        app.listen_any(name, move |_| refresh(&handle));
+    }
     refresh(app);
 }
 
@@ -197,7 +204,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
     let alerts = app.try_state::<Alerts>();
     let now = Utc::now();
     match event.id.as_ref() {
-        "open" => show_main(app),
+        "open" => window::show_main(app),
         "pause-hour" => alerts
             .iter()
             .for_each(|a| a.pause_until(Some(now + Duration::hours(1)))),
@@ -209,7 +216,9 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
         "quit" => app.exit(0),
         _ => return,
     }
-    crate::link::notify_inbox(app);
+    // The new pause reaches the window, and this tray through its
+    // listener.
+    window::inbox(app);
 }
 
 /// The tray's "Start at login" item, kept to show the real state.
@@ -231,15 +240,6 @@ fn toggle_autostart(app: &AppHandle) {
     tracing::info!(enabled = now, "start at login");
     if let Some(item) = app.try_state::<AutostartItem>() {
         let _ = item.0.set_checked(now);
-    }
-}
-
-/// Shows, unminimizes and focuses the main window.
-pub fn show_main(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
     }
 }
 

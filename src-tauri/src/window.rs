@@ -1,0 +1,128 @@
+//! What the app tells the window, in one file: the Tauri events the
+//! webview (and the tray, which listens to the same events) receives —
+//! connection state, the connections, each new event, inbox counts — and
+//! the window itself: showing it, and the notifications whose Open shows it
+//! and whose Acknowledge changes the inbox.
+//!
+//! Everything that changes what the user sees ends here, so the modules
+//! that change it (`link`, `commands`, `tray`'s menu) call down into this
+//! file and never into each other: the tray refreshes itself on
+//! [`EVENT_INBOX`] and [`EVENT_CONN_STATE`] rather than being called.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use riskwatch::engine::Notification;
+use riskwatch::inbox::Committed;
+use riskwatch::notifier::action;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager};
+
+use crate::alerts::Alerts;
+use crate::feed::{Changed, Feed};
+
+/// Tauri event carrying a `LinkState` (see `ui/src/ipc.ts`) whenever the
+/// state changes.
+pub const EVENT_CONN_STATE: &str = "conn-state";
+/// Tauri event carrying every connection (`LinkView[]`) when one starts,
+/// stops or changes state.
+pub const EVENT_LINKS: &str = "links";
+/// Tauri event carrying one `EventView` per new event.
+pub const EVENT_EVENT: &str = "event";
+/// Tauri event carrying `InboxCounts` after the inbox changed.
+pub const EVENT_INBOX: &str = "inbox";
+
+/// Inbox counts are sent at most this often.
+const COUNTS_EVERY: Duration = Duration::from_millis(500);
+
+pub fn emit<T: Serialize + Clone>(app: &AppHandle, name: &str, payload: &T) {
+    if let Err(error) = app.emit(name, payload) {
+        tracing::warn!(%error, event = name, "cannot send to the window");
+    }
+}
+
+/// Tells the window (and the tray) what a feed change changed.
+pub fn changed(app: &AppHandle, c: Changed) {
+    if let Some(state) = &c.state {
+        emit(app, EVENT_CONN_STATE, state);
+    }
+    if c.links {
+        emit(app, EVENT_LINKS, &app.state::<Feed>().links());
+    }
+}
+
+/// Sends fresh inbox counts to the window (and so to the tray).
+pub fn inbox(app: &AppHandle) {
+    if let Some(alerts) = app.try_state::<Alerts>() {
+        match alerts.counts() {
+            Ok(counts) => emit(app, EVENT_INBOX, &counts),
+            Err(error) => tracing::warn!(%error, "inbox counts"),
+        }
+    }
+}
+
+/// After inbox commits, fresh counts, at most every [`COUNTS_EVERY`]
+/// (counting unread alerts reads rows; see `Alerts::counts`).
+pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
+    let spawned = std::thread::Builder::new()
+        .name("riskwatch-inbox-watch".into())
+        .spawn(move || {
+            while committed.recv().is_ok() {
+                inbox(&app);
+                std::thread::sleep(COUNTS_EVERY);
+                // Coalesce what arrived meanwhile; a pending report waits
+                // for the next commit or is sent below.
+                let mut pending = false;
+                while committed.try_recv().is_ok() {
+                    pending = true;
+                }
+                if pending {
+                    inbox(&app);
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot watch the inbox");
+    }
+}
+
+/// Shows, unminimizes and focuses the main window.
+pub fn show_main(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Shows `n` in the background. The bubble's Acknowledge acknowledges the
+/// alert (inbox, engine, tray); Open shows the window.
+pub fn raise(app: &AppHandle, alerts: &Alerts, n: Notification) {
+    let app = app.clone();
+    let alert = n.alert.clone();
+    alerts.raise(n, move |picked| match (picked.as_deref(), alert) {
+        (Some(action::ACKNOWLEDGE), Some(key)) => {
+            if let Some(alerts) = app.try_state::<Alerts>() {
+                match alerts.acknowledge_key(&key) {
+                    Ok(n) => tracing::info!(stored = n, "acknowledged from a notification"),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot acknowledge from the notification")
+                    }
+                }
+            }
+            inbox(&app);
+        }
+        (Some(action::OPEN), _) => show_main(&app),
+        _ => {}
+    });
+}
+
+/// Raises what the engines have due later (`Alerts::run_due`) for the
+/// app's lifetime; needs [`Alerts`] managed first.
+pub fn start_repeats(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        if let Some(alerts) = app.try_state::<Alerts>() {
+            alerts.run_due(|n| raise(&app, &alerts, n)).await;
+        }
+    });
+}
