@@ -127,26 +127,45 @@ impl FanOut {
             .map(Arc::clone)
     }
 
+    /// Registers a subscriber. It is inserted while the map is read-locked,
+    /// so [`FanOut::remove`] (which drops an emptied channel under the
+    /// write lock) never drops an entry a subscriber was just added to.
     fn add(&self, channel: &str, conn: ConnId, sub: Subscriber) {
-        let subs = match self.subs(channel) {
-            Some(s) => s,
-            None => Arc::clone(
-                self.channels
-                    .write()
-                    .expect("channels lock")
-                    .entry(Arc::from(channel))
-                    .or_default(),
-            ),
-        };
-        subs.lock()
+        {
+            let map = self.channels.read().expect("channels lock");
+            if let Some(s) = map.get(channel) {
+                s.lock().expect("subs lock").subscribers.insert(conn, sub);
+                return;
+            }
+        }
+        let mut map = self.channels.write().expect("channels lock");
+        map.entry(Arc::from(channel))
+            .or_default()
+            .lock()
             .expect("subs lock")
             .subscribers
             .insert(conn, sub);
     }
 
+    /// Unregisters a subscriber; the last one out removes the channel's
+    /// entry, so names subscribed once hold no memory afterwards.
     fn remove(&self, channel: &str, conn: ConnId) {
-        if let Some(s) = self.subs(channel) {
-            s.lock().expect("subs lock").subscribers.remove(&conn);
+        let emptied = match self.subs(channel) {
+            Some(s) => {
+                let mut g = s.lock().expect("subs lock");
+                g.subscribers.remove(&conn);
+                g.subscribers.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            let mut map = self.channels.write().expect("channels lock");
+            if map
+                .get(channel)
+                .is_some_and(|s| s.lock().expect("subs lock").subscribers.is_empty())
+            {
+                map.remove(channel);
+            }
         }
     }
 }
@@ -714,5 +733,26 @@ mod tests {
         hub.disconnect(1, &["also-never".to_owned()], &HashMap::new());
         assert!(hub.fan.channels.read().unwrap().is_empty());
         assert!(hub.broker.logs().is_empty());
+    }
+
+    #[test]
+    fn the_last_subscriber_out_removes_the_channel_entry() {
+        let fan = FanOut::default();
+        let (a, b) = (subscriber(), subscriber());
+        fan.add("c", 1, a);
+        fan.add("c", 2, b);
+        fan.remove("c", 1);
+        assert!(fan.subs("c").is_some(), "one subscriber left");
+        fan.remove("c", 2);
+        assert!(fan.subs("c").is_none());
+        assert!(fan.channels.read().unwrap().is_empty());
+    }
+
+    fn subscriber() -> Subscriber {
+        let (a, _b) = tokio::io::duplex(64);
+        let io = super::super::outbox::SharedIo::new(a);
+        Subscriber {
+            out: Arc::new(Outbox::new(io, super::super::event::Wire::Native, None, 8)),
+        }
     }
 }

@@ -54,8 +54,10 @@ async fn subscribing_to_unpublished_names_leaves_no_files() {
         "{:?}",
         history_files(dir.path())
     );
+    assert_eq!(h.broker().logs().len(), 0, "nor channels in memory");
     h.publish(tick("junk:7", 1)).await.unwrap();
     assert_eq!(history_files(dir.path()).len(), 1);
+    assert_eq!(h.broker().logs().len(), 1);
     server.shutdown().await;
 }
 

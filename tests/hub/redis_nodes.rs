@@ -151,3 +151,59 @@ async fn resumes_during_a_burst_on_another_node_lose_and_repeat_nothing() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Subscribing to names nobody publishes on costs a hub on Redis nothing
+/// lasting: no local copy, and in Redis only each name's epoch, expiring;
+/// the first publish makes the channel (and its epoch) permanent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_to_unpublished_names_keeps_nothing_for_good() {
+    let redis = Redis::start().await;
+    let a = node(&redis).await;
+    let mut cfg = fast(url(a.addr(), "/api/v1/stream"));
+    for i in 0..40 {
+        cfg = cfg.subscribe(format!("junk:{i}"));
+    }
+    let _c = Client::connect(cfg).unwrap();
+    let ha = Arc::clone(a.hub());
+    assert!(
+        until(Duration::from_secs(20), || ha
+            .stats()
+            .connections_by_channel
+            .len()
+            == 40)
+        .await
+    );
+    assert_eq!(ha.broker().logs().len(), 0, "no local copies");
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let c2 = conn.clone();
+    let ttl = |key: &'static str| {
+        let mut conn = c2.clone();
+        async move {
+            redis::cmd("TTL")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        ttl("rw:ch:{junk:7}:epoch").await > 0,
+        "an early epoch expires"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("rw:ch:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.iter().all(|k| k.ends_with(":epoch")), "{keys:?}");
+    let mut e = tick(1);
+    e.channel = "junk:7".into();
+    ha.publish(e).await.unwrap();
+    assert_eq!(ttl("rw:ch:{junk:7}:epoch").await, -1, "published: for good");
+    assert!(until(Duration::from_secs(5), || ha.broker().logs().len() == 1).await);
+    a.shutdown().await;
+}

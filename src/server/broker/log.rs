@@ -144,10 +144,18 @@ impl Log {
 }
 
 /// Every channel log a hub holds.
+///
+/// Only a publish (or, with Redis, an event from another hub) creates a
+/// log: subscribing to a name nobody published on recovers from an empty
+/// log that is not kept, so a client cannot grow the hub's memory by
+/// subscribing to made-up names. Such a channel reports the epoch this
+/// process gives every channel it creates (`boot`), so a subscriber that
+/// came before the first publish already holds the channel's epoch.
 #[derive(Debug)]
 pub struct Logs {
     pub limits: HubLimits,
     map: RwLock<HashMap<Arc<str>, Arc<Mutex<Log>>>>,
+    boot: Arc<str>,
 }
 
 /// Locks a log; a panic while one was held poisons nothing worth losing
@@ -161,6 +169,7 @@ impl Logs {
         Logs {
             limits,
             map: RwLock::new(HashMap::new()),
+            boot: Arc::from(new_epoch().as_str()),
         }
     }
 
@@ -173,8 +182,8 @@ impl Logs {
             .map(Arc::clone)
     }
 
-    /// The log of `name`, created (with a new epoch, in memory only) when
-    /// missing.
+    /// The log of `name`, created (at this process's epoch, in memory
+    /// only) when missing.
     pub fn get_or_create(&self, name: &str) -> Arc<Mutex<Log>> {
         if let Some(c) = self.get(name) {
             return c;
@@ -183,9 +192,28 @@ impl Logs {
         Arc::clone(map.entry(Arc::from(name)).or_insert_with(|| {
             Arc::new(Mutex::new(Log::new(
                 Arc::from(name),
-                Arc::from(new_epoch().as_str()),
+                Arc::clone(&self.boot),
             )))
         }))
+    }
+
+    /// What a subscriber recovers from `name`: from its log, or, when the
+    /// channel has none, from an empty one at `epoch` (default: this
+    /// process's) that is not kept.
+    pub fn recover(
+        &self,
+        name: &str,
+        from: &Recover,
+        epoch: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Recovered {
+        match self.get(name) {
+            Some(log) => lock(&log).recover(from, &self.limits, now),
+            None => {
+                let epoch = epoch.map_or_else(|| Arc::clone(&self.boot), Arc::from);
+                Log::new(Arc::from(name), epoch).recover(from, &self.limits, now)
+            }
+        }
     }
 
     /// Adds a restored log.

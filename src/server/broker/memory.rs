@@ -174,10 +174,10 @@ impl Broker for MemoryBroker {
         channel: &'a str,
         from: Recover,
     ) -> BoxFuture<'a, Result<Recovered, BrokerError>> {
-        // In memory only: its file (with --data-dir) comes with its first
-        // event, so subscribing to names nobody publishes on leaves none.
-        let log = self.logs.get_or_create(channel);
-        let rec = lock(&log).recover(&from, &self.logs.limits, Utc::now());
+        // Creates nothing: a channel (and with --data-dir its file) comes
+        // with its first event, so subscribing to names nobody publishes
+        // on leaves no trace.
+        let rec = self.logs.recover(channel, &from, None, Utc::now());
         futures_util::future::ready(Ok(rec)).boxed()
     }
 

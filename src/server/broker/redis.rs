@@ -54,6 +54,8 @@ const PUBLISH: &str = r#"
 -- ARGV: channel, epoch candidate, id, body, keep, id ttl,
 --       critical (1/0), now ms, critical age ms, critical keep
 redis.call('SETNX', KEYS[1], ARGV[2])
+-- a subscriber's early epoch (expiring) becomes the channel's for good
+redis.call('PERSIST', KEYS[1])
 local epoch = redis.call('GET', KEYS[1])
 if ARGV[3] ~= '' then
   local seen = redis.call('HGET', KEYS[4], ARGV[3])
@@ -231,7 +233,9 @@ impl RedisBroker {
         let [k_epoch, k_seq, k_hist, _, k_crit, k_trim] = keys(channel);
         let mut conn = self.conn.clone();
         // A channel gets its epoch on first use, so a subscriber that comes
-        // before the first publish already holds the right one.
+        // before the first publish already holds the right one; until that
+        // publish it expires (with the critical window), so subscribing to
+        // names nobody publishes on leaves nothing behind in Redis.
         type Reply = (
             (),
             Option<String>,
@@ -242,7 +246,12 @@ impl RedisBroker {
         );
         let (_, epoch, head, ordinary, critical, trimmed): Reply = redis::pipe()
             .atomic()
-            .set_nx(&k_epoch, new_epoch())
+            .cmd("SET")
+            .arg(&k_epoch)
+            .arg(new_epoch())
+            .arg("NX")
+            .arg("EX")
+            .arg(self.logs.limits.retention("").critical_age.as_secs().max(1))
             .get(&k_epoch)
             .get(&k_seq)
             .lrange(&k_hist, 0, -1)
@@ -287,15 +296,21 @@ impl RedisBroker {
     }
 
     /// Makes sure the local copy of a channel exists before a subscriber
-    /// relies on it.
-    async fn prepare(&self, channel: &str) -> Result<(), BrokerError> {
+    /// relies on it. A channel nobody published on gets no copy (a client
+    /// cannot grow this hub's memory with made-up names): its epoch in
+    /// Redis is returned instead.
+    async fn prepare(&self, channel: &str) -> Result<Option<String>, BrokerError> {
         if grants::is_pattern(channel) || self.mark_loaded(channel) {
-            return Ok(());
+            return Ok(None);
         }
         match self.snapshot(channel, 0).await {
+            Ok(snap) if snap.head == 0 && snap.events.is_empty() => {
+                self.loaded.lock().expect("loaded lock").remove(channel);
+                Ok(Some(snap.epoch))
+            }
             Ok(snap) => {
                 self.load(channel, snap, u64::MAX);
-                Ok(())
+                Ok(None)
             }
             Err(e) => {
                 // Not loaded after all: the next subscriber tries again.
@@ -479,10 +494,9 @@ impl Broker for RedisBroker {
         from: Recover,
     ) -> BoxFuture<'a, Result<Recovered, BrokerError>> {
         async move {
-            self.prepare(channel).await?;
-            let log = self.logs.get_or_create(channel);
-            let rec = lock(&log).recover(&from, &self.logs.limits, Utc::now());
-            Ok(rec)
+            let unpublished = self.prepare(channel).await?;
+            let epoch = unpublished.as_deref().filter(|e| !e.is_empty());
+            Ok(self.logs.recover(channel, &from, epoch, Utc::now()))
         }
         .boxed()
     }
