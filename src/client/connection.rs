@@ -454,7 +454,20 @@ impl Task {
                 msg = ws.next() => {
                     let msg = match msg {
                         None => return End::Reconnect("the server closed the connection".into()),
-                        Some(Err(e)) => return End::Reconnect(self.read_error(e)),
+                        Some(Err(e)) => {
+                            if matches!(e, tungstenite::Error::Utf8(_)) {
+                                // RFC 6455 (8.1) has the connection failed,
+                                // not the frame skipped: say why (1007) and
+                                // reconnect; resume recovers what followed.
+                                Stats::bump(&self.stats.malformed);
+                                let frame = CloseFrame {
+                                    code: CloseCode::Invalid,
+                                    reason: "a text frame was not UTF-8".into(),
+                                };
+                                let _ = timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
+                            }
+                            return End::Reconnect(self.read_error(e));
+                        }
                         Some(Ok(m)) => m,
                     };
                     if let Some(end) = self.handle(&mut ws, msg).await {
@@ -535,6 +548,9 @@ impl Task {
                 format!("a message of {size} bytes exceeded the hard limit of {max_size}")
             }
             E::Protocol(p) => format!("protocol error: {p}"),
+            E::Utf8(_) => {
+                "the server sent a text frame that is not UTF-8 (closed with 1007)".into()
+            }
             other => other.to_string(),
         }
     }

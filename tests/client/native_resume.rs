@@ -370,3 +370,76 @@ async fn runtime_subscribe_refused_by_the_hub_is_a_server_error_notice() {
     })
     .await;
 }
+
+/// A text frame that is not UTF-8 fails the connection as RFC 6455 asks
+/// (close 1007, counted as malformed), and the resume on the next
+/// connection recovers the event the server sent after it: nothing lost,
+/// nothing twice.
+#[tokio::test]
+async fn a_frame_that_is_not_utf8_closes_with_1007_and_resume_loses_nothing() {
+    use crate::common::native::event_json;
+    use crate::common::{Got, Server};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    within(20, async {
+        let server = Server::start(|mut c| async move {
+            // Wait for the subscribe; then the stream from where it resumes.
+            let mut since = 0;
+            for _ in 0..50 {
+                c.pump(ms(20)).await;
+                if let Some(s) = c
+                    .texts()
+                    .iter()
+                    .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                    .find(|v| v["op"] == "subscribe")
+                {
+                    since = s["since"]["seq"].as_u64().unwrap_or(0);
+                    break;
+                }
+            }
+            let ack =
+                serde_json::json!({"op":"subscribed","channel":CHANNEL,"epoch":"e1","seq":since});
+            c.send(ack.to_string()).await;
+            if c.index == 0 {
+                c.send(event_json(CHANNEL, 1)).await;
+                let bad =
+                    Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+                c.send_msg(Message::Frame(bad)).await;
+                c.send(event_json(CHANNEL, 2)).await;
+            } else {
+                for seq in since + 1..=2 {
+                    c.send(event_json(CHANNEL, seq)).await;
+                }
+            }
+            c.pump_until_closed(Duration::from_secs(15)).await;
+        })
+        .await;
+        let mut rec =
+            Rec::connect(config(server.url(riskwatch::protocol::native::PATH)).subscribe(CHANNEL));
+        let mut seqs = Vec::new();
+        while seqs.len() < 2 {
+            if let ClientUpdate::Event(e) = rec.next(SECS).await {
+                seqs.push(e.seq.unwrap());
+            }
+        }
+        assert_eq!(seqs, [1, 2], "once each, in order");
+        assert!(
+            rec.try_next(ms(300))
+                .await
+                .is_none_or(|u| !matches!(u, ClientUpdate::Event(_)))
+        );
+        wait_until("the 1007 close reached the server", SECS, || {
+            server
+                .received()
+                .iter()
+                .any(|(conn, g)| *conn == 0 && matches!(g, Got::Close(Some(1007))))
+        })
+        .await;
+        let st = rec.stats();
+        assert_eq!(st.connects, 2);
+        assert_eq!(st.malformed, 1);
+    })
+    .await;
+}

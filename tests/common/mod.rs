@@ -472,6 +472,19 @@ impl Conn {
             }
         }
     }
+    /// Text frames this connection received so far.
+    pub fn texts(&self) -> Vec<String> {
+        self.shared
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(c, g)| match g {
+                Got::Text(t) if *c == self.index => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
     /// Reads until the client goes away or `max` passes.
     pub async fn pump_until_closed(mut self, max: Duration) {
         self.pump(max).await;
