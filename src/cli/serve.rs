@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use riskwatch::server::tls::Tls;
 use riskwatch::server::{Auth, Claims, HubLimits, Limits, RedisBroker, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,14 @@ pub struct ServeArgs {
     /// own channels: use --redis for publishing across them.
     #[arg(long)]
     reuse_port: bool,
+    /// Serve https:// and wss:// with this PEM certificate chain (leaf
+    /// first); needs --tls-key. Lets `--listen 0.0.0.0:…` face clients
+    /// without a TLS proxy.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Run the simulators (trading, HR, merchant risk, compliance,
     /// dashboard). Without a JWT option this implies --insecure-dev.
     #[arg(long)]
@@ -148,11 +157,17 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let cfg = ServerConfig::new(auth)
         .limits(limits)
         .history(history)
         .data_dir(a.data_dir.clone())
-        .redis(redis);
+        .redis(redis)
+        .tls(tls);
     // SO_REUSEADDR, so a restarted hub gets its port back at once while the
     // old connections linger in TIME_WAIT.
     let socket = if a.listen.is_ipv4() {
@@ -172,7 +187,11 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .and_then(|()| socket.listen(4096))
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let server = Server::start(listener, cfg)?;
-    eprintln!("riskwatch: hub listening on {}", server.addr());
+    eprintln!(
+        "riskwatch: hub listening on {} ({scheme}://{}/api/v1/stream)",
+        server.addr(),
+        server.addr()
+    );
     let stop = CancellationToken::new();
     if a.demo {
         let opts = DeskOptions::default().seed(a.seed).speed(a.demo_speed);

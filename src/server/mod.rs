@@ -19,6 +19,7 @@
 //! - `history`: one channel's retained events and the rules that trim them.
 //! - `cursors`: where each user left each channel (the offline queue).
 //! - `store`: history on disk for `--data-dir`.
+//! - `tls`: the hub's TLS (`--tls-cert`, `--tls-key`).
 
 pub mod auth;
 pub mod broker;
@@ -33,6 +34,7 @@ mod http;
 pub mod hub;
 mod outbox;
 pub mod store;
+pub mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -142,6 +144,8 @@ pub struct ServerConfig {
     /// The Redis broker, to share channels with other hubs. Default none:
     /// the memory broker.
     pub redis: Option<Arc<RedisBroker>>,
+    /// TLS on the listener (https:// and wss://). Default none: plain.
+    pub tls: Option<tls::Tls>,
 }
 
 impl ServerConfig {
@@ -152,7 +156,12 @@ impl ServerConfig {
             history: HubLimits::default(),
             data_dir: None,
             redis: None,
+            tls: None,
         }
+    }
+    pub fn tls(mut self, t: Option<tls::Tls>) -> Self {
+        self.tls = t;
+        self
     }
     pub fn redis(mut self, b: Option<Arc<RedisBroker>>) -> Self {
         self.redis = b;
@@ -239,8 +248,9 @@ impl Server {
         let task_hub = Arc::clone(&hub);
         let caps = caps::Caps::new(cfg.limits.max_conns, cfg.limits.max_conns_per_ip);
         hub.set_caps(Arc::clone(&caps));
+        let tls = cfg.tls.clone();
         let task = tokio::spawn(async move {
-            serve_http1(listener, app, stop, caps).await;
+            serve_http1(listener, app, stop, caps, tls).await;
             tracker.close();
             // Connections got their 1001; give them a moment to go.
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
@@ -293,8 +303,9 @@ async fn serve_http1(
     app: Router,
     stop: CancellationToken,
     caps: Arc<caps::Caps>,
+    tls: Option<tls::Tls>,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
     // Dropped when serving stops: every connection starts its graceful
@@ -338,29 +349,17 @@ async fn serve_http1(
                 req
             },
         ));
-        let mut closing = signal.subscribe();
+        let closing = signal.subscribe();
         let done = done_tx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            // The signal fires once (its sender is dropped); after that
-            // only the connection is awaited.
-            let mut signalled = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::trace!(error = %e, "HTTP connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = closing.changed(), if !signalled => {
-                        signalled = true;
-                        conn.as_mut().graceful_shutdown();
+            match tls {
+                None => serve_one(TokioIo::new(tcp), service, closing).await,
+                Some(tls) => {
+                    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.0.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_one(TokioIo::new(stream), service, closing).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
             }
@@ -373,6 +372,42 @@ async fn serve_http1(
     // Every connection task holds a `done` sender: recv() ends when all
     // are gone.
     let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
+}
+
+/// Serves one HTTP/1.1 connection (upgrades included) until it ends;
+/// when `closing` fires, lets its request in flight finish.
+async fn serve_one<I, S>(io: I, service: S, mut closing: tokio::sync::watch::Receiver<()>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    // The signal fires once (its sender is dropped); after that only the
+    // connection is awaited.
+    let mut signalled = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::trace!(error = %e, "HTTP connection ended with an error");
+                }
+                break;
+            }
+            _ = closing.changed(), if !signalled => {
+                signalled = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// Every path not routed above: a WebSocket endpoint, or 404.

@@ -14,3 +14,4 @@ mod reuse_port;
 mod shutdown;
 mod styles;
 mod support;
+mod tls;
