@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use riskwatch::server::jwks::Jwks;
 use riskwatch::server::tls::Tls;
 use riskwatch::server::{Auth, Claims, HubLimits, Limits, RedisBroker, Server, ServerConfig};
 use riskwatch::sim::desk::{self, DeskOptions};
@@ -51,8 +52,16 @@ pub struct ServeArgs {
     )]
     jwt_secret: Option<String>,
     /// RS256 or ES256 public key (PEM) for verifying tokens.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_url")]
     jwt_public_key: Option<PathBuf>,
+    /// Verify tokens with an identity provider's rotating keys: its JWKS
+    /// URL (https://; http:// on loopback only). Fetched at start, every
+    /// 10 minutes, and when a token names an unknown key.
+    #[arg(long, value_name = "URL", conflicts_with = "jwt_secret")]
+    jwks_url: Option<String>,
+    /// An extra CA certificate (PEM) to trust for --jwks-url.
+    #[arg(long, value_name = "FILE", requires = "jwks_url")]
+    jwks_ca: Option<PathBuf>,
     /// Accept only tokens issued by this `iss`.
     #[arg(long, value_name = "ISS")]
     jwt_issuer: Option<String>,
@@ -110,14 +119,19 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
-    let mut auth = match (&a.jwt_secret, &a.jwt_public_key) {
-        (Some(s), _) => Auth::hs256(s.as_bytes()).context("--jwt-secret")?,
-        (None, Some(p)) => Auth::public_key(p).context("--jwt-public-key")?,
-        (None, None) if a.insecure_dev || a.demo => Auth::Insecure,
-        (None, None) => {
+    let mut auth = match (&a.jwt_secret, &a.jwt_public_key, &a.jwks_url) {
+        (Some(s), _, _) => Auth::hs256(s.as_bytes()).context("--jwt-secret")?,
+        (None, Some(p), _) => Auth::public_key(p).context("--jwt-public-key")?,
+        (None, None, Some(url)) => Auth::jwks(
+            Jwks::fetch(url, a.jwks_ca.as_deref())
+                .await
+                .context("--jwks-url")?,
+        ),
+        (None, None, None) if a.insecure_dev || a.demo => Auth::Insecure,
+        (None, None, None) => {
             eprintln!(
                 "riskwatch: choose how clients authenticate: --jwt-secret, --jwt-public-key, \
-                 or --insecure-dev (loopback only)"
+                 --jwks-url, or --insecure-dev (loopback only)"
             );
             return Ok(exit::USAGE);
         }

@@ -17,7 +17,7 @@ mod backoff;
 mod connection;
 mod poll;
 mod resume;
-mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::path::PathBuf;

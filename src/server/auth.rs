@@ -5,12 +5,14 @@
 //! admits everyone as `anonymous` with every channel.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::grants;
+use super::jwks::Jwks;
 
 /// The user name of unauthenticated connections in dev mode.
 pub const ANONYMOUS: &str = "anonymous";
@@ -84,6 +86,9 @@ pub enum AuthError {
     Expired,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    /// Signed by a key the identity provider's key set does not hold.
+    #[error("the token is not valid: signed by a key the hub does not know")]
+    UnknownKey,
 }
 
 /// How the hub checks tokens.
@@ -95,6 +100,12 @@ pub enum Auth {
         key: DecodingKey,
         validation: Box<Validation>,
     },
+    /// Keys from an identity provider's JWKS (`--jwks-url`), each
+    /// verifying its own algorithm; `validation` holds the other checks.
+    Jwks {
+        jwks: Arc<Jwks>,
+        validation: Box<Validation>,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -104,6 +115,7 @@ impl std::fmt::Debug for Auth {
             Auth::Verify { validation, .. } => {
                 write!(f, "Auth::Verify({:?})", validation.algorithms)
             }
+            Auth::Jwks { jwks, .. } => write!(f, "Auth::Jwks({jwks:?})"),
         }
     }
 }
@@ -170,9 +182,33 @@ impl Auth {
         })
     }
 
+    /// Verifies with the keys of an identity provider's key set (fetched
+    /// once here; keep them fresh with [`Auth::jwks_keys`]' `run`).
+    pub fn jwks(jwks: Arc<Jwks>) -> Auth {
+        Auth::Jwks {
+            jwks,
+            validation: validation(Algorithm::RS256),
+        }
+    }
+
+    /// The key set behind [`Auth::Jwks`].
+    pub fn jwks_keys(&self) -> Option<&Arc<Jwks>> {
+        match self {
+            Auth::Jwks { jwks, .. } => Some(jwks),
+            _ => None,
+        }
+    }
+
+    fn validation_mut(&mut self) -> Option<&mut Validation> {
+        match self {
+            Auth::Insecure => None,
+            Auth::Verify { validation, .. } | Auth::Jwks { validation, .. } => Some(validation),
+        }
+    }
+
     /// Accept only tokens whose `iss` is `issuer`.
     pub fn issuer(mut self, issuer: &str) -> Auth {
-        if let Auth::Verify { validation, .. } = &mut self {
+        if let Some(validation) = self.validation_mut() {
             validation.set_issuer(&[issuer]);
             validation.required_spec_claims.insert("iss".into());
         }
@@ -181,7 +217,7 @@ impl Auth {
 
     /// Accept only tokens whose `aud` names `audience`.
     pub fn audience(mut self, audience: &str) -> Auth {
-        if let Auth::Verify { validation, .. } = &mut self {
+        if let Some(validation) = self.validation_mut() {
             validation.set_audience(&[audience]);
             validation.validate_aud = true;
             validation.required_spec_claims.insert("aud".into());
@@ -193,14 +229,44 @@ impl Auth {
         matches!(self, Auth::Insecure)
     }
 
-    /// Checks a token (or its absence).
+    /// Checks a token (or its absence); with a JWKS, a token signed by a
+    /// key the hub does not know yet has the set fetched again (rate
+    /// limited, see `jwks.rs`) and is checked once more.
+    pub async fn check(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        match self.verify(token) {
+            Err(AuthError::UnknownKey) => {
+                if let Some(jwks) = self.jwks_keys() {
+                    jwks.refresh(false).await;
+                }
+                self.verify(token)
+            }
+            other => other,
+        }
+    }
+
+    /// Checks a token (or its absence) with the keys held now.
     pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
-        let (key, validation) = match self {
+        let token = match self {
             Auth::Insecure => return Ok(Identity::anonymous()),
-            Auth::Verify { key, validation } => (key, validation),
+            _ => token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?,
         };
-        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+        let decoded = match self {
+            Auth::Insecure => return Ok(Identity::anonymous()),
+            Auth::Verify { key, validation } => {
+                jsonwebtoken::decode::<Claims>(token, key, validation)
+            }
+            Auth::Jwks { jwks, validation } => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|_| AuthError::Invalid("malformed token".into()))?;
+                let (key, alg) = jwks
+                    .key(header.kid.as_deref())
+                    .ok_or(AuthError::UnknownKey)?;
+                let mut v = (**validation).clone();
+                v.algorithms = vec![alg];
+                jsonwebtoken::decode::<Claims>(token, &key, &v)
+            }
+        };
+        let data = decoded.map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,

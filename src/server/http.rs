@@ -23,9 +23,9 @@ fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({"error": msg}))).into_response()
 }
 
-fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Box<Response>> {
+async fn identify(st: &AppState, headers: &HeaderMap) -> Result<Identity, Box<Response>> {
     let token = super::auth::token_from(headers, None);
-    st.auth.verify(token.as_deref()).map_err(|e| {
+    st.auth.check(token.as_deref()).await.map_err(|e| {
         st.hub
             .counters
             .rejected_auth
@@ -39,14 +39,14 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    match identify(&st, &headers) {
+    match identify(&st, &headers).await {
         Ok(id) => Json(st.hub.stats().visible_to(&id)).into_response(),
         Err(r) => *r,
     }
 }
 
 pub(super) async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let id = match identify(&st, &headers) {
+    let id = match identify(&st, &headers).await {
         Ok(id) => id,
         Err(r) => return *r,
     };
@@ -74,7 +74,7 @@ pub(super) async fn publish(
     body: axum::body::Body,
 ) -> Response {
     // The token first: nobody without one makes the hub hold a body.
-    let id = match identify(&st, &headers) {
+    let id = match identify(&st, &headers).await {
         Ok(id) => id,
         Err(r) => return *r,
     };
@@ -155,7 +155,7 @@ pub(super) async fn publish(
 pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
     // Hub-wide numbers: for operators (a token that may read every
     // channel), not for one tenant's users.
-    match identify(&st, &headers) {
+    match identify(&st, &headers).await {
         Ok(id) if id.may_read("*") => {}
         Ok(_) => return error(StatusCode::FORBIDDEN, "metrics are for operators"),
         Err(r) => return *r,

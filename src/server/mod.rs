@@ -20,6 +20,7 @@
 //! - `cursors`: where each user left each channel (the offline queue).
 //! - `store`: history on disk for `--data-dir`.
 //! - `tls`: the hub's TLS (`--tls-cert`, `--tls-key`).
+//! - `jwks`: an identity provider's rotating keys (`--jwks-url`).
 
 pub mod auth;
 pub mod broker;
@@ -32,6 +33,7 @@ pub mod grants;
 pub mod history;
 mod http;
 pub mod hub;
+pub mod jwks;
 mod outbox;
 pub mod store;
 pub mod tls;
@@ -229,6 +231,9 @@ impl Server {
         };
         let hub = Arc::new(Hub::new(cfg.limits.max_publish, Arc::clone(&broker)));
         tokio::spawn(broker.run(shutdown.clone()));
+        if let Some(jwks) = cfg.auth.jwks_keys() {
+            tokio::spawn(Arc::clone(jwks).run(shutdown.clone()));
+        }
         let state = AppState {
             hub: Arc::clone(&hub),
             auth: cfg.auth.clone(),
@@ -418,7 +423,7 @@ async fn websocket(State(st): State<AppState>, mut req: Request) -> Response {
         return (axum::http::StatusCode::NOT_FOUND, "no such endpoint\n").into_response();
     };
     let token = auth::token_from(req.headers(), query.as_deref());
-    let verdict = st.auth.verify(token.as_deref());
+    let verdict = st.auth.check(token.as_deref()).await;
     let ws = match upgrade::Upgrade::from_request(&mut req) {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),

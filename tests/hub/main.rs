@@ -5,6 +5,7 @@
 mod auth;
 mod criticals;
 mod durable;
+mod jwks;
 mod laptop_sleep;
 mod limits;
 mod offline;
