@@ -388,10 +388,9 @@ impl Conn {
                     .await
                     .map_err(|e| format!("send failed: {e}"))?;
             }
-            // The position the backlog continues after counts as sent
-            // (in the channel's current epoch): live events at or below it
-            // are not repeated, and those delivered live while the backlog
-            // was read go out once, in order, after it.
+            // The position the backlog continues after counts as sent (in
+            // the channel's current epoch); live events, all after the
+            // recovered head, follow the backlog in order.
             if !grants::is_pattern(&ch) {
                 self.out.set_sent(&ch, sub.start);
             }

@@ -5,9 +5,10 @@
 //! hub every stored event once, in sequence order per channel; the hub
 //! does not know which broker runs.
 //!
-//! A subscriber is registered before it recovers its backlog from the
-//! broker, so an event is either in the backlog, or delivered live, or
-//! both (the connection's exactly-once filter sends it once). Offering
+//! A subscriber joins the fan-out in the same step as it recovers its
+//! backlog from the broker (under the channel's lock), so an event is
+//! either in the backlog or delivered live, never both, never neither.
+//! Offering
 //! never waits: a live connection gets the event's pre-encoded frame
 //! written to its socket at once (a non-blocking `send()`), any other has
 //! it queued; a full queue marks that connection as lagging and it is
@@ -445,16 +446,12 @@ impl Hub {
                 },
             },
         };
-        // Registered first: whatever is stored from now on reaches this
-        // subscriber live, and what came before is in the recovery.
-        self.fan.add(channel, conn, sub);
-        let rec = match self.broker.recover(channel, from).await {
-            Ok(rec) => rec,
-            Err(e) => {
-                self.fan.remove(channel, conn);
-                return Err(e);
-            }
-        };
+        // Registered in the same step as the recovery is read (under the
+        // channel's lock): what came before is in it, what comes after
+        // reaches this subscriber live.
+        let fan = &self.fan;
+        let register = Box::new(move || fan.add(channel, conn, sub));
+        let rec = self.broker.recover(channel, from, register).await?;
         if known {
             // Seen here: a later connection without a position starts at
             // least from this head, and a hub killed meanwhile replays

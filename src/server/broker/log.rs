@@ -199,17 +199,28 @@ impl Logs {
 
     /// What a subscriber recovers from `name`: from its log, or, when the
     /// channel has none, from an empty one at `epoch` (default: this
-    /// process's) that is not kept.
+    /// process's) that is not kept. `register` (the subscriber joining the
+    /// fan-out) runs in the same step: with the log locked, or, without a
+    /// log, with the map locked so none can be created meanwhile. So every
+    /// event up to the recovered head is in the backlog or before it, and
+    /// every later one reaches the subscriber live.
     pub fn recover(
         &self,
         name: &str,
         from: &Recover,
         epoch: Option<&str>,
         now: DateTime<Utc>,
+        register: impl FnOnce(),
     ) -> Recovered {
-        match self.get(name) {
-            Some(log) => lock(&log).recover(from, &self.limits, now),
+        let map = self.map.read().expect("logs lock");
+        match map.get(name) {
+            Some(log) => {
+                let mut c = lock(log);
+                register();
+                c.recover(from, &self.limits, now)
+            }
             None => {
+                register();
                 let epoch = epoch.map_or_else(|| Arc::clone(&self.boot), Arc::from);
                 Log::new(Arc::from(name), epoch).recover(from, &self.limits, now)
             }

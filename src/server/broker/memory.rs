@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::log::{Log, Logs, lock};
 use super::{
-    Broker, BrokerError, HubLimits, Prepared, Published, Recover, Recovered, Sink, cursor_window,
+    Broker, BrokerError, HubLimits, Prepared, Published, Recover, Recovered, Register, Sink,
+    cursor_window,
 };
 use crate::server::cursors::{Cursor, CursorMap, CursorStore, UserCursors};
 use crate::server::event::{HubEvent, StoredEvent};
@@ -173,11 +174,14 @@ impl Broker for MemoryBroker {
         &'a self,
         channel: &'a str,
         from: Recover,
+        register: Register<'a>,
     ) -> BoxFuture<'a, Result<Recovered, BrokerError>> {
         // Creates nothing: a channel (and with --data-dir its file) comes
         // with its first event, so subscribing to names nobody publishes
         // on leaves no trace.
-        let rec = self.logs.recover(channel, &from, None, Utc::now());
+        let rec = self
+            .logs
+            .recover(channel, &from, None, Utc::now(), register);
         futures_util::future::ready(Ok(rec)).boxed()
     }
 

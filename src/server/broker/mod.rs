@@ -6,11 +6,12 @@
 //! publishes through [`Broker::publish`]; the broker stores and sequences
 //! the event and hands it, in sequence order per channel, to the [`Sink`]
 //! it was attached to — at once in memory, when Redis echoes it back with
-//! Redis. A subscriber is registered with the fan-out first and then
-//! recovers what it missed with [`Broker::recover`]; an event both
-//! recovered and delivered live is sent once (the connection's
-//! exactly-once filter drops sequences it already wrote), and none can fall
-//! between the two: the broker appends to history before it delivers.
+//! Redis, in both cases with the channel's log locked. A subscriber
+//! recovers what it missed with [`Broker::recover`], which registers it
+//! with the fan-out under that same lock: every event up to the recovered
+//! head is in its backlog, every later one reaches it live, none twice.
+//! Lock order: a channel's log, then the fan-out's subscribers; the hub
+//! never takes a log's lock while holding its own.
 //!
 //! - `log`: one channel's log (epoch, head, history, ids) and the map of
 //!   them. The memory broker's logs are the truth; the Redis broker's are
@@ -221,11 +222,14 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// sequence and stores nothing.
     fn publish(&self, ev: Prepared) -> BoxFuture<'_, Result<Published, BrokerError>>;
 
-    /// Where `channel` is and what after `from` is still kept.
+    /// Where `channel` is and what after `from` is still kept, with
+    /// `register` (the subscriber joining the fan-out) run atomically with
+    /// reading it (see [`Logs::recover`]); not run when this fails.
     fn recover<'a>(
         &'a self,
         channel: &'a str,
         from: Recover,
+        register: Register<'a>,
     ) -> BoxFuture<'a, Result<Recovered, BrokerError>>;
 
     /// Records users' cursors (in memory, and durably where the broker
@@ -243,6 +247,9 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Writes anything buffered to durable storage (on shutdown).
     fn flush(&self);
 }
+
+/// A subscriber joining the fan-out, run by [`Broker::recover`].
+pub type Register<'a> = Box<dyn FnOnce() + Send + 'a>;
 
 /// Epochs are random so that a broker that lost its history is detected.
 pub(crate) fn new_epoch() -> String {

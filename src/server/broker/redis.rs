@@ -40,7 +40,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::log::{Logs, lock};
 use super::{
-    Broker, BrokerError, HubLimits, Prepared, Published, Recover, Recovered, Sink, new_epoch,
+    Broker, BrokerError, HubLimits, Prepared, Published, Recover, Recovered, Register, Sink,
+    new_epoch,
 };
 use crate::server::cursors::{Cursor, CursorMap, UserCursors};
 use crate::server::event::{HubEvent, StoredEvent};
@@ -492,11 +493,14 @@ impl Broker for RedisBroker {
         &'a self,
         channel: &'a str,
         from: Recover,
+        register: Register<'a>,
     ) -> BoxFuture<'a, Result<Recovered, BrokerError>> {
         async move {
             let unpublished = self.prepare(channel).await?;
             let epoch = unpublished.as_deref().filter(|e| !e.is_empty());
-            Ok(self.logs.recover(channel, &from, epoch, Utc::now()))
+            Ok(self
+                .logs
+                .recover(channel, &from, epoch, Utc::now(), register))
         }
         .boxed()
     }
