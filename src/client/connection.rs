@@ -41,6 +41,9 @@ pub(super) struct Prepared {
     tls: Arc<rustls::ClientConfig>,
     poll_url: Option<Url>,
     pub queue: usize,
+    /// With [`AuthMode::Auto`]: the token goes where the style's
+    /// preferred place is not (the server refused it there).
+    alt_auth: bool,
 }
 
 impl Prepared {
@@ -83,6 +86,7 @@ impl Prepared {
             tls,
             poll_url,
             cfg,
+            alt_auth: false,
         })
     }
 
@@ -98,7 +102,7 @@ impl Prepared {
             (AuthMode::Query, _) => (false, true),
             (AuthMode::Both, _) => (true, true),
             (AuthMode::Auto, _) => {
-                let q = self.style().token_in_query();
+                let q = self.style().token_in_query() != self.alt_auth;
                 (!q, q)
             }
         };
@@ -301,9 +305,17 @@ impl Task {
                         attempt = 0;
                     }
                     match end {
+                        End::Stop(StopReason::AuthRefused(why)) if self.try_other_place(&why) => {
+                            continue;
+                        }
                         End::Stop(r) => return r,
                         End::Reconnect(why) => why,
                     }
+                }
+                Err(ConnectError::Terminal(StopReason::AuthRefused(why)))
+                    if self.try_other_place(&why) =>
+                {
+                    continue;
                 }
                 Err(ConnectError::Terminal(r)) => return r,
                 Err(ConnectError::Retry(why)) => {
@@ -347,6 +359,24 @@ impl Task {
                 return r;
             }
         }
+    }
+
+    /// After the server refused the token: with [`AuthMode::Auto`], the
+    /// first refusal moves the token to the style's other place (a browser
+    /// backend reads `?token=` only, another reads only the header) and
+    /// the client reconnects at once; true when it did.
+    fn try_other_place(&mut self, why: &str) -> bool {
+        if self.p.cfg.auth != AuthMode::Auto || self.p.cfg.token.is_none() || self.p.alt_auth {
+            return false;
+        }
+        self.p.alt_auth = true;
+        let now = if self.p.style().token_in_query() != self.p.alt_auth {
+            "?token="
+        } else {
+            "the Authorization header"
+        };
+        tracing::info!(source = %self.p.label, refused = %why, "token refused; sending it in {now}");
+        true
     }
 
     /// Waits out a reconnect delay, polling when a poller is active and

@@ -58,8 +58,9 @@ impl fmt::Debug for Token {
 /// Where the token goes on the upgrade request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMode {
-    /// As the style expects: `?token=` for the compliance style,
-    /// `Authorization: Bearer` for every other.
+    /// Where the style puts it first (`?token=` for the compliance style,
+    /// `Authorization: Bearer` for every other); when the server refuses
+    /// it there, once, in the other place, which is kept from then on.
     #[default]
     Auto,
     Header,

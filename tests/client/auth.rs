@@ -1,5 +1,8 @@
 //! Refused authentication stops the client for good (HTTP 401/403 at the
-//! upgrade, close 1008, close 40xx); a server going away (1001) does not.
+//! upgrade, close 1008, close 40xx) once the token was tried in the
+//! style's other place too; a server going away (1001) does not. A server
+//! that reads the token from only one place (a browser backend reads
+//! `?token=`, another only the header) works without the user choosing.
 //! The token never appears in a state or an error.
 
 use std::time::Duration;
@@ -56,7 +59,7 @@ async fn assert_stays_stopped(rec: &mut Rec, server: &Server, tcp: usize) {
 }
 
 #[tokio::test]
-async fn http_401_at_upgrade_stops_without_retrying() {
+async fn http_401_at_upgrade_stops_after_trying_the_other_place_once() {
     within(20, async {
         let server = Server::sending(vec![]).await;
         server.refuse_with(401);
@@ -70,8 +73,17 @@ async fn http_401_at_upgrade_stops_without_retrying() {
             "{}",
             rec.state()
         );
-        assert_eq!(server.attempts(), 1);
-        assert_stays_stopped(&mut rec, &server, 1).await;
+        // Header first (the trading style), then the browser's ?token=.
+        assert_eq!(server.attempts(), 2);
+        let reqs = server.requests();
+        assert_eq!(
+            reqs[0].header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert_eq!(reqs[0].query_param("token"), None);
+        assert_eq!(reqs[1].header("authorization"), None);
+        assert_eq!(reqs[1].query_param("token").as_deref(), Some(TOKEN));
+        assert_stays_stopped(&mut rec, &server, 2).await;
         assert!(
             !rec.states()
                 .iter()
@@ -98,7 +110,9 @@ async fn http_403_with_query_token_stops_and_hides_the_token() {
             server.requests()[0].query_param("token").as_deref(),
             Some(TOKEN)
         );
-        assert_stays_stopped(&mut rec, &server, 1).await;
+        // Then in the header, once.
+        assert_eq!(server.requests()[1].query_param("token"), None);
+        assert_stays_stopped(&mut rec, &server, 2).await;
         assert_no_token(&rec);
         assert!(!rec.label().contains(TOKEN));
     })
@@ -143,8 +157,8 @@ async fn close_1008_stops_as_auth_refused() {
         let (mut rec, server) = close_with(1008).await;
         let detail = refused(&mut rec).await;
         assert!(detail.contains("1008"), "{detail}");
-        assert_stays_stopped(&mut rec, &server, 1).await;
-        assert_eq!(server.upgrades(), 1);
+        assert_stays_stopped(&mut rec, &server, 2).await;
+        assert_eq!(server.upgrades(), 2, "the token's other place tried once");
         assert_no_token(&rec);
     })
     .await;
@@ -156,7 +170,7 @@ async fn close_4001_stops_as_auth_refused() {
         let (mut rec, server) = close_with(4001).await;
         let detail = refused(&mut rec).await;
         assert!(detail.contains("4001"), "{detail}");
-        assert_stays_stopped(&mut rec, &server, 1).await;
+        assert_stays_stopped(&mut rec, &server, 2).await;
         assert_no_token(&rec);
     })
     .await;
@@ -169,7 +183,7 @@ async fn close_4003_and_4004_stop_too() {
             let (mut rec, server) = close_with(code).await;
             let detail = refused(&mut rec).await;
             assert!(detail.contains(&code.to_string()), "{detail}");
-            assert_stays_stopped(&mut rec, &server, 1).await;
+            assert_stays_stopped(&mut rec, &server, 2).await;
         }
     })
     .await;
@@ -244,6 +258,63 @@ async fn shutdown_stops_with_a_normal_close() {
         .await;
         tokio::time::sleep(ms(300)).await;
         assert_eq!(server.tcp_connections(), 1);
+    })
+    .await;
+}
+
+/// A backend that reads the token only from `?token=` (a browser frontend
+/// cannot set headers) and one that reads it only from the header: the
+/// default placement reaches both, each after one refusal at most, and
+/// keeps the place that worked across reconnects.
+#[tokio::test]
+async fn the_token_reaches_a_server_that_reads_only_one_place() {
+    within(20, async {
+        // (style's path, server reads the query?)
+        for (path, in_query) in [("/ws", true), ("/ws/engagement", false), ("/ws", false)] {
+            let server = Server::start(|mut c| async move {
+                c.send(r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","message":"m"}"#)
+                    .await;
+                if c.index == 0 {
+                    c.drop_abruptly();
+                } else {
+                    c.pump_until_closed(Duration::from_secs(10)).await;
+                }
+            })
+            .await;
+            server.token_only_in(in_query);
+            let mut rec = Rec::connect(config(server.url(path)).token(Some(Token::new(TOKEN))));
+            for _ in 0..2 {
+                let e = rec.event(SECS).await;
+                assert_eq!(e.kind, "risk_alert", "{path} {in_query}");
+            }
+            assert_eq!(server.upgrades(), 2, "{path}: connected, dropped, back");
+            let reqs = server.requests();
+            // The last two attempts (the upgrades) carried it where it is read.
+            for r in &reqs[reqs.len() - 2..] {
+                assert_eq!(r.query_param("token").is_some(), in_query, "{path}");
+                assert_eq!(r.header("authorization").is_some(), !in_query, "{path}");
+            }
+            assert!(reqs.len() <= 3, "{path}: at most one refusal: {}", reqs.len());
+            assert_no_token(&rec);
+        }
+    })
+    .await;
+}
+
+/// `--auth header` (or query) forces the place: no second try elsewhere.
+#[tokio::test]
+async fn a_forced_place_is_never_changed() {
+    within(20, async {
+        let server = Server::sending(vec![]).await;
+        server.token_only_in(true);
+        let mut rec = Rec::connect(
+            config(server.url("/ws"))
+                .token(Some(Token::new(TOKEN)))
+                .auth(riskwatch::client::AuthMode::Header),
+        );
+        refused(&mut rec).await;
+        assert_stays_stopped(&mut rec, &server, 1).await;
+        assert_eq!(server.requests().len(), 1);
     })
     .await;
 }

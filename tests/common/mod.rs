@@ -129,6 +129,10 @@ struct Shared {
     upgrades: AtomicUsize,
     /// HTTP status to refuse upgrades with; 0 accepts.
     refuse: AtomicU16,
+    /// When set, upgrades without [`TOKEN`] in this place (true: the
+    /// `token` query parameter; false: `Authorization: Bearer`) get 401,
+    /// as a backend that reads only one of them does.
+    token_only_in_query: Mutex<Option<bool>>,
     requests: Mutex<Vec<Req>>,
     got: Mutex<Vec<(usize, Got)>>,
     routes: Mutex<HashMap<String, (u16, String)>>,
@@ -205,6 +209,11 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
     /// Refuses every upgrade with this HTTP status from now on; 0 accepts.
+    /// Accepts an upgrade only with [`TOKEN`] in the query (true) or the
+    /// Authorization header (false), as a backend reading one place does.
+    pub fn token_only_in(&self, query: bool) {
+        *self.shared.token_only_in_query.lock().unwrap() = Some(query);
+    }
     pub fn refuse_with(&self, status: u16) {
         self.shared.refuse.store(status, Ordering::SeqCst);
     }
@@ -302,8 +311,18 @@ async fn serve_tcp(stream: TcpStream, shared: Arc<Shared>, handler: Handler) {
                 .collect(),
         };
         sh.requests.lock().unwrap().push(r.clone());
-        *seen2.lock().unwrap() = Some(r);
-        let status = sh.refuse.load(Ordering::SeqCst);
+        *seen2.lock().unwrap() = Some(r.clone());
+        let mut status = sh.refuse.load(Ordering::SeqCst);
+        if let Some(in_query) = *sh.token_only_in_query.lock().unwrap() {
+            let found = if in_query {
+                r.query_param("token").as_deref() == Some(TOKEN)
+            } else {
+                r.header("authorization") == Some(&format!("Bearer {TOKEN}"))
+            };
+            if !found {
+                status = 401;
+            }
+        }
         if status != 0 {
             let mut e = ErrorResponse::new(Some(format!("refused with {status}")));
             *e.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
