@@ -83,7 +83,8 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AuthArg {
-    /// As the backend style expects (query for compliance, header otherwise).
+    /// Where the style puts it (query for compliance, header otherwise);
+    /// refused there, once in the other place, then kept there.
     Auto,
     /// `Authorization: Bearer` header.
     Header,
