@@ -52,6 +52,8 @@ impl Printer {
                 "id": e.id,
                 "seq": e.seq,
                 "style": e.style,
+                // The message exactly as the backend sent it.
+                "message": e.payload_value(),
             });
             if let (Some(d), Some(obj)) = (decision, line.as_object_mut()) {
                 obj.insert("reasons".into(), json!(d.reasons));

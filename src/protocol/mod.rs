@@ -160,20 +160,33 @@ impl PartialEq for Event {
 const ENVELOPE_KEYS: &[&str] = &["type", "event", "op", "timestamp", "ts", "seq", "channel"];
 
 impl Event {
-    /// The message's `data` field when it has one, else its other top-level
-    /// fields (the trading style puts payload fields at the top level).
+    /// The message's payload fields, losing none: a native envelope's
+    /// `data` (its other keys are this event's own fields); otherwise every
+    /// top-level field but the envelope's (`type`, `timestamp`, …) with
+    /// the fields of a `data` object merged in (a `data` that is not an
+    /// object stays under `data`). So a trading `session_status` gives its
+    /// `sessionId` and `status` beside `data`'s metrics. On a name in both,
+    /// `data`'s field wins here; [`Event::payload`] has the message whole.
     pub fn data(&self) -> Value {
         match serde_json::from_str::<Value>(self.payload.get()) {
-            Ok(Value::Object(mut map)) => match map.remove("data") {
-                Some(d) => d,
-                None => {
-                    let rest: Map<String, Value> = map
-                        .into_iter()
-                        .filter(|(k, _)| !ENVELOPE_KEYS.contains(&k.as_str()))
-                        .collect();
-                    Value::Object(rest)
+            Ok(Value::Object(mut map)) => {
+                let inner = map.remove("data");
+                if map.contains_key("op") {
+                    return inner.unwrap_or(Value::Null);
                 }
-            },
+                let mut out: Map<String, Value> = map
+                    .into_iter()
+                    .filter(|(k, _)| !ENVELOPE_KEYS.contains(&k.as_str()))
+                    .collect();
+                match inner {
+                    Some(Value::Object(d)) => out.extend(d),
+                    Some(other) => {
+                        out.insert("data".into(), other);
+                    }
+                    None => {}
+                }
+                Value::Object(out)
+            }
             Ok(other) => other,
             Err(_) => Value::Null,
         }

@@ -421,3 +421,28 @@ fn a_1008_rate_limit_close_is_not_an_auth_refusal() {
     );
     assert_eq!(close::policy(close::RATE_LIMITED), close::Policy::Reconnect);
 }
+
+/// `data()` loses no payload field: top-level fields and a `data`
+/// object's are merged (the latter wins a clash), a native envelope gives
+/// its `data`, a `data` that is not an object stays under `data`.
+#[test]
+fn data_keeps_every_payload_field() {
+    let compliance = event(
+        r#"{"type":"engagement_update","client_id":"c1","timestamp":"2026-01-02T03:04:05Z","data":{"departments":[]}}"#,
+    );
+    assert_eq!(
+        compliance.data(),
+        serde_json::json!({"client_id":"c1","departments":[]})
+    );
+    let clash = event(r#"{"type":"session_status","status":"active","data":{"status":"paused"}}"#);
+    assert_eq!(clash.data(), serde_json::json!({"status":"paused"}));
+    let native = event(
+        r#"{"op":"event","channel":"c","seq":1,"type":"tick","severity":"info","ts":"2026-01-02T03:04:05Z","id":"x","data":{"i":1}}"#,
+    );
+    assert_eq!(native.data(), serde_json::json!({"i":1}));
+    let scalar = event(r#"{"type":"riskUpdate","assessmentId":"a1","data":7}"#);
+    assert_eq!(
+        scalar.data(),
+        serde_json::json!({"assessmentId":"a1","data":7})
+    );
+}

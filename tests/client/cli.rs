@@ -77,8 +77,15 @@ async fn watch_json_count_prints_exactly_n_events_from_the_trading_style() {
                 (json!("market_data"), json!("info"), json!(false)),
             ]
         );
-        // `data`: the message's data field, else its other top-level fields.
-        assert_eq!(lines[0]["data"], json!({"currentPnL":-5000,"lossLimitUtilization":100}));
+        // `data`: every payload field, the top level's and the data
+        // object's (a session_status's status and sessionId included);
+        // `message`: the message exactly as sent.
+        assert_eq!(
+            lines[0]["data"],
+            json!({"sessionId":"S42","status":"emergency_stopped","currentPnL":-5000,"lossLimitUtilization":100})
+        );
+        let sent: Value = serde_json::from_str(r#"{"type":"session_status","sessionId":"S42","status":"emergency_stopped","timestamp":"2026-03-01T12:00:00Z","data":{"currentPnL":-5000,"lossLimitUtilization":100}}"#).unwrap();
+        assert_eq!(lines[0]["message"], sent);
         assert_eq!(
             lines[1]["data"],
             json!({"sessionId":"S42","alertLevel":"warning","alertType":"loss_limit","message":"80% used","currentValue":80,"threshold":80})
