@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// TCP connections held in all (0: no limit).
     #[arg(long, default_value_t = 100_000)]
     max_conns: usize,
+    /// Seconds between the dashboard endpoint's pushes of the latest
+    /// dashboard_update (seed 001's hub pushes every 30 s; 0: only on
+    /// connect and refresh).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    dashboard_every: u64,
     /// Seconds between the hub's pings.
     #[arg(long, default_value_t = 30)]
     heartbeat: u64,
@@ -160,7 +165,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .max_conns_per_user(a.max_conns_per_user.max(1))
         .max_conns_per_ip(a.max_conns_per_ip)
         .max_conns(a.max_conns)
-        .heartbeat(Duration::from_secs(a.heartbeat.max(1)));
+        .heartbeat(Duration::from_secs(a.heartbeat.max(1)))
+        .dashboard_every(Duration::from_secs(a.dashboard_every));
     let redis = match &a.redis {
         Some(url) => {
             let broker = RedisBroker::connect(url, history.clone())

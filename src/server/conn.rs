@@ -219,6 +219,14 @@ impl Conn {
         let first = hb.mul_f64(rand::random_range(0.1..=1.0));
         let mut ping = tokio::time::interval_at(on_grid(Instant::now() + first), hb);
         let silence = sleep_until(on_grid(Instant::now() + hb * 2));
+        // The dashboard endpoint's periodic push (seed 001's 30 s).
+        let dash_every = limits.dashboard_every;
+        let pushes = self.endpoint == Endpoint::Dashboard && !dash_every.is_zero();
+        let mut dash = tokio::time::interval_at(
+            Instant::now() + dash_every.max(Duration::from_millis(1)),
+            dash_every.max(Duration::from_millis(1)),
+        );
+        dash.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cancelled = shutdown.cancelled();
         tokio::pin!(silence, cancelled);
         let out = Arc::clone(&self.out);
@@ -290,6 +298,11 @@ impl Conn {
                 }
                 _ = &mut silence => {
                     return "peer silent for two heartbeats".into();
+                }
+                _ = dash.tick(), if pushes => {
+                    if let Err(e) = self.snapshot(sink).await {
+                        return e;
+                    }
                 }
             }
         }

@@ -196,6 +196,11 @@ impl Sink for FanOut {
             .as_ref()
             .and_then(|g| g.last_fan_out)
             .is_none_or(|t| start.saturating_duration_since(t) >= BURST_GAP);
+        // Before it goes out: a periodic push never sends one older than
+        // what a connection already got.
+        if ev.kind == "dashboard_update" {
+            *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(ev));
+        }
         let (delivered, dropped) = fan_out(&targets, ev, direct);
         drop(targets);
         drop(patterns);
@@ -207,9 +212,6 @@ impl Sink for FanOut {
             self.counters
                 .dropped_slow
                 .fetch_add(dropped, Ordering::Relaxed);
-        }
-        if ev.kind == "dashboard_update" {
-            *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(ev));
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.counters

@@ -75,6 +75,10 @@ pub struct Limits {
     pub send_queue: usize,
     /// Hub pings; a peer silent for two intervals is dropped. Default 30 s.
     pub heartbeat: Duration,
+    /// How often the dashboard endpoint sends its latest
+    /// `dashboard_update` again, as seed 001's hub pushes every 30 s.
+    /// Default 30 s; zero: only on connect and on `refresh`.
+    pub dashboard_every: Duration,
     /// Largest published `data`. Default 64 KiB.
     pub max_publish: usize,
     /// TCP connections held from one address (0: no limit). Default 4,096.
@@ -92,6 +96,7 @@ impl Default for Limits {
             max_conns_per_user: 20,
             send_queue: 1024,
             heartbeat: Duration::from_secs(30),
+            dashboard_every: Duration::from_secs(30),
             max_publish: 64 * 1024,
             max_conns_per_ip: 4_096,
             max_conns: 100_000,
@@ -111,6 +116,10 @@ impl Limits {
     }
     pub fn heartbeat(mut self, d: Duration) -> Self {
         self.heartbeat = d;
+        self
+    }
+    pub fn dashboard_every(mut self, d: Duration) -> Self {
+        self.dashboard_every = d;
         self
     }
     pub fn max_conns_per_user(mut self, n: usize) -> Self {

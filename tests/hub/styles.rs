@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use riskwatch::client::{Client, ClientConfig, PollMode};
-use riskwatch::server::NewEvent;
+use riskwatch::server::{Auth, Limits, NewEvent, ServerConfig};
 use riskwatch::{Event, Severity, Style};
 use serde_json::{Value, json};
 
@@ -248,5 +249,41 @@ async fn dashboard_connections_get_the_latest_snapshot_and_polling_works() {
     assert_eq!(e.kind, "dashboard_update");
     assert_eq!(e.field("total_risks"), Some(json!(7)));
     assert!(matches!(c.state(), riskwatch::ConnState::Polling { .. }));
+    hub.shutdown().await;
+}
+
+/// Like seed 001's hub, the dashboard endpoint pushes its latest
+/// `dashboard_update` on a timer (30 s by default; 200 ms here), with no
+/// new publish and no `refresh` from the client.
+#[tokio::test]
+async fn the_dashboard_endpoint_pushes_the_latest_data_on_a_timer() {
+    let hub = hub(ServerConfig::new(Auth::Insecure)
+        .limits(Limits::default().dashboard_every(Duration::from_millis(200))))
+    .await;
+    hub.hub()
+        .publish(ev(
+            "dashboard",
+            "dashboard_update",
+            json!({"total_risks": 3}),
+        ))
+        .await
+        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(url(hub.addr(), "/api/v1/ws/dashboard").as_str())
+            .await
+            .unwrap();
+    let mut updates = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_100);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "dashboard_update" {
+                assert_eq!(v["data"]["total_risks"], 3, "{v}");
+                updates += 1;
+            }
+        }
+    }
+    // One on connect, then one per 200 ms.
+    assert!(updates >= 4, "{updates} updates in 1.1 s");
     hub.shutdown().await;
 }
