@@ -32,9 +32,11 @@ pub struct Claims {
     /// Whether the user may publish.
     #[serde(default)]
     pub publish: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The user's MSP (seed 002's auth service calls it `msp_id`).
+    #[serde(default, alias = "msp_id", skip_serializing_if = "Option::is_none")]
     pub msp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The user's client (seed 002: `client_id`).
+    #[serde(default, alias = "client_id", skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
@@ -287,11 +289,15 @@ impl Auth {
         if c.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject".into()));
         }
-        let grants: Vec<String> = c
+        let mut grants: Vec<String> = c
             .channels
             .into_iter()
             .filter(|g| grants::valid(g))
             .collect();
+        if grants.is_empty() {
+            // A token as seed 002's auth service issues it: scoped by role.
+            grants = seed_role_grants(c.role.as_deref(), c.msp.as_deref(), c.client.as_deref());
+        }
         Ok(Identity {
             user: c.sub,
             role: c.role,
@@ -305,6 +311,28 @@ impl Auth {
                 .and_then(|s| i64::try_from(s).ok())
                 .and_then(|s| DateTime::from_timestamp(s, 0)),
         })
+    }
+}
+
+/// What seed 002's roles may read, for a token without a `channels`
+/// claim: `msp_admin` / `msp_user` every client of their MSP
+/// (`msp:{msp_id}/*`), `client_admin` / `client_user` their own client
+/// (`msp:{msp_id}/client:{client_id}`). Nothing without the ids a role
+/// needs, or for another role.
+pub fn seed_role_grants(
+    role: Option<&str>,
+    msp: Option<&str>,
+    client: Option<&str>,
+) -> Vec<String> {
+    let grant = match (role, msp, client) {
+        (Some("msp_admin" | "msp_user"), Some(m), _) => format!("msp:{m}/*"),
+        (Some("client_admin" | "client_user"), Some(m), Some(c)) => format!("msp:{m}/client:{c}"),
+        _ => return Vec::new(),
+    };
+    if grants::valid(&grant) {
+        vec![grant]
+    } else {
+        Vec::new()
     }
 }
 

@@ -184,7 +184,11 @@ impl Conn {
                 return "send failed".into();
             }
         }
-        let initial = match self.endpoint.initial_channels(&self.id) {
+        let hub = Arc::clone(&self.hub);
+        let initial = match self
+            .endpoint
+            .initial_channels(&self.id, |c| hub.msp_of_client(c))
+        {
             Ok(c) => c,
             Err(why) => {
                 self.hub
@@ -481,7 +485,11 @@ impl Conn {
         if self.endpoint == Endpoint::Native {
             return self.native(sink, text.as_str()).await;
         }
-        match self.endpoint.command(&self.id, text.as_str()) {
+        let hub = Arc::clone(&self.hub);
+        match self
+            .endpoint
+            .command(&self.id, text.as_str(), |c| hub.msp_of_client(c))
+        {
             Reply::Send(frames) => {
                 for f in frames {
                     self.send_text(sink, f).await?;

@@ -88,7 +88,13 @@ impl Endpoint {
     }
 
     /// The channels a new connection starts on, or why it may not connect.
-    pub fn initial_channels(&self, id: &Identity) -> Result<Vec<String>, String> {
+    /// `msp_of` names the MSP a client's events are published under, when
+    /// the hub has seen any.
+    pub fn initial_channels(
+        &self,
+        id: &Identity,
+        msp_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, String> {
         match self {
             Endpoint::Native | Endpoint::Trading => Ok(Vec::new()),
             Endpoint::Merchant { assessment } => {
@@ -120,6 +126,12 @@ impl Endpoint {
             Endpoint::Compliance { client } => {
                 if let (Some(want), Some(own)) = (client, &id.client)
                     && want != own
+                {
+                    return Err(format!("not allowed to read client {want}"));
+                }
+                // Another MSP's client: refused, not an empty stream.
+                if let Some(want) = client
+                    && !may_read_client(id, want, &msp_of)
                 {
                     return Err(format!("not allowed to read client {want}"));
                 }
@@ -163,11 +175,17 @@ impl Endpoint {
                 } else {
                     "msp"
                 };
-                vec![
-                    json!({"type": "connection", "status": "connected", "scope": scope,
-                           "user_role": id.role, "client_id": client, "timestamp": now()})
-                    .to_string(),
-                ]
+                // Optional fields of the seed's message interface are left
+                // out when unknown, never sent as null.
+                let mut hello = json!({"type": "connection", "status": "connected",
+                    "scope": scope, "timestamp": now()});
+                if let Some(role) = &id.role {
+                    hello["user_role"] = json!(role);
+                }
+                if let Some(c) = client.as_ref().or(id.client.as_ref()) {
+                    hello["client_id"] = json!(c);
+                }
+                vec![hello.to_string()]
             }
             Endpoint::Hr => vec![
                 json!({"type": "connection", "status": "connected",
@@ -188,7 +206,12 @@ impl Endpoint {
 
     /// Answers a client command of a backend style (not native: the
     /// connection handles native messages itself).
-    pub fn command(&self, id: &Identity, text: &str) -> Reply {
+    pub fn command(
+        &self,
+        id: &Identity,
+        text: &str,
+        msp_of: impl Fn(&str) -> Option<String>,
+    ) -> Reply {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return Reply::Send(vec![error("malformed message: not JSON")]);
         };
@@ -233,7 +256,8 @@ impl Endpoint {
                     .unwrap_or_default();
                 let visible = id.client.as_deref().is_none_or(|own| own == client)
                     && !grants::narrow(&id.grants, "msp:*").is_empty()
-                    && !client.is_empty();
+                    && !client.is_empty()
+                    && may_read_client(id, client, &msp_of);
                 if visible {
                     Reply::Send(vec![
                         json!({"type": "connection", "status": "subscribed",
@@ -251,6 +275,17 @@ impl Endpoint {
             }
             _ => Reply::Send(vec![error("message has no type")]),
         }
+    }
+}
+
+/// Whether `id` may read `client`: when the hub knows the client's MSP,
+/// by a grant covering that MSP's channel of the client (an MSP user of
+/// another MSP may not); an unknown client is judged by its events, which
+/// only reach connections whose grants cover their channel.
+fn may_read_client(id: &Identity, client: &str, msp_of: impl Fn(&str) -> Option<String>) -> bool {
+    match msp_of(client) {
+        Some(m) => id.may_read(&format!("msp:{m}/client:{client}")),
+        None => true,
     }
 }
 
@@ -336,8 +371,11 @@ mod tests {
         let ep = Endpoint::Compliance {
             client: Some("c2".into()),
         };
-        assert!(ep.initial_channels(&id).is_err());
+        assert!(ep.initial_channels(&id, |_| None).is_err());
         let ep = Endpoint::Compliance { client: None };
-        assert_eq!(ep.initial_channels(&id).unwrap(), ["msp:m1/client:c1"]);
+        assert_eq!(
+            ep.initial_channels(&id, |_| None).unwrap(),
+            ["msp:m1/client:c1"]
+        );
     }
 }

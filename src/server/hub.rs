@@ -519,6 +519,17 @@ impl Hub {
         self.fan.remove(channel, conn);
     }
 
+    /// The MSP a compliance client's events are published under
+    /// (`msp:{msp}/client:{client}`), when the hub holds any.
+    pub fn msp_of_client(&self, client: &str) -> Option<String> {
+        let suffix = format!("/client:{client}");
+        self.broker.logs().names().iter().find_map(|name| {
+            name.strip_suffix(suffix.as_str())
+                .and_then(|m| m.strip_prefix("msp:"))
+                .map(str::to_owned)
+        })
+    }
+
     /// The latest dashboard data, for the HTTP snapshot.
     pub fn dashboard_snapshot(&self) -> Option<Arc<HubEvent>> {
         self.fan.dashboard.read().expect("dashboard lock").clone()

@@ -314,3 +314,144 @@ async fn stats_show_a_tenant_only_its_own() {
     assert_eq!(get("/metrics", ops).await.status(), 200);
     hub.shutdown().await;
 }
+
+/// A token as seed 002's auth service issues it — `role`, `msp_id`,
+/// `client_id`, no `channels` claim — scopes the compliance endpoints by
+/// role: an MSP user sees every client of its MSP and no other's (another
+/// MSP's client endpoint and `subscribe` are refused, not silently
+/// empty), a client user its own client; the greeting leaves unknown
+/// optional fields out rather than sending null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_002_tokens_are_scoped_by_role() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let hub = secure_hub().await;
+    let h = std::sync::Arc::clone(hub.hub());
+    let seed_token = |role: &str, msp: Option<&str>, client: Option<&str>| {
+        let mut c = json!({"sub": format!("{role}-user"), "role": role,
+            "exp": chrono::Utc::now().timestamp() + 3600});
+        if let Some(m) = msp {
+            c["msp_id"] = json!(m);
+        }
+        if let Some(cl) = client {
+            c["client_id"] = json!(cl);
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &c,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let publish = async |ch: &str, n: u64| {
+        let e: NewEvent = serde_json::from_value(json!({"channel": ch,
+            "type": "engagement_update", "data": {"n": n}}))
+        .unwrap();
+        h.publish(e).await.unwrap();
+    };
+    // Both MSPs' clients are known to the hub.
+    publish("msp:m1/client:c1", 0).await;
+    publish("msp:m2/client:c9", 0).await;
+    let open = async |path: &str, t: &str| {
+        let u = format!("ws://{}{path}?token={t}", hub.addr());
+        tokio_tungstenite::connect_async(u.as_str())
+            .await
+            .unwrap()
+            .0
+    };
+    // The next text frame, parsed.
+    async fn next(
+        ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> Option<serde_json::Value> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return Some(
+                        json!({"closed": f.map(|f| (u16::from(f.code), f.reason.to_string()))}),
+                    );
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    let admin = seed_token("msp_admin", Some("m1"), None);
+    let mut ws = open("/ws/engagement", &admin).await;
+    let hello = next(&mut ws).await.unwrap();
+    assert_eq!(hello["scope"], "msp");
+    assert_eq!(hello["user_role"], "msp_admin");
+    assert!(
+        hello.get("client_id").is_none(),
+        "left out, not null: {hello}"
+    );
+    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    publish("msp:m2/client:c9", 1).await;
+    publish("msp:m1/client:c1", 2).await;
+    let got = next(&mut ws).await.unwrap();
+    assert_eq!(
+        (got["client_id"].clone(), got["data"]["n"].clone()),
+        (json!("c1"), json!(2))
+    );
+    // Subscribing to another MSP's client is refused.
+    ws.send(Message::text(
+        json!({"type": "subscribe", "client_id": "c9"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply = next(&mut ws).await.unwrap();
+    assert_eq!(reply["type"], "error", "{reply}");
+
+    // Another MSP's client endpoint: closed with 1008 and a reason.
+    let user = seed_token("msp_user", Some("m1"), None);
+    let mut other = open("/ws/client/c9/engagement", &user).await;
+    let mut closed = None;
+    while let Some(v) = next(&mut other).await {
+        if v.get("closed").is_some() {
+            closed = Some(v);
+            break;
+        }
+    }
+    let closed = closed.expect("closed");
+    assert_eq!(closed["closed"][0], 1008);
+    assert!(
+        closed["closed"][1].as_str().unwrap().contains("c9"),
+        "{closed}"
+    );
+
+    // A client user: its own client only.
+    let cu = seed_token("client_user", Some("m1"), Some("c1"));
+    let mut own = open("/ws/engagement", &cu).await;
+    let hello = next(&mut own).await.unwrap();
+    assert_eq!(
+        (hello["scope"].clone(), hello["client_id"].clone()),
+        (json!("client"), json!("c1"))
+    );
+    assert!(
+        until(Duration::from_secs(5), || {
+            h.stats()
+                .connections_by_user
+                .contains_key("client_user-user")
+        })
+        .await
+    );
+    publish("msp:m1/client:c2", 3).await;
+    publish("msp:m1/client:c1", 4).await;
+    let got = next(&mut own).await.unwrap();
+    assert_eq!(got["data"]["n"], 4, "{got}");
+
+    // A role without the ids it needs reads nothing, and is told so.
+    let bare = seed_token("client_user", None, Some("c1"));
+    let mut none = open("/ws/engagement", &bare).await;
+    let mut reason = None;
+    while let Some(v) = next(&mut none).await {
+        if let Some(c) = v.get("closed") {
+            reason = Some(c.clone());
+            break;
+        }
+    }
+    assert_eq!(reason.expect("closed")[0], 1008);
+    hub.shutdown().await;
+}

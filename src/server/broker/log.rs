@@ -243,6 +243,16 @@ impl Logs {
         log
     }
 
+    /// Every channel the hub holds, by name.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.map
+            .read()
+            .expect("logs lock")
+            .keys()
+            .map(Arc::clone)
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.map.read().expect("logs lock").len()
     }
