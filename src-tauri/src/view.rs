@@ -25,26 +25,10 @@ pub struct EventView {
     /// The server's time when it gave one, else the receipt time.
     pub time: DateTime<Utc>,
     pub channel: Option<String>,
-    /// The event's data (the native envelope's `data`, else the whole
-    /// message), for the dashboards. Server text: render it as text.
+    /// The event's payload fields, the same whichever way the message
+    /// came (`Event::data`: a seed's message direct or relayed by the
+    /// hub), for the dashboards. Server text: render it as text.
     pub data: Value,
-}
-
-/// The dashboards' part of a message: the native envelope's `data`, else
-/// the whole message; `null` when it is not JSON.
-fn event_data(event: &Event) -> Value {
-    match serde_json::from_str::<Value>(event.payload.get()) {
-        Ok(Value::Object(mut obj)) => match obj.remove("data") {
-            Some(data) if obj.contains_key("op") => data,
-            Some(data) => {
-                obj.insert("data".into(), data);
-                Value::Object(obj)
-            }
-            None => Value::Object(obj),
-        },
-        Ok(other) => other,
-        Err(_) => Value::Null,
-    }
 }
 
 impl EventView {
@@ -60,7 +44,7 @@ impl EventView {
             source: event.source.to_string(),
             time: event.time,
             channel: event.channel.clone(),
-            data: event_data(event),
+            data: event.data(),
         }
     }
 }
@@ -540,6 +524,19 @@ mod tests {
             serde_json::from_value::<InboxFilter>(json!({})).unwrap(),
             InboxFilter::default()
         );
+    }
+
+    #[test]
+    fn a_seed_message_gives_the_same_fields_direct_or_through_the_hub() {
+        let source: Arc<str> = Arc::from("hr");
+        let direct = r#"{"type":"department_critical","timestamp":"2025-12-10T09:53:23+08:00","data":{"department_id":"dept-123","department_name":"Engineering","overall_risk":"critical"}}"#;
+        let relayed = r#"{"op":"event","channel":"department:dept-123","seq":1,"type":"department_critical","severity":"critical","ts":"2025-12-10T01:53:23Z","data":{"department_id":"dept-123","department_name":"Engineering","overall_risk":"critical"}}"#;
+        let data = |text: &str| match decode(text, &source, Utc::now()) {
+            Ok(Frame::Event(e)) => EventView::new(1, &e).data,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(data(direct), data(relayed));
+        assert_eq!(data(direct)["department_id"], "dept-123");
     }
 
     #[test]

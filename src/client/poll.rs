@@ -142,7 +142,6 @@ impl Poller {
                 let wrapped = serde_json::json!({
                     "type": "dashboard_update",
                     "timestamp": now.to_rfc3339(),
-                    "source": "polling",
                     "data": data,
                 })
                 .to_string();

@@ -159,6 +159,24 @@ impl PartialEq for Event {
 /// left out of [`Event::data`] when a message has no `data` field.
 const ENVELOPE_KEYS: &[&str] = &["type", "event", "op", "timestamp", "ts", "seq", "channel"];
 
+/// A message's fields but the envelope's, with a `data` object's fields
+/// merged in (they win a clash); a `data` that is not an object stays.
+fn payload_fields(mut map: Map<String, Value>) -> Value {
+    let inner = map.remove("data");
+    let mut out: Map<String, Value> = map
+        .into_iter()
+        .filter(|(k, _)| !ENVELOPE_KEYS.contains(&k.as_str()))
+        .collect();
+    match inner {
+        Some(Value::Object(d)) => out.extend(d),
+        Some(other) => {
+            out.insert("data".into(), other);
+        }
+        None => {}
+    }
+    Value::Object(out)
+}
+
 impl Event {
     /// The message's payload fields, losing none: a native envelope's
     /// `data` (its other keys are this event's own fields); otherwise every
@@ -167,25 +185,21 @@ impl Event {
     /// object stays under `data`). So a trading `session_status` gives its
     /// `sessionId` and `status` beside `data`'s metrics. On a name in both,
     /// `data`'s field wins here; [`Event::payload`] has the message whole.
+    ///
+    /// A hub relays a seed's message as its envelope's `data`, so that
+    /// `data` is read the same way: a trading `session_status` gives the
+    /// same fields whether it came from a seed backend or through the hub.
     pub fn data(&self) -> Value {
         match serde_json::from_str::<Value>(self.payload.get()) {
             Ok(Value::Object(mut map)) => {
-                let inner = map.remove("data");
                 if map.contains_key("op") {
-                    return inner.unwrap_or(Value::Null);
+                    return match map.remove("data") {
+                        Some(Value::Object(inner)) => payload_fields(inner),
+                        Some(other) => other,
+                        None => Value::Null,
+                    };
                 }
-                let mut out: Map<String, Value> = map
-                    .into_iter()
-                    .filter(|(k, _)| !ENVELOPE_KEYS.contains(&k.as_str()))
-                    .collect();
-                match inner {
-                    Some(Value::Object(d)) => out.extend(d),
-                    Some(other) => {
-                        out.insert("data".into(), other);
-                    }
-                    None => {}
-                }
-                Value::Object(out)
+                payload_fields(map)
             }
             Ok(other) => other,
             Err(_) => Value::Null,

@@ -147,3 +147,24 @@ describe("Desk", () => {
     expect(d.apply(ev("dashboard_update", {}))).toBeNull();
   });
 });
+
+describe("the dashboards fill from every source", () => {
+  it("reads a seed backend's messages as the hub relays them (payload fields merged)", () => {
+    const t = new TradingStore();
+    // seed 004 direct: `data`'s metrics merged beside sessionId and status.
+    t.apply(ev("session_status", { sessionId: "S9", status: "paused", currentPnL: -42, totalTrades: 7, lossLimitUtilization: 30 }));
+    expect(t.sessions.get("S9")).toMatchObject({ status: "paused", pnl: -42, trades: 7, utilization: 30 });
+
+    const c = new ComplianceStore();
+    // seed 002 direct: no hub channel, the client in `client_id`.
+    expect(c.apply(ev("interaction_update", { client_id: "c7", total_daily_interactions: 150, app_id: "chat" }))).toBe(true);
+    expect(c.clients.get("c7")).toMatchObject({ interactions: 150, lastApp: "chat" });
+
+    const m = new MerchantStore();
+    // seed 000 direct: the assessment named by the URL, carried as the subject.
+    const update = ev("riskUpdate", { score: 71, previous_score: 60 });
+    update.subject = "assessment:as-3";
+    expect(m.apply(update)).toBe(true);
+    expect(m.assessments.get("as-3")).toMatchObject({ score: 71, previous: 60 });
+  });
+});

@@ -141,14 +141,17 @@ export class TradingStore {
       case "session_status": {
         const id = str(d, "sessionId");
         if (!id) return false;
+        // The metrics: at the top of `data` (its fields merged, as the
+        // backend sends them and as the hub relays them), or nested.
         const inner = obj(d?.["data"]);
+        const metric = (k: string) => num(d, k) ?? num(inner, k);
         const s: Session = {
           id,
           status: str(d, "status") ?? "unknown",
-          pnl: num(inner, "currentPnL"),
-          trades: num(inner, "totalTrades"),
-          utilization: num(inner, "lossLimitUtilization"),
-          performance: num(inner, "performanceScore"),
+          pnl: metric("currentPnL"),
+          trades: metric("totalTrades"),
+          utilization: metric("lossLimitUtilization"),
+          performance: metric("performanceScore"),
         };
         this.sessions.set(id, s);
         if (s.status === "emergency_stopped") this.stopped.add(id);
@@ -310,7 +313,9 @@ export class MerchantStore {
 
   apply(e: EventView): boolean {
     const d = obj(e.data);
-    const id = str(d, "assessment_id");
+    // A merchant backend names the assessment in its URL, not always in
+    // the message: the event's subject says it then.
+    const id = str(d, "assessment_id") ?? str(d, "assessmentId") ?? subjectId(e.subject, "assessment");
     if (!id) return false;
     const a: Assessment = this.assessments.get(id) ?? {
       id,
@@ -361,6 +366,12 @@ export interface ClientCounters {
   alerts: number;
 }
 
+/** The id of a `kind:id` subject of that kind. */
+export function subjectId(subject: string | null, kind: string): string | null {
+  if (!subject?.startsWith(`${kind}:`)) return null;
+  return subject.slice(kind.length + 1) || null;
+}
+
 /** `msp:m/client:c` → `m/c`; anything else as is. */
 export function clientOf(channel: string | null): string | null {
   if (!channel) return null;
@@ -376,9 +387,11 @@ export class ComplianceStore {
     if (e.kind !== "interaction_update" && e.kind !== "engagement_update" && e.kind !== "alert") {
       return false;
     }
-    const id = clientOf(e.channel);
-    if (!id) return false;
     const d = obj(e.data);
+    // The hub's channel names the client; a compliance backend's message
+    // carries `client_id` instead.
+    const id = clientOf(e.channel) ?? str(d, "client_id");
+    if (!id) return false;
     const c: ClientCounters = this.clients.get(id) ?? {
       id,
       interactions: null,
