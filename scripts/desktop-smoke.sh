@@ -13,7 +13,7 @@
 # default 8), RECONNECT=0 to skip the reconnect check (the app against a
 # separate `riskwatch serve --demo`, killed and restarted: the badge must go to
 # Reconnecting and back to Live, and the lost history must be reported), TAB_SETTLE (s per tab, default 7), TABS (default "trading hr
-# merchant compliance inbox events settings"; empty to skip), SCREEN (default 960x680,
+# merchant compliance operations inbox events settings"; empty to skip), SCREEN (default 960x680,
 # the window's size, so the screenshot is the window), SKIP_BUILD=1 to use
 # what is already built.
 set -euo pipefail
@@ -23,7 +23,7 @@ ROOT=$PWD
 WINDOW_TIMEOUT=${WINDOW_TIMEOUT:-60}
 SETTLE=${SETTLE:-8}
 TAB_SETTLE=${TAB_SETTLE:-7}
-TABS=${TABS-trading hr merchant compliance inbox events settings}
+TABS=${TABS-trading hr merchant compliance operations inbox events settings}
 RECONNECT=${RECONNECT:-1}
 HUB_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch
 SCREEN=${SCREEN:-960x680}

@@ -42,8 +42,8 @@ struct Args {
     /// Run the built-in demo even when server profiles are configured.
     #[arg(long, env = "RISKWATCH_DEMO")]
     demo: bool,
-    /// The dashboard to open on: trading, hr, merchant, compliance, inbox,
-    /// events or settings.
+    /// The dashboard to open on: trading, hr, merchant, compliance,
+    /// operations, inbox, events or settings.
     #[arg(long, value_name = "TAB", env = "RISKWATCH_TAB")]
     tab: Option<String>,
 }

@@ -220,6 +220,8 @@ function renderTab(tab: Tab) {
       return renderMerchant();
     case "compliance":
       return renderCompliance();
+    case "operations":
+      return renderOperations();
     case "inbox":
       return void refreshInbox();
     case "events":
@@ -479,6 +481,45 @@ function renderCompliance() {
     (a) => alertItem(a.time, a.severity, a.about, a.message),
     () => {},
   );
+}
+
+// ---------- operations ----------
+
+const ops = {
+  metrics: byId<HTMLDivElement>("ops-metrics"),
+  updated: byId<HTMLSpanElement>("ops-updated"),
+  empty: byId<HTMLParagraphElement>("ops-empty"),
+  chart: new LiveChart(byId("ops-chart"), 220, "value"),
+  cards: new Map<string, HTMLDivElement>(),
+};
+
+/** A metric as a person reads it: numbers rounded, times on the clock. */
+function metricText(v: number | string | boolean): string {
+  if (typeof v === "number") return fixed(v, Number.isInteger(v) ? 0 : 1);
+  if (typeof v === "string" && /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v))) return clockTime(v);
+  return String(v);
+}
+
+function renderOperations() {
+  const o = desk.operations;
+  ops.empty.hidden = o.metrics.length > 0;
+  setText(ops.updated, o.updated ? `· updated ${clockTime(o.updated)}` : "");
+  syncList(
+    ops.metrics,
+    ops.cards,
+    o.metrics,
+    (m) => m.key,
+    () => {
+      const c = node("div", "card");
+      c.append(node("div", "name"), node("div", "big"));
+      return c;
+    },
+    (c, m) => {
+      setText(c.children[0]!, m.label);
+      setText(c.children[1]!, metricText(m.value));
+    },
+  );
+  ops.chart.update(o.series);
 }
 
 // ---------- inbox ----------

@@ -6,10 +6,12 @@ import {
   Desk,
   HrStore,
   MerchantStore,
+  OpsStore,
   SeriesTable,
   TradingStore,
   clientOf,
   gaugeTone,
+  metricLabel,
   riskClass,
   trend,
 } from "./store";
@@ -144,7 +146,7 @@ describe("Desk", () => {
     expect(d.apply(ev("department_update", { department_id: "x" }))).toBe("hr");
     expect(d.apply(ev("riskUpdate", { assessment_id: "a", score: 1 }))).toBe("merchant");
     expect(d.apply(ev("alert", {}, { channel: "msp:m/client:c" }))).toBe("compliance");
-    expect(d.apply(ev("dashboard_update", {}))).toBeNull();
+    expect(d.apply(ev("dashboard_update", {}))).toBe("operations");
   });
 });
 
@@ -166,5 +168,29 @@ describe("the dashboards fill from every source", () => {
     update.subject = "assessment:as-3";
     expect(m.apply(update)).toBe(true);
     expect(m.assessments.get("as-3")).toMatchObject({ score: 71, previous: 60 });
+  });
+});
+
+describe("OpsStore", () => {
+  it("shows whatever fields a dashboard hub sends, one level of nesting included", () => {
+    const o = new OpsStore();
+    expect(o.apply(ev("risk_alert", {}))).toBe(false);
+    expect(
+      o.apply(ev("dashboard_update", { total_risks: 120, averageScore: 55.5, generated_at: "now", risks: { high: 15, mitigated: 8 }, list: [1, 2] })),
+    ).toBe(true);
+    expect(o.metrics.map((m) => [m.label, m.value])).toEqual([
+      ["Total risks", 120],
+      ["Average score", 55.5],
+      ["Generated at", "now"],
+      ["Risks · high", 15],
+      ["Risks · mitigated", 8],
+    ]);
+    expect(o.updated).toBe("2025-01-02T03:04:05Z");
+    expect(o.series.data().length).toBe(1 + 4);
+  });
+
+  it("labels keys for people", () => {
+    expect(metricLabel("critical_risks")).toBe("Critical risks");
+    expect(metricLabel("mitigatedLast24h")).toBe("Mitigated last24h");
   });
 });

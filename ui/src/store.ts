@@ -7,8 +7,8 @@
  */
 import type { EventView, Severity } from "./ipc";
 
-export type Tab = "trading" | "hr" | "merchant" | "compliance" | "inbox" | "events" | "settings";
-export const TABS: readonly Tab[] = ["trading", "hr", "merchant", "compliance", "inbox", "events", "settings"];
+export type Tab = "trading" | "hr" | "merchant" | "compliance" | "operations" | "inbox" | "events" | "settings";
+export const TABS: readonly Tab[] = ["trading", "hr", "merchant", "compliance", "operations", "inbox", "events", "settings"];
 
 export function isTab(s: unknown): s is Tab {
   return typeof s === "string" && (TABS as readonly string[]).includes(s);
@@ -421,6 +421,63 @@ export class ComplianceStore {
   }
 }
 
+// ---------- operations (seed 001's dashboard hub) ----------
+
+export interface Metric {
+  /** The field's name as the backend sent it (`total_risks`, `risks.high`). */
+  key: string;
+  label: string;
+  value: number | string | boolean;
+}
+
+/** `total_risks` / `criticalRisks` / `risks.high` → "Total risks" / "Critical risks" / "Risks · high". */
+export function metricLabel(key: string): string {
+  const words = key
+    .split(".")
+    .map((part) => part.replace(/_/g, " ").replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().trim())
+    .join(" · ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The dashboard's latest metrics, whatever fields its backend sends. */
+export class OpsStore {
+  metrics: Metric[] = [];
+  updated: string | null = null;
+  readonly series = new SeriesTable(120);
+
+  /** Metrics shown at most; series charted at most. */
+  static readonly MAX = 24;
+  static readonly CHARTED = 6;
+
+  apply(e: EventView): boolean {
+    if (e.kind !== "dashboard_update") return false;
+    const d = obj(e.data);
+    if (!d) return false;
+    const metrics: Metric[] = [];
+    const add = (key: string, v: unknown) => {
+      if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") {
+        metrics.push({ key, label: metricLabel(key), value: v });
+      }
+    };
+    for (const [k, v] of Object.entries(d)) {
+      // One level of nesting (an analytics object) is shown as `a.b`.
+      const inner = obj(v);
+      if (inner) for (const [k2, v2] of Object.entries(inner)) add(`${k}.${k2}`, v2);
+      else add(k, v);
+    }
+    this.metrics = metrics.slice(0, OpsStore.MAX);
+    this.updated = e.time;
+    const t = seconds(e.time);
+    let charted = 0;
+    for (const m of this.metrics) {
+      if (typeof m.value !== "number" || charted >= OpsStore.CHARTED) continue;
+      this.series.add(t, m.label, m.value);
+      charted += 1;
+    }
+    return true;
+  }
+}
+
 // ---------- all of them ----------
 
 /** Every dashboard's store; `apply` returns the tab that changed, if any. */
@@ -429,12 +486,14 @@ export class Desk {
   readonly hr = new HrStore();
   readonly merchant = new MerchantStore();
   readonly compliance = new ComplianceStore();
+  readonly operations = new OpsStore();
 
   apply(e: EventView): Tab | null {
     if (this.trading.apply(e)) return "trading";
     if (this.hr.apply(e)) return "hr";
     if (this.merchant.apply(e)) return "merchant";
     if (this.compliance.apply(e)) return "compliance";
+    if (this.operations.apply(e)) return "operations";
     return null;
   }
 }
