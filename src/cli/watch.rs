@@ -197,7 +197,7 @@ async fn run(
         match update {
             ClientUpdate::Event(e) => {
                 let decision = alerting.as_mut().map(|a| a.on_event(&e));
-                if decision.as_ref().is_some_and(|d| !d.list) {
+                if decision.as_ref().is_some_and(|d| !d.shown()) {
                     // Filtered out by the preferences: not shown, not stored.
                     continue;
                 }

@@ -23,7 +23,7 @@ pub mod dedupe;
 pub mod prefs;
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,6 +52,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether the event passes the preferences at all: listed, or a state
+    /// message whose level did not change (shown in a stream, not stored
+    /// as an alert).
+    pub fn shown(&self) -> bool {
+        self.list
+            || self
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::StateUnchanged { .. }))
+    }
+
     /// Whether the event left something for [`Engine::tick`] to do later
     /// (a duplicate count, a burst summary, a repeat), so that a caller
     /// sleeping until [`Engine::next_due`] must look again.
@@ -77,6 +88,10 @@ pub enum Reason {
         line: usize,
         value: f64,
     },
+    /// A state message (a session's, a department's, …) at the level its
+    /// subject already had: it updates dashboards but is no new alert, so
+    /// it is neither stored nor notified.
+    StateUnchanged { severity: Severity },
     /// Below the minimum severity to list: dropped.
     BelowListSeverity { min: Severity },
     /// Listed, but below the minimum severity to notify.
@@ -101,6 +116,9 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Disabled { by } => write!(f, "disabled by {by}"),
             Reason::RuleFired { rule, value, .. } => write!(f, "rule {rule} fired at {value}"),
+            Reason::StateUnchanged { severity } => {
+                write!(f, "state unchanged (still {severity})")
+            }
             Reason::BelowListSeverity { min } => write!(f, "below the list minimum {min}"),
             Reason::BelowNotifySeverity { min } => write!(f, "below the notify minimum {min}"),
             Reason::Muted { target, .. } => write!(f, "{target} is muted"),
@@ -119,6 +137,33 @@ pub struct Engine {
     rules: rules::RuleSet,
     rule_state: rules::RuleState,
     dedupe: dedupe::Dedupe,
+    /// The last level of each state message's subject (see
+    /// [`is_state`]): its severity and its status word, bounded by
+    /// [`MAX_LEVELS`].
+    levels: HashMap<String, String>,
+}
+
+/// Subjects whose state level is remembered; beyond it the memory starts
+/// over (each subject's next message is then an alert once more).
+const MAX_LEVELS: usize = 50_000;
+
+/// Whether messages of `kind` report a subject's state (sent on every
+/// change or tick) rather than an alert: they are an alert only when their
+/// level changes. Alert types (`risk_alert`, `department_critical`,
+/// `employee_stress`, …) are not.
+pub fn is_state(kind: &str) -> bool {
+    matches!(
+        kind,
+        "session_status"
+            | "department_update"
+            | "employee_update"
+            | "dashboard_update"
+            | "engagement_update"
+            | "interaction_update"
+            | "market_data"
+            | "riskUpdate"
+            | "riskPrediction"
+    )
 }
 
 impl Default for Engine {
@@ -199,6 +244,7 @@ impl Engine {
             rules: rules::RuleSet::new(rules),
             rule_state: rules::RuleState::default(),
             dedupe,
+            levels: HashMap::new(),
         }
     }
 
@@ -269,14 +315,46 @@ impl Engine {
                 });
             }
         }
-        // 3. Listed at all?
+        // 3. A state message is an alert only when its level changes.
+        if is_state(&event.kind) {
+            let subject = format!(
+                "{}|{}|{}",
+                event.source,
+                event.kind,
+                event
+                    .subject
+                    .as_deref()
+                    .or(event.channel.as_deref())
+                    .unwrap_or("")
+            );
+            if self.levels.len() >= MAX_LEVELS && !self.levels.contains_key(&subject) {
+                self.levels.clear();
+            }
+            // The level: the severity and the state's own word (a
+            // session's `status`, a department's `overall_risk`), so
+            // `active` → `paused` is a change though both are info.
+            let word = ["status", "overall_risk", "risk_level", "level"]
+                .iter()
+                .find_map(|k| match event.field(k) {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let level = format!("{severity}|{}", word.to_ascii_lowercase());
+            if self.levels.get(&subject) == Some(&level) {
+                reasons.push(Reason::StateUnchanged { severity });
+                return decision(false, None, severity, reasons, String::new());
+            }
+            self.levels.insert(subject, level);
+        }
+        // 4. Listed at all?
         let min = &self.prefs.severity;
         if severity < min.list {
             reasons.push(Reason::BelowListSeverity { min: min.list });
             return decision(false, None, severity, reasons, String::new());
         }
         let key = alert_key(&mut p);
-        // 4. Notify at all?
+        // 5. Notify at all?
         if severity < min.notify {
             reasons.push(Reason::BelowNotifySeverity { min: min.notify });
             return decision(true, None, severity, reasons, key);
@@ -289,7 +367,7 @@ impl Engine {
             reasons.push(q);
             return decision(true, None, severity, reasons, key);
         }
-        // 5. Dedupe.
+        // 6. Dedupe.
         let group = p
             .attr("department", DEPARTMENT_FIELDS)
             .or_else(|| event.channel.clone())

@@ -455,3 +455,57 @@ fn reload_keeps_rule_state() {
         "still above: the reload did not re-arm the rule"
     );
 }
+
+/// A state message is an alert once per change of its subject's level:
+/// a department stays "high" tick after tick (listed once), goes critical
+/// (listed and notified once), and a session's emergency stop repeated on
+/// every status tick notifies once; the stream still shows every tick.
+#[test]
+fn state_messages_are_alerts_only_when_their_level_changes() {
+    let mut e = engine("");
+    let dept = |risk: &str| {
+        event(&format!(
+            r#"{{"type":"department_update","data":{{"department_id":"d1","department_name":"Finance","overall_risk":"{risk}"}}}}"#
+        ))
+    };
+    let listed: Vec<bool> = ["high", "high", "high", "critical", "critical", "low", "low"]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| e.decide(&dept(r), at(i as i64 * 10)).list)
+        .collect();
+    assert_eq!(listed, [true, false, false, true, false, true, false]);
+    let again = e.decide(&dept("low"), at(100));
+    assert!(
+        !again.list && again.shown(),
+        "shown in a stream, not stored"
+    );
+    assert!(matches!(
+        again.reasons.last(),
+        Some(Reason::StateUnchanged {
+            severity: Severity::Info
+        })
+    ));
+
+    let notified: Vec<bool> = (0..4)
+        .map(|i| {
+            e.decide(&session("S7", "emergency_stopped", 100.0), at(200 + i))
+                .notify
+                .is_some()
+        })
+        .collect();
+    assert_eq!(notified, [true, false, false, false]);
+    // A lifecycle change is a change though the severity stays info.
+    let lifecycle: Vec<bool> = ["active", "active", "paused", "paused", "active"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| e.decide(&session("S9", s, 10.0), at(400 + i as i64)).list)
+        .collect();
+    assert_eq!(lifecycle, [true, false, true, false, true]);
+    // Each subject has its own level; alerts proper are never folded so.
+    assert!(
+        e.decide(&session("S8", "emergency_stopped", 100.0), at(300))
+            .notify
+            .is_some()
+    );
+    assert!(is_state("market_data") && !is_state("risk_alert") && !is_state("department_critical"));
+}
