@@ -86,7 +86,8 @@ pub enum Reason {
     RuleFired {
         rule: String,
         line: usize,
-        value: f64,
+        /// The field's value that made it fire.
+        value: serde_json::Value,
     },
     /// A state message (a session's, a department's, …) at the level its
     /// subject already had: it updates dashboards but is no new alert, so
@@ -306,7 +307,9 @@ impl Engine {
                 severity = severity.max(f.severity);
                 let r = &self.rules.rules()[f.rule];
                 raised_by.get_or_insert_with(|| {
-                    format!("{} {} {}", r.field, r.op.as_str(), r.threshold)
+                    format!("{} {} {}", r.field, r.op.as_str(), r.target())
+                        .trim_end()
+                        .to_owned()
                 });
                 reasons.push(Reason::RuleFired {
                     rule: r.to_string(),

@@ -1087,4 +1087,20 @@ repeat_interval = "off"
         assert_eq!(line_col("ab\ncé\nx", 6), (2, 3));
         assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
     }
+
+    /// Every `toml` example in docs/RULES.md loads: the documented rules
+    /// are real ones.
+    #[test]
+    fn the_documented_examples_load() {
+        let doc = include_str!("../../docs/RULES.md");
+        let mut n = 0;
+        for block in doc.split("```toml\n").skip(1) {
+            let text = block.split("```").next().unwrap_or_default();
+            if let Err(e) = Prefs::from_toml(text, "RULES.md") {
+                panic!("a documented example does not load: {e}\n{text}");
+            }
+            n += 1;
+        }
+        assert!(n >= 2, "examples found: {n}");
+    }
 }

@@ -2,7 +2,9 @@
 //! state.
 //!
 //! A rule reads `TYPE: FIELD OP NUMBER => SEVERITY [hysteresis H]`, e.g.
-//! `employee_stress: stress_rate > 40 => warning` (the full syntax is in
+//! `employee_stress: stress_rate > 40 => warning`; `FIELD == "text"` (or
+//! `!=`, numbers too) compares exactly, and `FIELD changes` fires when a
+//! subject's value differs from the one before (the full syntax is in
 //! `docs/RULES.md`). It fires once when its condition becomes true for one
 //! subject (the *rising edge*), stays quiet while the value stays beyond the
 //! threshold, and is re-armed when the value falls back below the threshold
@@ -41,6 +43,12 @@ pub enum Op {
     Ge,
     Lt,
     Le,
+    /// Equal: a text exactly, or a number.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// The subject's value differs from its previous one.
+    Changes,
 }
 
 impl Op {
@@ -50,6 +58,9 @@ impl Op {
             Op::Ge => v >= t,
             Op::Lt => v < t,
             Op::Le => v <= t,
+            Op::Eq => v == t,
+            Op::Ne => v != t,
+            Op::Changes => false,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -58,6 +69,9 @@ impl Op {
             Op::Ge => ">=",
             Op::Lt => "<",
             Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+            Op::Changes => "changes",
         }
     }
 }
@@ -71,7 +85,10 @@ pub struct Rule {
     /// A dotted path looked up in the event's `data`, then at the top level.
     pub field: String,
     pub op: Op,
+    /// The number compared with (0 for a text comparison or `changes`).
     pub threshold: f64,
+    /// The text compared with by `==` / `!=`, when it is one.
+    pub text: Option<String>,
     /// The severity an alert gets when the rule fires (a rule only ever
     /// raises an event's severity).
     pub severity: Severity,
@@ -98,21 +115,27 @@ impl Rule {
             Op::Ge => v < self.threshold - self.hysteresis,
             Op::Lt => v >= self.threshold + self.hysteresis,
             Op::Le => v > self.threshold + self.hysteresis,
+            Op::Eq | Op::Ne | Op::Changes => !self.op.holds(v, self.threshold),
+        }
+    }
+
+    /// What the rule compares with, as written.
+    pub fn target(&self) -> String {
+        match (&self.op, &self.text) {
+            (Op::Changes, _) => String::new(),
+            (_, Some(t)) => Value::from(t.as_str()).to_string(),
+            (_, None) => self.threshold.to_string(),
         }
     }
 }
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} {} {} => {}",
-            self.kind,
-            self.field,
-            self.op.as_str(),
-            self.threshold,
-            self.severity
-        )?;
+        write!(f, "{}: {} {}", self.kind, self.field, self.op.as_str())?;
+        if self.op != Op::Changes {
+            write!(f, " {}", self.target())?;
+        }
+        write!(f, " => {}", self.severity)?;
         if self.hysteresis > 0.0 {
             write!(f, " hysteresis {}", self.hysteresis)?;
         }
@@ -181,9 +204,22 @@ pub fn parse_rule(text: &str) -> Result<Option<Rule>, RuleError> {
         return Err(p.err_at(p.pos - 1, "a field path cannot have an empty part"));
     }
     p.skip_ws();
-    let op = p.op()?;
-    p.skip_ws();
-    let threshold = p.number("expected a number after the comparison")?;
+    let (op, threshold, text) = if p.keyword("changes") {
+        (Op::Changes, 0.0, None)
+    } else {
+        let op_at = p.pos;
+        let op = p.op()?;
+        p.skip_ws();
+        if p.peek() == Some('"') {
+            if !matches!(op, Op::Eq | Op::Ne) {
+                return Err(p.err_at(op_at, "compare text with == or !="));
+            }
+            (op, 0.0, Some(p.quoted()?))
+        } else {
+            let n = p.number("expected a number, or \"text\" after == or !=")?;
+            (op, n, None)
+        }
+    };
     p.skip_ws();
     if !(p.eat('=') && p.eat('>')) {
         return Err(p.err("expected '=>' and a severity"));
@@ -235,6 +271,7 @@ pub fn parse_rule(text: &str) -> Result<Option<Rule>, RuleError> {
         field,
         op,
         threshold,
+        text,
         severity,
         hysteresis,
         line: 1,
@@ -311,19 +348,71 @@ impl Parser {
                 self.pos += 1;
                 if self.eat('=') { Op::Le } else { Op::Lt }
             }
-            Some('=' | '!') => {
-                return Err(self.err_at(
-                    at,
-                    "threshold rules compare with >, >=, < or <= (not == or !=)",
-                ));
+            Some(c @ ('=' | '!')) => {
+                self.pos += 1;
+                if !self.eat('=') {
+                    return Err(self.err_at(at, "expected == or !="));
+                }
+                if c == '=' { Op::Eq } else { Op::Ne }
             }
-            _ => return Err(self.err("expected a comparison: >, >=, < or <=")),
+            _ => {
+                return Err(self.err("expected a comparison (>, >=, <, <=, ==, !=) or 'changes'"));
+            }
         };
         if matches!(self.peek(), Some('>' | '<' | '=')) {
             return Err(self.err("unexpected character after the comparison"));
         }
         Ok(op)
     }
+    /// `word` as a whole word, consumed; nothing consumed otherwise.
+    fn keyword(&mut self, word: &str) -> bool {
+        let end = self.pos + word.chars().count();
+        let matches = self
+            .chars
+            .get(self.pos..end)
+            .is_some_and(|s| s.iter().copied().eq(word.chars()))
+            && !self
+                .chars
+                .get(end)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_');
+        if matches {
+            self.pos = end;
+        }
+        matches
+    }
+
+    /// A `"…"` text; `\"` and `\\` escape.
+    fn quoted(&mut self) -> Result<String, RuleError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            match self.peek() {
+                None => {
+                    return Err(self.err_at(start, "unterminated text: a closing \" is missing"));
+                }
+                Some('"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some('\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ ('"' | '\\')) => {
+                            out.push(c);
+                            self.pos += 1;
+                        }
+                        _ => return Err(self.err("only \\\" and \\\\ escape in a text")),
+                    }
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
     fn number(&mut self, msg: &str) -> Result<f64, RuleError> {
         let start = self.pos;
         if matches!(self.peek(), Some('-' | '+')) {
@@ -358,6 +447,14 @@ impl Parser {
                 Err(self.err(msg))
             }
         }
+    }
+}
+
+/// A field's value as text: a string as is, anything else as JSON.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -399,7 +496,8 @@ pub struct RuleSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fired {
     pub rule: usize,
-    pub value: f64,
+    /// The field's value that made it fire.
+    pub value: Value,
     pub severity: Severity,
 }
 
@@ -409,6 +507,9 @@ pub struct Fired {
 pub struct RuleState {
     /// Per rule index: subject key → insertion tick.
     fired: Vec<HashMap<String, u64>>,
+    /// `changes` rules: (rule, subject) → the value last seen, bounded
+    /// like `fired`.
+    last: HashMap<(usize, String), String>,
     /// Insertion counter, for evicting the oldest entries when full.
     clock: u64,
     len: usize,
@@ -448,6 +549,14 @@ impl RuleState {
             self.len += 1;
         }
     }
+    /// Records `value` for a `changes` rule; the previous one, if any.
+    fn swap_last(&mut self, rule: usize, key: &str, value: String) -> Option<String> {
+        if self.last.len() >= MAX_FIRED && !self.last.contains_key(&(rule, key.to_owned())) {
+            self.last.clear();
+        }
+        self.last.insert((rule, key.to_owned()), value)
+    }
+
     fn rearm(&mut self, rule: usize, key: &str) {
         if self
             .fired
@@ -473,6 +582,25 @@ impl RuleState {
         }
         self.len = fired.iter().map(HashMap::len).sum();
         self.fired = fired;
+        // Values seen by `changes` rules follow their rule, or go.
+        let moved: Vec<usize> = old
+            .rules
+            .iter()
+            .map(|r| {
+                let text = r.to_string();
+                new.rules
+                    .iter()
+                    .position(|n| n.to_string() == text)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        self.last = std::mem::take(&mut self.last)
+            .into_iter()
+            .filter_map(|((i, k), v)| {
+                let j = *moved.get(i)?;
+                (j != usize::MAX).then_some(((j, k), v))
+            })
+            .collect();
     }
 }
 
@@ -521,20 +649,45 @@ impl RuleSet {
         for &i in specific.iter().chain(self.any.iter()) {
             let r = &self.rules[i];
             debug_assert!(r.matches_kind(kind));
-            let Some(v) = lookup(whole, &r.field).and_then(numeric) else {
+            let Some(raw) = lookup(whole, &r.field) else {
                 continue;
             };
+            if r.op == Op::Changes {
+                let now = text_of(raw);
+                if state
+                    .swap_last(i, key, now.clone())
+                    .is_some_and(|before| before != now)
+                {
+                    out.push(Fired {
+                        rule: i,
+                        value: raw.clone(),
+                        severity: r.severity,
+                    });
+                }
+                continue;
+            }
+            // A text comparison holds or not; a number as ordered.
+            let (holds, v) = match &r.text {
+                Some(t) => {
+                    let equal = text_of(raw) == *t;
+                    (if r.op == Op::Eq { equal } else { !equal }, None)
+                }
+                None => match numeric(raw) {
+                    Some(v) => (r.op.holds(v, r.threshold), Some(v)),
+                    None => continue,
+                },
+            };
             let fired = state.is_fired(i, key);
-            if r.op.holds(v, r.threshold) {
+            if holds {
                 if !fired {
                     state.set_fired(i, key);
                     out.push(Fired {
                         rule: i,
-                        value: v,
+                        value: raw.clone(),
                         severity: r.severity,
                     });
                 }
-            } else if fired && r.rearms(v) {
+            } else if fired && v.is_none_or(|v| r.rearms(v)) {
                 state.rearm(i, key);
             }
         }
@@ -584,9 +737,13 @@ mod tests {
         assert_eq!(err("employee_stress stress_rate > 40 => warning").0, 17);
         assert_eq!(err(": x > 1 => info").0, 1);
         assert_eq!(err("t: > 1 => info").0, 4);
-        let (c, m) = err("t: x == 1 => info");
+        let (c, m) = err("t: x = 1 => info");
         assert_eq!(c, 6);
-        assert!(m.contains("not =="), "{m}");
+        assert!(m.contains("=="), "{m}");
+        let (c, m) = err(r#"t: status > "paused" => info"#);
+        assert_eq!(c, 11);
+        assert!(m.contains("== or !="), "{m}");
+        assert_eq!(err(r#"t: status == "paused => info"#).0, 14);
         assert_eq!(err("t: x >> 1 => info").0, 7);
         assert_eq!(err("t: x > abc => info").0, 8);
         assert_eq!(err("t: x > 1 -> info").0, 10);
@@ -597,6 +754,42 @@ mod tests {
         assert_eq!(err("t: x > 1 => info hysteresis -2").0, 29);
         assert_eq!(err("t: x > 1 => info hysteresis").0, 28);
         assert_eq!(err("t: x. > 1 => info").0, 5);
+    }
+
+    #[test]
+    fn texts_and_changes_fire_once_per_subject() {
+        let set = RuleSet::new(vec![
+            rule(r#"session_status: status == "paused" => warning"#),
+            rule(r#"session_status: status != "active" => info"#),
+            rule("session_status: status changes => critical"),
+            rule("session_status: totalTrades == 3 => info"),
+        ]);
+        assert_eq!(
+            set.rules()[0].to_string(),
+            r#"session_status: status == "paused" => warning"#
+        );
+        assert_eq!(
+            set.rules()[2].to_string(),
+            "session_status: status changes => critical"
+        );
+        let mut st = RuleState::default();
+        let fired = |st: &mut RuleState, status: &str, trades: u64, key: &str| -> Vec<usize> {
+            let msg = json!({"type": "session_status", "status": status, "data": {"totalTrades": trades}});
+            set.evaluate(st, "session_status", &msg, key)
+                .into_iter()
+                .map(|f| f.rule)
+                .collect()
+        };
+        // First sighting: no change yet; == holds for nothing.
+        assert_eq!(fired(&mut st, "active", 1, "S1"), Vec::<usize>::new());
+        assert_eq!(fired(&mut st, "paused", 3, "S1"), [0, 1, 2, 3]);
+        // Still paused, still 3: nothing fires again.
+        assert_eq!(fired(&mut st, "paused", 3, "S1"), Vec::<usize>::new());
+        // Back to active re-arms == and !=; the change fires.
+        assert_eq!(fired(&mut st, "active", 4, "S1"), [2]);
+        assert_eq!(fired(&mut st, "paused", 4, "S1"), [0, 1, 2]);
+        // Another session has its own memory.
+        assert_eq!(fired(&mut st, "paused", 0, "S2"), [0, 1]);
     }
 
     #[test]
