@@ -235,14 +235,34 @@ fn table(map: &BTreeMap<String, bool>, value: &str) -> Option<bool> {
     map.get(value).or_else(|| map.get("*")).copied()
 }
 
+/// Rules every engine has unless the user wrote a rule for the same type:
+/// what the seed backends define as an alert. Seed 003 alerts HR when an
+/// employee's stress rate crosses 40, once, re-armed when it is back below
+/// (or, as that backend sends nothing below, after a silence; see
+/// [`rules::REARM_AFTER_SILENCE`]).
+pub const BUILTIN_RULES: &[&str] = &["employee_stress: stress_rate > 40 => critical"];
+
+/// `rules` plus each built-in rule whose type none of them covers.
+fn with_builtin(mut rules: Vec<Rule>) -> Vec<Rule> {
+    for text in BUILTIN_RULES {
+        if let Ok(Some(b)) = rules::parse_rule(text)
+            && !rules.iter().any(|r| r.kind == b.kind)
+        {
+            rules.push(b.at_line(0));
+        }
+    }
+    rules
+}
+
 impl Engine {
     /// An engine with these preferences and rules (the rules of
-    /// `prefs.rules`, already parsed, plus any others).
+    /// `prefs.rules`, already parsed, plus any others), and the built-in
+    /// rules ([`BUILTIN_RULES`]) for types they do not cover.
     pub fn new(prefs: Prefs, rules: Vec<Rule>) -> Engine {
         let dedupe = dedupe::Dedupe::new(dedupe_config(&prefs));
         Engine {
             prefs,
-            rules: rules::RuleSet::new(rules),
+            rules: rules::RuleSet::new(with_builtin(rules)),
             rule_state: rules::RuleState::default(),
             dedupe,
             levels: HashMap::new(),
@@ -260,7 +280,7 @@ impl Engine {
     /// Replaces preferences and rules, keeping the rising-edge state of
     /// unchanged rules and the dedupe state.
     pub fn set_prefs(&mut self, prefs: Prefs, rules: Vec<Rule>) {
-        let new = rules::RuleSet::new(rules);
+        let new = rules::RuleSet::new(with_builtin(rules));
         self.rule_state.remap(&self.rules, &new);
         self.rules = new;
         self.dedupe.set_config(dedupe_config(&prefs));
@@ -300,9 +320,13 @@ impl Engine {
                     .or(event.channel.as_deref())
                     .unwrap_or("")
             );
-            let fired = self
-                .rules
-                .evaluate(&mut self.rule_state, &event.kind, p.whole(), &subject);
+            let fired = self.rules.evaluate_at(
+                &mut self.rule_state,
+                &event.kind,
+                p.whole(),
+                &subject,
+                Some(now),
+            );
             for f in fired {
                 severity = severity.max(f.severity);
                 let r = &self.rules.rules()[f.rule];

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::protocol::Severity;
@@ -505,8 +506,9 @@ pub struct Fired {
 /// yet re-armed. Absent means armed.
 #[derive(Debug, Clone, Default)]
 pub struct RuleState {
-    /// Per rule index: subject key → insertion tick.
-    fired: Vec<HashMap<String, u64>>,
+    /// Per rule index: subject key → insertion tick, and when the
+    /// condition last held (with a time, see [`RuleSet::evaluate_at`]).
+    fired: Vec<HashMap<String, (u64, Option<DateTime<Utc>>)>>,
     /// `changes` rules: (rule, subject) → the value last seen, bounded
     /// like `fired`.
     last: HashMap<(usize, String), String>,
@@ -514,6 +516,10 @@ pub struct RuleState {
     clock: u64,
     len: usize,
 }
+
+/// A fired rule whose subject was not seen beyond its threshold for this
+/// long is re-armed (see [`RuleSet::evaluate_at`]).
+pub const REARM_AFTER_SILENCE: chrono::Duration = chrono::Duration::minutes(30);
 
 /// Most (rule, subject) pairs remembered; beyond it the oldest half is
 /// forgotten (those re-fire once if their value is still beyond the
@@ -530,11 +536,20 @@ impl RuleState {
     fn is_fired(&self, rule: usize, key: &str) -> bool {
         self.fired.get(rule).is_some_and(|m| m.contains_key(key))
     }
-    fn set_fired(&mut self, rule: usize, key: &str) {
+    /// When a fired rule's condition last held for this subject.
+    fn last_held(&self, rule: usize, key: &str) -> Option<DateTime<Utc>> {
+        self.fired.get(rule)?.get(key)?.1
+    }
+    fn held(&mut self, rule: usize, key: &str, now: Option<DateTime<Utc>>) {
+        if let Some(e) = self.fired.get_mut(rule).and_then(|m| m.get_mut(key)) {
+            e.1 = now;
+        }
+    }
+    fn set_fired(&mut self, rule: usize, key: &str, now: Option<DateTime<Utc>>) {
         if self.len >= MAX_FIRED {
             let cutoff = self.clock.saturating_sub(MAX_FIRED as u64 / 2);
             for m in &mut self.fired {
-                m.retain(|_, t| *t >= cutoff);
+                m.retain(|_, (t, _)| *t >= cutoff);
             }
             self.len = self.fired.iter().map(HashMap::len).sum();
         }
@@ -543,7 +558,7 @@ impl RuleState {
         }
         self.clock += 1;
         if self.fired[rule]
-            .insert(key.to_owned(), self.clock)
+            .insert(key.to_owned(), (self.clock, now))
             .is_none()
         {
             self.len += 1;
@@ -644,6 +659,23 @@ impl RuleSet {
         whole: &Value,
         key: &str,
     ) -> Vec<Fired> {
+        self.evaluate_at(state, kind, whole, key, None)
+    }
+
+    /// [`RuleSet::evaluate`] at `now`: besides a value back past the
+    /// threshold, a subject not seen beyond it for [`REARM_AFTER_SILENCE`]
+    /// re-arms the rule. A backend that sends only alerts (seed 003's
+    /// `employee_stress` above 40, nothing when the rate drops) never sends
+    /// the value that would re-arm it; its next alert after such a silence
+    /// is a new crossing.
+    pub fn evaluate_at(
+        &self,
+        state: &mut RuleState,
+        kind: &str,
+        whole: &Value,
+        key: &str,
+        now: Option<DateTime<Utc>>,
+    ) -> Vec<Fired> {
         let mut out = Vec::new();
         let specific = self.by_kind.get(kind).map(Vec::as_slice).unwrap_or(&[]);
         for &i in specific.iter().chain(self.any.iter()) {
@@ -677,10 +709,20 @@ impl RuleSet {
                     None => continue,
                 },
             };
-            let fired = state.is_fired(i, key);
+            let mut fired = state.is_fired(i, key);
+            if holds
+                && fired
+                && let (Some(now), Some(last)) = (now, state.last_held(i, key))
+                && now.signed_duration_since(last) > REARM_AFTER_SILENCE
+            {
+                state.rearm(i, key);
+                fired = false;
+            }
             if holds {
-                if !fired {
-                    state.set_fired(i, key);
+                if fired {
+                    state.held(i, key, now);
+                } else {
+                    state.set_fired(i, key, now);
                     out.push(Fired {
                         rule: i,
                         value: raw.clone(),

@@ -61,8 +61,12 @@ fn defaults_list_everything_and_notify_critical_and_above() {
             min: Severity::Critical
         }]
     );
-    let warn = e.decide(&stress("E1", "Engineering", 50.0), at(0));
+    let warn = e.decide(&stress("E1", "Engineering", 35.0), at(0));
     assert!(warn.list && warn.notify.is_none());
+    // Seed 003's alert: a stress rate crossing 40 notifies (built-in rule).
+    let crossing = e.decide(&stress("E1", "Engineering", 50.0), at(1));
+    assert_eq!(crossing.severity_after_rules, Severity::Critical);
+    assert!(crossing.notify.is_some());
     let crit = e.decide(
         &event(r#"{"type":"department_critical","data":{"department_name":"Engineering","engagement_score":45.5}}"#),
         at(0),
@@ -240,7 +244,7 @@ timezone = "Asia/Tokyo"
 "#;
     let mut e = engine(toml);
     // 14:00 UTC is 23:00 in Tokyo: quiet.
-    let d = e.decide(&stress("E1", "Engineering", 50.0), at(0));
+    let d = e.decide(&stress("E1", "Engineering", 35.0), at(0));
     assert!(d.list && d.notify.is_none());
     assert_eq!(
         d.reasons,
@@ -359,7 +363,7 @@ fn a_burst_in_a_department_is_summarised() {
     );
     let mut notes = Vec::new();
     for i in 0..12 {
-        let d = e.decide(&stress(&format!("E{i}"), "Engineering", 50.0), at(i));
+        let d = e.decide(&stress(&format!("E{i}"), "Engineering", 35.0), at(i));
         notes.extend(d.notify);
     }
     notes.extend(e.tick(at(40)));
@@ -508,4 +512,38 @@ fn state_messages_are_alerts_only_when_their_level_changes() {
             .is_some()
     );
     assert!(is_state("market_data") && !is_state("risk_alert") && !is_state("department_critical"));
+}
+
+/// Seed 003 alerts HR when an employee's stress rate crosses 40: at
+/// default preferences the crossing notifies once; the rate staying above
+/// does not notify again; back below re-arms, and so does a silence (the
+/// backend sends nothing below 40); a rule of the user's on the type
+/// replaces the built-in one.
+#[test]
+fn a_stress_crossing_notifies_once_and_re_arms() {
+    let mut e = Engine::default();
+    let mut notified = |rate: f64, secs: i64| {
+        e.decide(&stress("E7", "Ops", rate), at(secs))
+            .notify
+            .is_some()
+    };
+    assert!(notified(45.0, 0));
+    assert!(!notified(48.0, 60));
+    assert!(!notified(39.0, 120), "below: re-armed, nothing to say");
+    assert!(notified(41.0, 180), "crossed again");
+    // Only alerts, then 31 minutes of silence: a new crossing.
+    assert!(!notified(44.0, 240));
+    assert!(notified(44.0, 240 + 31 * 60));
+
+    let mut own = engine("rules = [\"employee_stress: stress_rate > 80 => critical\"]\n");
+    assert!(
+        own.decide(&stress("E7", "Ops", 60.0), at(0))
+            .notify
+            .is_none()
+    );
+    assert!(
+        own.decide(&stress("E7", "Ops", 85.0), at(1))
+            .notify
+            .is_some()
+    );
 }
