@@ -508,7 +508,7 @@ pub struct Fired {
 pub struct RuleState {
     /// Per rule index: subject key → insertion tick, and when the
     /// condition last held (with a time, see [`RuleSet::evaluate_at`]).
-    fired: Vec<HashMap<String, (u64, Option<DateTime<Utc>>)>>,
+    fired: Vec<HashMap<String, FiredAt>>,
     /// `changes` rules: (rule, subject) → the value last seen, bounded
     /// like `fired`.
     last: HashMap<(usize, String), String>,
@@ -516,6 +516,10 @@ pub struct RuleState {
     clock: u64,
     len: usize,
 }
+
+/// When a (rule, subject) fired: the insertion tick (for eviction), and
+/// when its condition last held.
+type FiredAt = (u64, Option<DateTime<Utc>>);
 
 /// A fired rule whose subject was not seen beyond its threshold for this
 /// long is re-armed (see [`RuleSet::evaluate_at`]).
