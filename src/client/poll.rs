@@ -78,12 +78,8 @@ impl Poller {
         max: usize,
         label: Arc<str>,
     ) -> Result<Poller, ClientError> {
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(timeout)
-            .user_agent(concat!("riskwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let http =
+            super::tls::http_client(&tls, timeout).map_err(|e| ClientError::Tls(e.to_string()))?;
         Ok(Poller {
             url,
             http,

@@ -70,3 +70,16 @@ pub fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+/// An HTTP client over `tls` (polling, a hub's key set), each request
+/// bounded by `timeout`.
+pub fn http_client(
+    tls: &rustls::ClientConfig,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls.clone())
+        .timeout(timeout)
+        .user_agent(concat!("riskwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+}

@@ -91,11 +91,7 @@ impl Jwks {
         }
         let tls = crate::client::tls::client_config(extra_ca)
             .map_err(|e| JwksError::Url(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(FETCH_TIMEOUT)
-            .user_agent(concat!("riskwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = crate::client::tls::http_client(&tls, FETCH_TIMEOUT)
             .map_err(|e| JwksError::Url(e.to_string()))?;
         let keys = load(&http, &url).await?;
         Ok(Arc::new(Jwks {
