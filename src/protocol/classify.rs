@@ -101,8 +101,22 @@ pub fn style_of(kind: &str) -> Style {
 fn default_severity(kind: &str) -> Severity {
     match kind {
         "department_critical" => Severity::Critical,
-        "employee_stress" | "riskAlert" | "alert" | "risk_alert" | "error" => Severity::Warning,
+        // A maintenance or system-status notice is meant to be seen.
+        "employee_stress" | "riskAlert" | "alert" | "risk_alert" | "error"
+        | "system_notification" => Severity::Warning,
         _ => Severity::Info,
+    }
+}
+
+/// A trading session's lifecycle state as a severity (seed 004): stopped
+/// by its emergency stop, emergency; paused or expired (it stopped
+/// trading without being told), warning; active or completed, info.
+fn lifecycle(status: &str) -> Option<Severity> {
+    match status.to_ascii_lowercase().as_str() {
+        "emergency_stopped" => Some(Severity::Emergency),
+        "paused" | "expired" => Some(Severity::Warning),
+        "active" | "completed" => Some(Severity::Info),
+        _ => None,
     }
 }
 
@@ -124,9 +138,9 @@ fn explicit_level(levels: &Levels<'_>) -> Option<Severity> {
 pub(super) fn severity(kind: &str, top: &Levels<'_>, data: &Levels<'_>) -> Severity {
     let status = top.status.as_deref().or(data.status.as_deref());
     if kind == "session_status"
-        && status.is_some_and(|s| s.eq_ignore_ascii_case("emergency_stopped"))
+        && let Some(s) = status.and_then(lifecycle)
     {
-        return Severity::Emergency;
+        return s;
     }
     let explicit = explicit_level(top).or_else(|| explicit_level(data));
     match kind {

@@ -48,7 +48,7 @@ async fn bad_frames_are_counted_and_survived_on_one_connection() {
             &events,
             &[
                 expect("market_data", Severity::Info, Style::Trading, Some("symbol:SPY")),
-                expect("system_notification", Severity::Info, Style::Trading, None),
+                expect("system_notification", Severity::Warning, Style::Trading, None),
                 expect("mystery_event", Severity::Info, Style::Generic, None),
                 expect("untyped", Severity::Info, Style::Generic, None),
                 expect("risk_alert", Severity::Critical, Style::Trading, Some("session:S1")),

@@ -381,10 +381,11 @@ async fn trading_sessions() {
         assert_events(
             &events,
             &[
+                // Lifecycle: active, paused, completed, expired, stopped.
                 t("session_status", Severity::Info, s42),
+                t("session_status", Severity::Warning, s42),
                 t("session_status", Severity::Info, s42),
-                t("session_status", Severity::Info, s42),
-                t("session_status", Severity::Info, s42),
+                t("session_status", Severity::Warning, s42),
                 t("session_status", Severity::Emergency, s42),
                 t("algorithm_decision", Severity::Info, s42),
                 t("market_data", Severity::Info, Some("symbol:SPY")),
@@ -392,7 +393,7 @@ async fn trading_sessions() {
                 t("risk_alert", Severity::Critical, s42),
                 t("risk_alert", Severity::Emergency, s42),
                 t("risk_alert", Severity::Warning, s42),
-                t("system_notification", Severity::Info, None),
+                t("system_notification", Severity::Warning, None),
                 end(),
             ],
         );
