@@ -138,8 +138,7 @@ impl Driver {
     }
 
     /// A real WebDriver click (pointer events through WebKit), not a JS one.
-    /// Scrolled to the middle of the window first, as a user would, so
-    /// the toasts in the corner never cover it.
+    /// Scrolled to the middle of the window first, as a user would.
     fn click(&self, xpath: &str) {
         let id = self.find(xpath);
         self.js(

@@ -102,7 +102,11 @@ fn default_severity(kind: &str) -> Severity {
     match kind {
         "department_critical" => Severity::Critical,
         // A maintenance or system-status notice is meant to be seen.
-        "employee_stress" | "riskAlert" | "alert" | "risk_alert" | "error"
+        "employee_stress"
+        | "riskAlert"
+        | "alert"
+        | "risk_alert"
+        | "error"
         | "system_notification" => Severity::Warning,
         _ => Severity::Info,
     }

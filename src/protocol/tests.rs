@@ -175,7 +175,11 @@ fn trading_messages() {
         assert_eq!(e.severity, sev);
     }
     let e = event(r#"{"type":"system_notification","message":"maintenance at 22:00"}"#);
-    assert_eq!(e.severity, Severity::Warning, "a maintenance notice is seen");
+    assert_eq!(
+        e.severity,
+        Severity::Warning,
+        "a maintenance notice is seen"
+    );
     assert_eq!(
         control(r#"{"type":"heartbeat","timestamp":"2026-03-01T12:00:00Z"}"#),
         Control::Heartbeat

@@ -33,6 +33,7 @@ import {
   isImportant,
   isTab,
   riskClass,
+  toastKey,
   trend,
   type Tab,
 } from "./store";
@@ -119,7 +120,7 @@ function setState(next: LinkState) {
   state = next;
   stateAt = Date.now();
   if (was !== next.state && (next.state === "connected" || was === "connected")) {
-    toast(next.state === "connected" ? "info" : "warning", badge(next).text, badge(next).detail ?? "");
+    toast(next.state === "connected" ? "info" : "warning", badge(next).text, badge(next).detail ?? "", "link");
   }
   dirty.add("header");
   scheduleRender();
@@ -130,7 +131,7 @@ function onEvents(incoming: readonly EventView[], live: boolean) {
   for (const e of incoming) {
     const tab = desk.apply(e);
     if (tab) dirty.add(tab);
-    if (live && isImportant(e)) toast(e.severity, e.title, e.body);
+    if (live && isImportant(e)) toast(e.severity, e.title, e.body, toastKey(e));
   }
   if (live) {
     lastEventAt = Date.now();
@@ -231,15 +232,41 @@ function renderTab(tab: Tab) {
   }
 }
 
-const MAX_TOASTS = 4;
+const MAX_TOASTS = 3;
+const TOAST_MS = 6000;
 
-function toast(severity: Severity, title: string, body: string) {
-  const t = node("div", `toast sev-${severityClass(severity)}`);
-  t.append(node("strong", "", title));
-  if (body) t.append(node("span", "", body));
-  ui.toasts.prepend(t);
-  while (ui.toasts.childElementCount > MAX_TOASTS) ui.toasts.lastElementChild?.remove();
-  window.setTimeout(() => t.remove(), 6000);
+/** The shown toasts by what they are about, each with its expiry timer. */
+const toasts = new Map<string, { el: HTMLDivElement; count: number; timer: number }>();
+
+/**
+ * A toast in the strip under the tabs (never over a dashboard panel).
+ * Toasts about one subject fold into one, counted ("×3"), newest text.
+ */
+function toast(severity: Severity, title: string, body: string, key: string = title) {
+  const old = toasts.get(key);
+  if (old) window.clearTimeout(old.timer);
+  const el = old?.el ?? node("div", "toast");
+  const count = (old?.count ?? 0) + 1;
+  setClass(el, `toast sev-${severityClass(severity)}`);
+  el.replaceChildren(node("strong", "", count > 1 ? `${title} ×${count}` : title));
+  if (body) el.append(node("span", "", body));
+  ui.toasts.prepend(el);
+  const timer = window.setTimeout(() => {
+    el.remove();
+    toasts.delete(key);
+  }, TOAST_MS);
+  toasts.set(key, { el, count, timer });
+  while (ui.toasts.childElementCount > MAX_TOASTS) {
+    const last = ui.toasts.lastElementChild as HTMLDivElement | null;
+    if (!last) break;
+    last.remove();
+    for (const [k, v] of toasts) {
+      if (v.el === last) {
+        window.clearTimeout(v.timer);
+        toasts.delete(k);
+      }
+    }
+  }
 }
 
 /** The #source text and the Demo badge from the running connections. */

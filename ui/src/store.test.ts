@@ -13,6 +13,7 @@ import {
   gaugeTone,
   metricLabel,
   riskClass,
+  toastKey,
   trend,
 } from "./store";
 
@@ -192,5 +193,17 @@ describe("OpsStore", () => {
   it("labels keys for people", () => {
     expect(metricLabel("critical_risks")).toBe("Critical risks");
     expect(metricLabel("mitigatedLast24h")).toBe("Mitigated last24h");
+  });
+});
+
+describe("toastKey", () => {
+  it("folds alerts about one subject, keeps other ones apart", () => {
+    const a = ev("department_update", {}, { severity: "critical" });
+    a.subject = "department:Finance";
+    const b = ev("department_critical", {}, { severity: "critical" });
+    b.subject = "department:Finance";
+    const c = ev("risk_alert", {}, { severity: "critical" });
+    expect(toastKey(a)).toBe(toastKey(b));
+    expect(toastKey(a)).not.toBe(toastKey(c));
   });
 });

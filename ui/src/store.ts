@@ -498,6 +498,12 @@ export class Desk {
   }
 }
 
+/** What a toast is about: its subject (a department, a session), else
+ * its type and title, so that alerts about one thing fold into one toast. */
+export function toastKey(e: EventView): string {
+  return e.subject ? `${e.source}|${e.subject}` : `${e.source}|${e.kind}|${e.title}`;
+}
+
 /** Whether an event deserves a toast. */
 export function isImportant(e: EventView): boolean {
   return e.severity === "critical" || e.severity === "emergency";
