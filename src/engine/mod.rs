@@ -310,8 +310,8 @@ impl Engine {
         }
         // 2. Rules, evaluated for every event so their state follows the
         //    values even while nothing is shown.
-        if self.rules.applies_to(&event.kind) {
-            let subject = format!(
+        let rule_key = || {
+            format!(
                 "{}|{}",
                 event.source,
                 event
@@ -319,7 +319,15 @@ impl Engine {
                     .as_deref()
                     .or(event.channel.as_deref())
                     .unwrap_or("")
-            );
+            )
+        };
+        if !self.rule_state.is_empty() {
+            let key = rule_key();
+            self.rules
+                .rearm_elsewhere(&mut self.rule_state, &event.kind, || p.whole(), &key);
+        }
+        if self.rules.applies_to(&event.kind) {
+            let subject = rule_key();
             let fired = self.rules.evaluate_at(
                 &mut self.rule_state,
                 &event.kind,

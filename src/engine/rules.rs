@@ -666,6 +666,36 @@ impl RuleSet {
         self.evaluate_at(state, kind, whole, key, None)
     }
 
+    /// Re-arms rules of *other* types that fired for `key` when this
+    /// message carries their field at a re-arming value: seed 003 sends
+    /// `employee_stress` only above 40, while `employee_update` carries the
+    /// rate that went back below. Cheap when nothing fired for `key`: the
+    /// message is only parsed (`whole`) then.
+    pub fn rearm_elsewhere<'a>(
+        &self,
+        state: &mut RuleState,
+        kind: &str,
+        whole: impl FnOnce() -> &'a Value,
+        key: &str,
+    ) {
+        let fired: Vec<usize> = (0..self.rules.len())
+            .filter(|&i| !self.rules[i].matches_kind(kind) && state.is_fired(i, key))
+            .collect();
+        if fired.is_empty() {
+            return;
+        }
+        let whole = whole();
+        for i in fired {
+            let r = &self.rules[i];
+            if matches!(r.op, Op::Gt | Op::Ge | Op::Lt | Op::Le)
+                && let Some(v) = lookup(whole, &r.field).and_then(numeric)
+                && r.rearms(v)
+            {
+                state.rearm(i, key);
+            }
+        }
+    }
+
     /// [`RuleSet::evaluate`] at `now`: besides a value back past the
     /// threshold, a subject not seen beyond it for [`REARM_AFTER_SILENCE`]
     /// re-arms the rule. A backend that sends only alerts (seed 003's

@@ -535,6 +535,19 @@ fn a_stress_crossing_notifies_once_and_re_arms() {
     assert!(!notified(44.0, 240));
     assert!(notified(44.0, 240 + 31 * 60));
 
+    // The backend sends the rate going back down in employee_update: that
+    // re-arms too, so the next crossing notifies at once.
+    let update = |rate: f64| {
+        event(&format!(
+            r#"{{"type":"employee_update","data":{{"employee_id":"E8","department":"Ops","stress_rate":{rate}}}}}"#
+        ))
+    };
+    assert!(e.decide(&stress("E8", "Ops", 42.0), at(3000)).notify.is_some());
+    assert!(e.decide(&stress("E8", "Ops", 43.0), at(3010)).notify.is_none());
+    e.decide(&update(33.0), at(3020));
+    // (Past the 60 s dedupe window of the first one.)
+    assert!(e.decide(&stress("E8", "Ops", 41.0), at(3100)).notify.is_some());
+
     let mut own = engine("rules = [\"employee_stress: stress_rate > 80 => critical\"]\n");
     assert!(
         own.decide(&stress("E7", "Ops", 60.0), at(0))

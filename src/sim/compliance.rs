@@ -21,6 +21,7 @@ pub const CLIENTS: [(&str, &str); 3] = [("m1", "c1"), ("m1", "c2"), ("m2", "c3")
 #[derive(Debug)]
 pub struct ComplianceSim {
     rng: StdRng,
+    ticks: u64,
     daily: Vec<u64>,
 }
 
@@ -28,6 +29,7 @@ impl ComplianceSim {
     pub fn new(seed: u64) -> ComplianceSim {
         ComplianceSim {
             rng: StdRng::seed_from_u64(seed ^ 0x434f),
+            ticks: 0,
             daily: vec![0; CLIENTS.len()],
         }
     }
@@ -41,6 +43,7 @@ impl ComplianceSim {
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
         let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut out = Vec::new();
+        self.ticks += 1;
         for (i, (msp, client)) in CLIENTS.iter().enumerate() {
             let ch = Self::channel(msp, client);
             let n = self.rng.random_range(0..8u64);
@@ -55,7 +58,10 @@ impl ComplianceSim {
                              "applications": APPS.iter().map(|a| json!({"name": a, "users": self.rng.random_range(0..50)})).collect::<Vec<_>>(),
                              "agents": self.rng.random_range(1..12)}})));
             }
-            if self.rng.random_bool(0.04) {
+            // Now and then; always once early (the first client, ~12 s in),
+            // so the demo shows a compliance alert within half a minute.
+            let scripted = self.ticks == 6 && i == 0;
+            if scripted || self.rng.random_bool(0.025) {
                 let (sev, what) = ALERTS[self.rng.random_range(0..ALERTS.len())];
                 out.push((
                     ch,

@@ -243,3 +243,111 @@ mod tests {
         }
     }
 }
+
+/// What a person at the demo desk sees: every kind of alert of every style
+/// within 30 s of start and regularly after, at a rate a person can read.
+#[cfg(test)]
+mod pace {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::engine::{Engine, Prefs};
+    use crate::protocol::{Frame, Severity, decode};
+
+    /// The desk's events for `secs` seconds at its default ticks, each as
+    /// the desktop's native client decodes it, in time order.
+    fn run(secs: i64) -> Vec<(i64, crate::Event)> {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let mut desk = Desk::new(42);
+        let src: Arc<str> = Arc::from("demo");
+        let mut out = Vec::new();
+        let mut seq = 0;
+        // Milliseconds: trading every 500, slow every 2,000, dashboard every 5,000.
+        for ms in (0..secs * 1000).step_by(500) {
+            let now = t0 + Duration::milliseconds(ms);
+            let mut evs = desk.trading(now);
+            if ms % 2000 == 0 {
+                evs.extend(desk.slow(now));
+            }
+            if ms % 5000 == 0 {
+                evs.push(desk.dashboard(now));
+            }
+            for e in evs {
+                seq += 1;
+                // The hub's severity when the publisher gave none.
+                let typed = serde_json::json!({"type": e.kind, "data": e.data}).to_string();
+                let sev = e
+                    .severity
+                    .unwrap_or_else(|| match decode(&typed, &src, now) {
+                        Ok(Frame::Event(ev)) => ev.severity,
+                        _ => Severity::Info,
+                    });
+                let wire = serde_json::json!({"op": "event", "channel": e.channel, "seq": seq,
+                    "type": e.kind, "severity": sev, "ts": now.to_rfc3339(), "data": e.data});
+                if let Ok(Frame::Event(ev)) = decode(&wire.to_string(), &src, now) {
+                    out.push((ms / 1000, ev));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_kind_of_alert_comes_within_30_s_at_a_readable_rate() {
+        let events = run(300);
+        let mut prefs = Prefs::default();
+        prefs.severity.list = Severity::Warning; // the desktop's default
+        let mut engine = Engine::new(prefs, Vec::new());
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut per_minute = [0u32; 5];
+        let mut by_kind: BTreeMap<String, u32> = BTreeMap::new();
+        for (s, e) in &events {
+            let d = engine.decide(e, t0 + Duration::seconds(*s));
+            if !d.list {
+                continue;
+            }
+            per_minute[(*s / 60) as usize] += 1;
+            *by_kind
+                .entry(format!("{}:{}", e.kind, d.severity_after_rules))
+                .or_insert(0) += 1;
+            let kind = match (e.kind.as_str(), d.severity_after_rules) {
+                ("session_status", Severity::Emergency) => "emergency stop",
+                ("risk_alert", Severity::Warning) => "trading warning",
+                ("risk_alert", Severity::Critical | Severity::Emergency) => "trading critical",
+                ("department_critical", _) => "department critical",
+                ("employee_stress", Severity::Critical) => "stress crossing",
+                ("riskAlert", _) => "merchant risk alert",
+                ("alert", _) => "compliance alert",
+                _ => continue,
+            };
+            first.entry(kind).or_insert(*s);
+        }
+        let kinds = [
+            "compliance alert",
+            "department critical",
+            "emergency stop",
+            "merchant risk alert",
+            "stress crossing",
+            "trading critical",
+            "trading warning",
+        ];
+        for k in kinds {
+            let at = first.get(k).copied();
+            assert!(
+                at.is_some_and(|s| s <= 30),
+                "{k} first at {at:?} s: {first:?}"
+            );
+        }
+        // About ten a minute, every minute (the first carries each
+        // subject's first state too).
+        let why = format!("per minute {per_minute:?}, by kind {by_kind:?}");
+        for n in per_minute {
+            assert!((5..=18).contains(&n), "{why}");
+        }
+        assert!(per_minute.iter().sum::<u32>() <= 60, "{why}");
+    }
+}

@@ -65,7 +65,16 @@ pub struct HrSim {
     rng: StdRng,
     depts: Vec<Department>,
     employees: Vec<Employee>,
+    ticks: u64,
 }
+
+/// A department's risk moves one step with this chance per tick (at the
+/// desk's 2 s, about one change a minute among the four departments).
+const RISK_STEP: f64 = 0.012;
+/// The tick (about 10 s into the demo) at which the storyline's department
+/// (Finance) goes critical and its first employee's stress crosses 40, so
+/// both HR alerts show early.
+const STORY_TICK: u64 = 5;
 
 impl HrSim {
     pub fn new(seed: u64) -> HrSim {
@@ -95,6 +104,7 @@ impl HrSim {
             rng,
             depts,
             employees,
+            ticks: 0,
         }
     }
 
@@ -106,8 +116,17 @@ impl HrSim {
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
         let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
         let mut out = Vec::new();
-        for e in &mut self.employees {
-            e.stress = round1((e.stress + self.rng.random_range(-4.0..4.6)).clamp(0.0, 100.0));
+        self.ticks += 1;
+        let story = self.ticks == STORY_TICK;
+        for (n, e) in self.employees.iter_mut().enumerate() {
+            // A walk pulled back towards 30: crossings of 40 are events,
+            // not the weather.
+            let pull = (30.0 - e.stress) * 0.05;
+            e.stress =
+                round1((e.stress + pull + self.rng.random_range(-2.4..2.5)).clamp(0.0, 100.0));
+            if story && n == 3 {
+                e.stress = e.stress.max(STRESS_THRESHOLD + 2.5);
+            }
             e.engagement = (e.engagement + self.rng.random_range(-2.0..2.0)).clamp(0.0, 100.0);
             let (dept_id, dept_name) = DEPARTMENTS[e.dept];
             let data = json!({
@@ -131,7 +150,9 @@ impl HrSim {
         }
         for (i, d) in self.depts.iter_mut().enumerate() {
             let was = d.risk;
-            if self.rng.random_bool(0.08) {
+            if story && i == 3 {
+                d.risk = 3;
+            } else if self.rng.random_bool(RISK_STEP) {
                 d.risk = if self.rng.random_bool(0.55) {
                     (d.risk + 1).min(3)
                 } else {

@@ -15,6 +15,8 @@ const FACTORS: [&str; 5] = [
     "new_device",
 ];
 const LEVELS: [(f64, &str); 2] = [(70.0, "high"), (85.0, "critical")];
+/// How far below a threshold a score must go before it alerts again.
+const REARM_BELOW: f64 = 10.0;
 
 #[derive(Debug)]
 struct Assessment {
@@ -61,6 +63,7 @@ impl MerchantSim {
         let mut out = Vec::new();
         let first = self.ticks == 0;
         self.ticks += 1;
+        let first_id = self.items.first().map(|a| a.id.clone()).unwrap_or_default();
         for a in &mut self.items {
             let prev = a.score;
             a.score = (a.score + self.rng.random_range(-4.0..4.4)).clamp(0.0, 100.0);
@@ -78,6 +81,10 @@ impl MerchantSim {
                     "predicted_score": round1((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0)),
                     "confidence": round1(self.rng.random_range(0.6..0.95))}})));
             }
+            // Scripted start: the first assessment crosses 70 about 10 s in.
+            if self.ticks == 5 && a.id == first_id {
+                a.score = a.score.max(LEVELS[0].0 + 1.0);
+            }
             let level = LEVELS.iter().filter(|(t, _)| a.score >= *t).count();
             if level > a.alerted {
                 let (t, sev) = LEVELS[level - 1];
@@ -87,7 +94,17 @@ impl MerchantSim {
                     "score": round1(a.score), "threshold": t, "factor": factor,
                     "message": format!("Risk score {:.0} crossed {t} ({})", a.score, factor.replace('_', " "))}})));
             }
-            a.alerted = level;
+            // Re-armed only 10 points below a threshold, so a score
+            // hovering at 70 is one alert, not one every few seconds.
+            a.alerted = if level >= a.alerted {
+                level
+            } else {
+                LEVELS
+                    .iter()
+                    .filter(|(t, _)| a.score >= *t - REARM_BELOW)
+                    .count()
+                    .min(a.alerted)
+            };
         }
         out
     }

@@ -41,7 +41,19 @@ struct Session {
     /// Ticks left before a stopped session restarts.
     stopped_for: u32,
     drift: f64,
+    /// The desk's storyline session (the first): calm for this many more
+    /// ticks, then it runs into its loss limit, so a person watching the
+    /// demo sees a warning, a critical alert and an emergency stop within
+    /// half a minute of start and about every 80 s after.
+    calm_for: Option<u32>,
 }
+
+/// The storyline session's drift while it runs into its limit: about 2.5 %
+/// of the limit lost per tick, so 80 % comes ~32 ticks (16 s at the desk's
+/// 500 ms) after the run starts and the stop ~8 ticks later.
+const RUN_DRIFT: f64 = -1.25;
+/// Calm ticks between the storyline's runs (50 s at 500 ms).
+const CALM_TICKS: u32 = 100;
 
 /// The trading simulator. Call [`TradingSim::tick`] at any rate.
 #[derive(Debug)]
@@ -65,7 +77,12 @@ impl TradingSim {
                 started_tick: 0,
                 alerted: 0,
                 stopped_for: 0,
-                drift: rng.random_range(-0.08..0.02),
+                drift: if i == 1 {
+                    RUN_DRIFT
+                } else {
+                    rng.random_range(-0.08..0.02)
+                },
+                calm_for: (i == 1).then_some(0),
             })
             .collect();
         TradingSim {
@@ -106,17 +123,26 @@ impl TradingSim {
         if s.stopped_for > 0 {
             s.stopped_for -= 1;
             if s.stopped_for == 0 {
+                let story = s.calm_for.is_some();
                 *s = Session {
                     pnl: 0.0,
                     trades: 0,
                     started_tick: tick,
                     alerted: 0,
                     drift: rng.random_range(-0.08..0.02),
+                    calm_for: story.then_some(CALM_TICKS),
                     ..s.clone()
                 };
                 out.push(status_msg(s, "active", tick, ts));
             }
             return;
+        }
+        if let Some(calm) = s.calm_for.as_mut() {
+            if *calm > 0 {
+                *calm -= 1;
+            } else {
+                s.drift = RUN_DRIFT;
+            }
         }
         let step: f64 = rng.random_range(-1.0..1.0) + s.drift;
         s.pnl += step * s.loss_limit * 0.02;
