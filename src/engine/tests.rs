@@ -542,11 +542,23 @@ fn a_stress_crossing_notifies_once_and_re_arms() {
             r#"{{"type":"employee_update","data":{{"employee_id":"E8","department":"Ops","stress_rate":{rate}}}}}"#
         ))
     };
-    assert!(e.decide(&stress("E8", "Ops", 42.0), at(3000)).notify.is_some());
-    assert!(e.decide(&stress("E8", "Ops", 43.0), at(3010)).notify.is_none());
+    assert!(
+        e.decide(&stress("E8", "Ops", 42.0), at(3000))
+            .notify
+            .is_some()
+    );
+    assert!(
+        e.decide(&stress("E8", "Ops", 43.0), at(3010))
+            .notify
+            .is_none()
+    );
     e.decide(&update(33.0), at(3020));
     // (Past the 60 s dedupe window of the first one.)
-    assert!(e.decide(&stress("E8", "Ops", 41.0), at(3100)).notify.is_some());
+    assert!(
+        e.decide(&stress("E8", "Ops", 41.0), at(3100))
+            .notify
+            .is_some()
+    );
 
     let mut own = engine("rules = [\"employee_stress: stress_rate > 80 => critical\"]\n");
     assert!(
