@@ -255,6 +255,13 @@ const FILLED: &str = "const [tab, sel] = arguments;\
     if (!s || s.hidden) return 0;\
     return [...s.querySelectorAll(sel)].filter(e => e.textContent.trim() !== '').length;";
 
+/// Unacknowledged critical and emergency rows not shown when the page
+/// stored `window.__rwShown`: alerts the demo raised since.
+const NEWER_CRITICAL: &str = "const seen = window.__rwShown || new Set();\
+    return [...document.querySelectorAll('#inbox li.inbox-row')].filter(li =>\
+    !li.classList.contains('acked') && (li.classList.contains('sev-critical') ||\
+    li.classList.contains('sev-emergency')) && !seen.has(li.textContent)).length;";
+
 const CRITICAL_UNACKED: &str = "const m = /(\\d+) critical unacknowledged/\
     .exec(document.getElementById('inbox-summary').textContent);\
     return m ? Number(m[1]) : null;";
@@ -622,6 +629,25 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     d.screenshot(&artifacts.join("e2e-inbox-critical.png"));
 
     // c. Acknowledging it (a real click on its button) clears the state.
+    // The demo keeps raising alerts meanwhile: the rows shown now are
+    // remembered, so critical ones that arrive later are told apart.
+    d.js(
+        "window.__rwShown = new Set([...document.querySelectorAll('#inbox li')].map(li => li.textContent)); return null",
+        json!([]),
+    );
+    let critical_at_click = d
+        .wait(
+            10,
+            "the inbox summary",
+            &format!(
+                "const n = (() => {{ {CRITICAL_UNACKED} }})(); return n === null ? null : String(n)"
+            ),
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     d.click(&format!("{row}//button[contains(@class,'ack')]"));
     d.wait(
         10,
@@ -629,19 +655,23 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
         "return [...document.querySelectorAll('#inbox li')].some(li => li.textContent.includes(arguments[0]) && li.classList.contains('acked'))",
         json!([nonce]),
     );
+    // One fewer than at the click, but for critical alerts that came since.
     d.wait(
         10,
-        "the critical unacknowledged count to drop back",
+        "the critical unacknowledged count to drop by one",
         &format!(
-            "const n = (() => {{ {CRITICAL_UNACKED} }})(); return n !== null && n <= arguments[0]"
+            "const n = (() => {{ {CRITICAL_UNACKED} }})(); const newer = (() => {{ {NEWER_CRITICAL} }})(); return n !== null && n + 1 <= arguments[0] + newer"
         ),
-        json!([critical_before]),
+        json!([critical_at_click]),
     );
     if critical_before == 0 {
+        // Cleared, unless the demo raised another critical alert since.
         d.wait(
             10,
             "the Inbox tab's critical marker to clear",
-            "return !document.getElementById('unread').classList.contains('critical')",
+            &format!(
+                "const n = (() => {{ {CRITICAL_UNACKED} }})(); const newer = (() => {{ {NEWER_CRITICAL} }})(); return newer > 0 || (n !== null && n > 0) || !document.getElementById('unread').classList.contains('critical')"
+            ),
             json!([]),
         );
     }
@@ -652,7 +682,16 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     wait_file(app_log, 10, "the tray's critical icon", |t| {
         t.contains(CRITICAL_ICON)
     });
-    if critical_before == 0 {
+    // With no critical alert left unacknowledged (the demo may have raised
+    // its own meanwhile), the icon is back from critical.
+    let none_left = d
+        .js(
+            &format!("return (() => {{ {CRITICAL_UNACKED} }})() === 0"),
+            json!([]),
+        )
+        .as_bool()
+        .unwrap_or(false);
+    if critical_before == 0 && none_left {
         wait_file(app_log, 10, "the tray icon back from critical", |t| {
             t.rfind(CRITICAL_ICON)
                 .is_some_and(|at| t[at + CRITICAL_ICON.len()..].contains("tray icon tray=\""))
