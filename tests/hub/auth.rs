@@ -387,7 +387,7 @@ async fn seed_002_tokens_are_scoped_by_role() {
         hello.get("client_id").is_none(),
         "left out, not null: {hello}"
     );
-    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    subscriptions(&h, 1).await;
     publish("msp:m2/client:c9", 1).await;
     publish("msp:m1/client:c1", 2).await;
     let got = next(&mut ws).await.unwrap();

@@ -87,14 +87,7 @@ async fn a_busy_channel_file_is_compacted_while_the_hub_runs() {
     let again = Server::start(bind(0), cfg()).unwrap();
     let mut c =
         Client::connect(fast(url(again.addr(), "/api/v1/stream")).subscribe("busy")).unwrap();
-    assert!(
-        until(Duration::from_secs(5), || again
-            .hub()
-            .stats()
-            .total_connections
-            == 1)
-        .await
-    );
+    subscriptions(again.hub(), 1).await;
     again.hub().publish(tick("busy", 5_001)).await.unwrap();
     let e = next_event(&mut c, Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.seq, Some(5_001), "the sequence goes on after compaction");
@@ -111,7 +104,7 @@ async fn an_event_the_hub_cannot_store_is_refused_and_never_sent() {
     .unwrap();
     let mut c = Client::connect(fast(url(server.addr(), "/api/v1/stream")).subscribe("c")).unwrap();
     let h = std::sync::Arc::clone(server.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    subscriptions(&h, 1).await;
     // The channel's file cannot be written (a directory stands there).
     let blocked = dir
         .path()

@@ -238,7 +238,7 @@ async fn an_hr_manager_back_gets_every_department_missed_even_new_ones() {
     let t = token("hr1", &["department:*"]);
     let h = Arc::clone(server.hub());
     let mut ws = open(&server, "/api/v1/ws/alerts", &t).await;
-    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    subscriptions(&h, 1).await;
     publish(&h, "department:eng", 1, "critical").await;
     assert_eq!(markers(&mut ws, 1).await, [1]);
     leave(&server, ws).await;

@@ -190,7 +190,7 @@ async fn client_scoped_compliance_connections_see_only_their_client() {
     let hub = dev_hub().await;
     let mut c = Client::connect(fast(url(hub.addr(), "/ws/client/c2/engagement"))).unwrap();
     let h = std::sync::Arc::clone(hub.hub());
-    assert!(until(Duration::from_secs(5), || h.stats().total_connections == 1).await);
+    subscriptions(&h, 1).await;
     h.publish(ev("msp:m1/client:c1", "alert", json!({"severity": "high"})))
         .await
         .unwrap();

@@ -92,6 +92,23 @@ pub async fn next_notice(c: &mut Client, within: Duration) -> Option<Notice> {
 }
 
 /// Polls `cond` every 10 ms for at most `within`.
+/// Waits until the hub's connections hold `n` subscriptions in all: a
+/// connection is counted when it opens, before its channels are
+/// subscribed, so a test that publishes "live" events waits for this.
+pub async fn subscriptions(hub: &riskwatch::server::Hub, n: usize) {
+    assert!(
+        until(Duration::from_secs(5), || hub
+            .stats()
+            .connections_by_channel
+            .values()
+            .sum::<usize>()
+            >= n)
+        .await,
+        "{n} subscriptions within 5 s: {:?}",
+        hub.stats().connections_by_channel
+    );
+}
+
 pub async fn until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
