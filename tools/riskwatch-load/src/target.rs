@@ -9,10 +9,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::sys;
+
+/// The hub's native WebSocket path (docs/PROTOCOL.md). The tool speaks
+/// to the hub only over the wire, as any client would; a test checks this
+/// copy against the library's.
+pub const NATIVE_PATH: &str = "/api/v1/stream";
 
 /// How to reach (or start) the hub.
 #[derive(Debug, Clone)]
@@ -105,22 +113,11 @@ pub const MAX_HUBS: usize = 16;
 /// signal follows the spawning thread, a runtime worker that lives as long
 /// as the run). Used for hubs and worker processes.
 pub fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill
-    // the child if this tool dies first.
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes one prctl system call
+    // and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(|| Ok(set_pdeathsig(Signal::SIGKILL)?));
     }
 }
 
@@ -264,7 +261,7 @@ impl Target {
 
     /// The native protocol's URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}", self.addr, riskwatch::protocol::native::PATH)
+        format!("ws://{}{}", self.addr, NATIVE_PATH)
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -349,9 +346,11 @@ impl Target {
             return;
         }
         for c in &children {
-            // SAFETY: signals a child we started and still own (not yet
-            // waited for, so its pid is not reused).
-            unsafe { libc::kill(c.0.id() as libc::pid_t, libc::SIGINT) };
+            // A child we started and still own (not yet waited for, so its
+            // pid is not reused).
+            if let Ok(pid) = i32::try_from(c.0.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+            }
         }
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
@@ -396,5 +395,10 @@ mod tests {
         ] {
             assert!(loopback_addr(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn the_native_path_is_the_hubs() {
+        assert_eq!(NATIVE_PATH, riskwatch::protocol::native::PATH);
     }
 }

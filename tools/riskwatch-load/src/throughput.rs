@@ -15,8 +15,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cli::{Common, Outcome};
-use crate::client::{self, Shared};
+use crate::client;
+use crate::common::Common;
+use crate::counters::Shared;
+use crate::report::Outcome;
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
 use crate::target::Target;
 

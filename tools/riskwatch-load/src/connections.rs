@@ -19,8 +19,10 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::cli::{Common, Outcome, kib};
-use crate::client::{self, Shared};
+use crate::client;
+use crate::common::Common;
+use crate::counters::Shared;
+use crate::report::{Outcome, kib};
 use crate::sys::{self, Cpu, CpuMeter, CpuUse, Rss};
 use crate::target::Target;
 

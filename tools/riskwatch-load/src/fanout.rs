@@ -13,9 +13,11 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::cli::{Common, Outcome};
-use crate::client::{self, Shared};
+use crate::client;
+use crate::common::Common;
+use crate::counters::Shared;
 use crate::reader::{self, Readers};
+use crate::report::Outcome;
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
 use crate::target::Target;
 

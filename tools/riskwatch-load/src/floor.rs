@@ -8,7 +8,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,10 +18,12 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::time::Instant;
 
-use crate::cli::{Common, Outcome};
 use crate::client::{self, Sources};
+use crate::common::Common;
+use crate::counters;
 use crate::fanout::{Latency, TARGET_P99_MS, latency};
 use crate::reader::{self, Epoll};
+use crate::report::Outcome;
 use crate::sys::{self, CpuMeter, CpuUse, wall_ns};
 
 #[derive(Debug, Clone, Args)]
@@ -111,11 +112,11 @@ fn read_loop(
     board: &Board,
     round_max_us: &[AtomicU64],
 ) -> Histogram<u64> {
-    let mut hist = client::latency_histogram();
+    let mut hist = counters::latency_histogram();
     let mut bytes = vec![0u64; socks.len()];
     let mut buf = vec![0u8; 16 * 1024];
     for (slot, s) in socks.iter().enumerate() {
-        if let Err(e) = ep.add(s.as_raw_fd(), slot) {
+        if let Err(e) = ep.add(s, slot) {
             tracing::error!(error = %e, "epoll_ctl failed");
             return hist;
         }
@@ -245,7 +246,7 @@ pub async fn run(a: &FloorArgs, common: &Common, deadline: Instant) -> anyhow::R
     }
     let cpu = meter.stop();
     board.stop.store(true, Ordering::Relaxed);
-    let mut hist = client::latency_histogram();
+    let mut hist = counters::latency_histogram();
     for h in handles {
         let mine = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         let _ = hist.add(&mine);

@@ -18,7 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -26,8 +26,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use nix::errno::Errno;
+use nix::sys::epoll::{EpollCreateFlags, EpollEvent, EpollFlags};
 
-use crate::client::{Shared, latency_histogram, probe};
+use crate::counters::{Shared, latency_histogram, probe};
 use crate::sys::wall_ns;
 
 /// The largest frame a subscriber accepts (probes are ~250 bytes).
@@ -223,49 +225,32 @@ impl Readers {
 /// An epoll set whose waits follow the readers' poll mode (see the module
 /// doc); each registered socket carries its slot number.
 pub struct Epoll {
-    fd: OwnedFd,
+    set: nix::sys::epoll::Epoll,
     /// An idle reader's sleep; None blocks in `epoll_wait`.
     poll: Option<Duration>,
     /// Empty polls in a row.
     empty: u32,
-    events: Vec<libc::epoll_event>,
+    events: Vec<EpollEvent>,
 }
 
 impl Epoll {
     pub fn new(poll: Option<Duration>) -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 returns a new descriptor or -1.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Epoll {
-            // SAFETY: `fd` is a new descriptor that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            set: nix::sys::epoll::Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             poll,
             empty: 0,
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
+            events: vec![EpollEvent::empty(); 1024],
         })
     }
 
-    fn ctl(&self, op: libc::c_int, fd: RawFd, slot: usize) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
-            u64: slot as u64,
-        };
-        // SAFETY: valid descriptors and an event that outlives the call.
-        if unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
     /// Watches `fd` for reading, as `slot`.
-    pub fn add(&self, fd: RawFd, slot: usize) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, slot)
+    pub fn add(&self, fd: impl AsFd, slot: usize) -> io::Result<()> {
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, slot as u64);
+        Ok(self.set.add(fd, ev)?)
     }
 
-    pub fn remove(&self, fd: RawFd) {
-        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+    pub fn remove(&self, fd: impl AsFd) {
+        let _ = self.set.delete(fd);
     }
 
     /// The slots ready now. While traffic flows it looks without waiting
@@ -273,37 +258,23 @@ impl Epoll {
     /// looks it blocks (50 ms at most, so callers see their stop flag).
     pub fn wait(&mut self) -> io::Result<impl Iterator<Item = usize> + '_> {
         let polling = self.poll.is_some() && self.empty < IDLE_POLLS;
-        let timeout = if polling { 0 } else { 50 };
-        // SAFETY: `events` has room for its length.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                timeout,
-            )
-        };
-        let n = match n {
-            n if n < 0 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-                0
-            }
-            0 => {
+        let timeout = if polling { 0u8 } else { 50u8 };
+        let n = match self.set.wait(&mut self.events, timeout) {
+            Err(Errno::EINTR) => 0,
+            Err(e) => return Err(e.into()),
+            Ok(0) => {
                 if let (true, Some(d)) = (polling, self.poll) {
                     self.empty += 1;
                     std::thread::sleep(d);
                 }
                 0
             }
-            n => {
+            Ok(n) => {
                 self.empty = 0;
-                n as usize
+                n
             }
         };
-        Ok(self.events[..n].iter().map(|e| e.u64 as usize))
+        Ok(self.events[..n].iter().map(|e| e.data() as usize))
     }
 }
 
@@ -322,7 +293,7 @@ fn run(mut ep: Epoll, inbox: Receiver<Sub>, shared: Arc<Shared>, stop: Arc<Atomi
     while !stop.load(Ordering::Relaxed) {
         while let Ok(sub) = inbox.try_recv() {
             let slot = free.pop().unwrap_or(subs.len());
-            if ep.add(sub.sock.as_raw_fd(), slot).is_err() {
+            if ep.add(&sub.sock, slot).is_err() {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 shared.held.fetch_sub(1, Ordering::Relaxed);
                 continue;
@@ -351,7 +322,7 @@ fn run(mut ep: Epoll, inbox: Receiver<Sub>, shared: Arc<Shared>, stop: Arc<Atomi
         }
         for (slot, end) in ended.drain(..) {
             if let Some(sub) = subs[slot].take() {
-                ep.remove(sub.sock.as_raw_fd());
+                ep.remove(&sub.sock);
             }
             match end {
                 End::Closed(code) => shared.closed(code),

@@ -5,6 +5,8 @@
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::unistd::{SysconfVar, sysconf};
 use serde::{Deserialize, Serialize};
 
 /// The open-file limit before and after raising it.
@@ -48,37 +50,15 @@ pub const FD_MARGIN: u64 = 64;
 /// (CAP_SYS_RESOURCE).
 pub fn raise_nofile(connections: u64) -> io::Result<NoFile> {
     let wanted = connections + FD_MARGIN;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let soft_before = lim.rlim_cur;
-    let mut hard = lim.rlim_max;
-    if hard < wanted {
-        let more = libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: wanted,
-        };
-        // SAFETY: setrlimit reads one rlimit; failure (EPERM) is expected
-        // without CAP_SYS_RESOURCE and leaves the limit as it was.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &more) } == 0 {
-            hard = wanted;
-        }
+    let (soft_before, mut hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    // Failure (EPERM) is expected without CAP_SYS_RESOURCE and leaves the
+    // limit as it was.
+    if hard < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
+        hard = wanted;
     }
     let soft = hard.max(soft_before);
     if soft != soft_before {
-        let set = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: as above; soft <= hard.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &set) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
     }
     Ok(NoFile {
         wanted,
@@ -166,8 +146,7 @@ pub fn machine() -> Machine {
 /// may be the `cargo run` that started us, idle by now).
 pub fn busy_compilers() -> Vec<String> {
     const NAMES: [&str; 5] = ["rustc", "cargo", "cc1", "ld", "cc"];
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() }.to_string();
+    let parent = std::os::unix::process::parent_id().to_string();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -234,8 +213,11 @@ pub fn cpu(pid: u32) -> io::Result<Cpu> {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let tck = sysconf(SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as f64;
     // utime and stime are fields 14 and 15; `rest` starts at field 3.
     Ok(Cpu {
         user_s: field(11) / tck,
