@@ -23,12 +23,20 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p riskwatch --features portable-io --all-targets --locked -- -D warnings
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 step "cargo tests (unit + integration)"
 cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$logs/nextest.log"
+
+# Windows and macOS cannot be built here; the hub's portable socket path,
+# which they run, is tested on Linux with the fast path compiled out
+# (docs/ARCHITECTURE.md, "Platforms").
+step "hub tests on the portable socket path (--features portable-io)"
+cargo nextest run -p riskwatch --features portable-io --locked --no-fail-fast \
+    -E 'binary(hub) | test(/directly_only_where_the_fast_path/)' 2>&1 | tee "$logs/portable.log"
 
 step "ui unit tests (vitest)"
 (cd ui && npm test --silent) 2>&1 | tee "$logs/vitest.log"
@@ -41,8 +49,9 @@ SKIP_BUILD=1 bash scripts/desktop-e2e.sh 2>&1 | tee "$logs/e2e.log"
 
 # One closing line for the whole run, counted from the runners' own summaries.
 rust=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/nextest.log" | tail -1)
+portable=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/portable.log" | tail -1)
 ui=$(sed -n 's/^ *Tests *\([0-9]*\) passed.*/\1/p' "$logs/vitest.log" | tail -1)
 e2e=$(sed -n 's/.*tests\? run: \([0-9]*\) passed.*/\1/p' "$logs/e2e.log" | tail -1)
 echo
-echo "all checks passed (Rust: ${rust:-?} tests, UI: ${ui:-?} tests, end-to-end: ${e2e:-?}, desktop smoke test)"
-echo "$(( ${rust:-0} + ${ui:-0} + ${e2e:-0} )) passed, 0 failed"
+echo "all checks passed (Rust: ${rust:-?} tests, portable socket path: ${portable:-?}, UI: ${ui:-?} tests, end-to-end: ${e2e:-?}, desktop smoke test)"
+echo "$(( ${rust:-0} + ${portable:-0} + ${ui:-0} + ${e2e:-0} )) passed, 0 failed"

@@ -325,16 +325,19 @@ impl Notifier {
             } else {
                 n.body.clone()
             })
-            .icon(&icon)
-            .hint(Hint::DesktopEntry("riskwatch".into()))
-            .hint(Hint::Category(
+            .icon(&icon);
+        hint(&mut note, Hint::DesktopEntry("riskwatch".into()));
+        hint(
+            &mut note,
+            Hint::Category(
                 if n.severity >= Severity::Critical {
                     "riskwatch.alert.critical"
                 } else {
                     "riskwatch.alert"
                 }
                 .into(),
-            ));
+            ),
+        );
         #[cfg(all(unix, not(target_os = "macos")))]
         {
             use notify_rust::Urgency;
@@ -345,15 +348,16 @@ impl Notifier {
             });
         }
         if n.severity == Severity::Emergency {
-            note.timeout(Timeout::Never).hint(Hint::Resident(true));
+            note.timeout(Timeout::Never);
+            hint(&mut note, Hint::Resident(true));
         }
         if n.silent {
-            note.hint(Hint::SuppressSound(true));
+            hint(&mut note, Hint::SuppressSound(true));
         } else if let Some(s) = n.sound.as_deref() {
             if s.contains('/') {
-                note.hint(Hint::SoundFile(s.to_owned()));
+                hint(&mut note, Hint::SoundFile(s.to_owned()));
             } else {
-                note.hint(Hint::SoundName(s.to_owned()));
+                sound_name(&mut note, s);
             }
         }
         if actions {
@@ -364,6 +368,29 @@ impl Notifier {
         }
         note
     }
+}
+
+/// Adds a hint: hints are the freedesktop notification protocol's; macOS
+/// and Windows notifications have none (their urgency, residency and
+/// categories are the system's own settings).
+#[cfg(all(unix, not(target_os = "macos")))]
+fn hint(note: &mut notify_rust::Notification, h: notify_rust::Hint) {
+    note.hint(h);
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn hint(_note: &mut notify_rust::Notification, _h: notify_rust::Hint) {}
+
+/// A named sound: a hint on freedesktop servers, the system sound of that
+/// name on macOS and Windows.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn sound_name(note: &mut notify_rust::Notification, name: &str) {
+    note.hint(notify_rust::Hint::SoundName(name.to_owned()));
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn sound_name(note: &mut notify_rust::Notification, name: &str) {
+    note.sound_name(name);
 }
 
 /// Servers that support `body-markup` interpret `<b>`, `&amp;` …; server

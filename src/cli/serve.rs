@@ -198,9 +198,14 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     socket.set_reuseaddr(true)?;
     if a.reuse_port {
         // Before bind: every socket sharing the port must set it.
+        #[cfg(unix)]
         socket
             .set_reuseport(true)
             .context("cannot set SO_REUSEPORT")?;
+        // Windows has no SO_REUSEPORT (its SO_REUSEADDR lets a second
+        // process steal the port, not share it): one hub per port there.
+        #[cfg(not(unix))]
+        anyhow::bail!("--reuse-port needs SO_REUSEPORT, which this system does not have");
     }
     let listener = socket
         .bind(a.listen)

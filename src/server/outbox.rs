@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,13 +33,83 @@ use super::event::{HubEvent, Wire, compliance_client};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
+/// The socket under a connection.
+enum Socket {
+    /// Plain TCP: on Linux the fan-out writes to it directly, without the
+    /// layers above it ([`Socket::send_now`]).
+    Tcp(Prefixed),
+    /// Anything else (TLS, in-memory streams in tests).
+    Other(Box<dyn Io>),
+}
+
+impl Socket {
+    /// One non-blocking `send()` of `frame` straight to a plain TCP
+    /// socket, bypassing tokio's readiness: on EAGAIN the connection
+    /// task's next write through tokio gets EAGAIN too and waits for the
+    /// socket properly. None where there is no such path: other sockets,
+    /// other systems, or the `portable-io` feature — then the caller
+    /// writes through tokio with a no-op waker, as every system can.
+    #[cfg(all(target_os = "linux", not(feature = "portable-io")))]
+    fn send_now(&self, frame: &[u8]) -> Option<io::Result<usize>> {
+        use rustix::net::{SendFlags, send};
+        use std::os::fd::AsFd;
+        match self {
+            Socket::Tcp(tcp) => Some(
+                send(
+                    tcp.io.as_fd(),
+                    frame,
+                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                )
+                .map_err(io::Error::from),
+            ),
+            Socket::Other(_) => None,
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", not(feature = "portable-io"))))]
+    fn send_now(&self, _frame: &[u8]) -> Option<io::Result<usize>> {
+        None
+    }
+
+    fn io(self: Pin<&mut Self>) -> Pin<&mut dyn Io> {
+        match self.get_mut() {
+            Socket::Tcp(t) => Pin::new(t),
+            Socket::Other(o) => Pin::new(&mut **o),
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.io().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+}
+
 struct IoState {
     /// None once the connection ended (the socket is closed).
-    io: Option<Box<dyn Io>>,
-    /// The descriptor under `io` when it is a plain TCP socket: the
-    /// fan-out writes there directly, without the layers above it. Valid
-    /// while `io` is Some (both are cleared together, under the lock).
-    fd: Option<RawFd>,
+    io: Option<Socket>,
     /// Raw frame bytes not yet written, from `pending_pos` on.
     pending: Vec<u8>,
     pending_pos: usize,
@@ -113,29 +182,22 @@ enum Raw {
 
 impl SharedIo {
     pub fn new(io: impl Io) -> SharedIo {
-        Self::with_fd(Box::new(io), None)
+        Self::with(Socket::Other(Box::new(io)))
     }
 
     /// A plain TCP socket, with the bytes already read from it (after the
     /// HTTP request) to be read first.
     pub fn tcp(stream: TcpStream, read_first: Bytes) -> SharedIo {
-        let fd = stream.as_raw_fd();
-        let io: Box<dyn Io> = if read_first.is_empty() {
-            Box::new(stream)
-        } else {
-            Box::new(Prefixed {
-                head: read_first,
-                io: stream,
-            })
-        };
-        Self::with_fd(io, Some(fd))
+        Self::with(Socket::Tcp(Prefixed {
+            head: read_first,
+            io: stream,
+        }))
     }
 
-    fn with_fd(io: Box<dyn Io>, fd: Option<RawFd>) -> SharedIo {
+    fn with(io: Socket) -> SharedIo {
         SharedIo {
             inner: Arc::new(Mutex::new(IoState {
                 io: Some(io),
-                fd,
                 pending: Vec::new(),
                 pending_pos: 0,
                 tung_partial: false,
@@ -162,24 +224,11 @@ impl SharedIo {
             st.push_pending(frame);
             return Raw::Deferred;
         }
-        if st.io.is_none() {
+        let Some(io) = st.io.as_ref() else {
             return Raw::Deferred;
-        }
-        if let Some(fd) = st.fd {
-            // SAFETY: `fd` is the open socket under `io` (checked above,
-            // and the lock is held, so it cannot close meanwhile); the
-            // frame outlives the call. Bypassing tokio's readiness is
-            // safe: on EAGAIN the connection task's next write through
-            // tokio gets EAGAIN too and waits for the socket properly.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            return match usize::try_from(n) {
+        };
+        if let Some(sent) = io.send_now(frame) {
+            return match sent {
                 Ok(n) if n == frame.len() => Raw::Written,
                 Ok(n) => {
                     st.push_pending(&frame[n..]);
@@ -199,7 +248,7 @@ impl SharedIo {
         // thousands of sockets within one task poll, and a spent budget
         // would make every write after the 128th look "not ready".
         let mut write = tokio::task::unconstrained(std::future::poll_fn(|cx| {
-            Pin::new(&mut **io).poll_write(cx, frame)
+            Pin::new(&mut *io).poll_write(cx, frame)
         }));
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(&mut write).poll(&mut cx) {
@@ -229,7 +278,6 @@ impl SharedIo {
     /// Closes the socket (the connection is over).
     pub fn close(&self) {
         let mut st = self.lock();
-        st.fd = None;
         st.io = None;
     }
 }
@@ -555,6 +603,28 @@ mod tests {
     use chrono::Utc;
     use serde_json::value::RawValue;
     use tokio::io::AsyncReadExt;
+
+    /// The direct `send()` is taken exactly where it is built in (Linux,
+    /// without `portable-io`), and the bytes arrive either way.
+    #[tokio::test]
+    async fn plain_tcp_is_written_directly_only_where_the_fast_path_is_built() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut b, _) = l.accept().await.unwrap();
+        let io = SharedIo::tcp(a, Bytes::new());
+        let direct = io.lock().io.as_ref().unwrap().send_now(b"").is_some();
+        assert_eq!(
+            direct,
+            cfg!(all(target_os = "linux", not(feature = "portable-io")))
+        );
+        assert_eq!(io.write_now(b"frame"), Raw::Written);
+        let mut got = [0u8; 5];
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"frame");
+    }
 
     fn ev(seq: u64) -> Arc<HubEvent> {
         Arc::new(HubEvent::new(
