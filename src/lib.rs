@@ -28,9 +28,9 @@
 //! - [`logging`]: the log filter that keeps secrets out of any `RUST_LOG`.
 //! - [`server`]: the hub (`riskwatch serve`): native protocol and the five
 //!   styles' endpoints, auth, history and resume, publish API, stats.
-//! - [`sim`]: deterministic simulators of every backend style.
-//! - [`demo`]: a small built-in loopback server that plays the trading style
-//!   from a deterministic simulator, so riskwatch runs with no backend.
+//! - [`sim`]: deterministic simulators of every backend style, and
+//!   [`sim::demo`], the hub on loopback with all of them publishing into
+//!   it, so riskwatch runs with no backend.
 //!
 //! The desktop shell (`src-tauri/`) and the CLI (`src/main.rs`) are thin
 //! callers of this library.
@@ -38,7 +38,6 @@
 pub mod alerting;
 pub mod client;
 pub mod credentials;
-pub mod demo;
 pub mod engine;
 pub mod inbox;
 pub mod logging;

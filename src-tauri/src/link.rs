@@ -6,7 +6,6 @@
 //! [`Links::stop`] closes one, [`Links::stop_all`] every one on exit.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,11 +13,10 @@ use std::time::Duration;
 use chrono::Utc;
 use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Notice, redact_url};
 use riskwatch::engine::{Prefs, Rule};
-use riskwatch::server::{Auth, Server, ServerConfig};
-use riskwatch::sim::desk::{self, DeskOptions};
+use riskwatch::sim::demo::DemoHub;
+use riskwatch::sim::desk::DeskOptions;
 use tauri::async_runtime::{self, JoinHandle};
 use tauri::{AppHandle, Manager};
-use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alerts;
 use crate::error::Error;
@@ -32,46 +30,6 @@ use crate::window::{self, EVENT_EVENT};
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// The embedded hub and its simulators (demo mode).
-#[derive(Debug)]
-pub struct DemoHub {
-    server: Server,
-    desk: CancellationToken,
-}
-
-impl DemoHub {
-    /// Starts the hub (insecure dev auth, loopback only) on a free port of
-    /// 127.0.0.1 and the desk simulators publishing into it. Must run inside
-    /// the async runtime.
-    pub fn start() -> Result<DemoHub, Error> {
-        let demo_err = |e: &dyn std::fmt::Display| Error::Demo(e.to_string());
-        let std_listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .map_err(|e| demo_err(&e))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| demo_err(&e))?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| demo_err(&e))?;
-        let server =
-            Server::start(listener, ServerConfig::new(Auth::Insecure)).map_err(|e| demo_err(&e))?;
-        let desk = CancellationToken::new();
-        async_runtime::spawn(desk::run(
-            Arc::clone(server.hub()),
-            DeskOptions::default(),
-            desk.clone(),
-        ));
-        Ok(DemoHub { server, desk })
-    }
-
-    /// The native endpoint.
-    pub fn url(&self) -> String {
-        format!("ws://{}/api/v1/stream", self.server.addr())
-    }
-
-    pub async fn shutdown(self) {
-        self.desk.cancel();
-        self.server.shutdown().await;
-    }
-}
-
 /// One running connection.
 #[derive(Debug)]
 struct Running {
@@ -304,19 +262,19 @@ async fn futures_join_all(tasks: impl Iterator<Item = JoinHandle<()>>) {
 fn open(target: Target) -> Result<(Client, Option<DemoHub>, String), (String, Error)> {
     let (url, hub) = match target.url {
         Some(url) => (url, None),
-        None => match DemoHub::start() {
+        None => match DemoHub::start(DeskOptions::default()) {
             Ok(hub) => (hub.url(), Some(hub)),
-            Err(e) => return Err(("demo".into(), e)),
+            Err(e) => return Err(("demo".into(), Error::Demo(e.to_string()))),
         },
     };
     let mut config = ClientConfig::new(url.clone())
         .token(target.token)
         .style(target.style);
-    let mut subscribe = target.subscribe;
-    if hub.is_some() {
+    let subscribe = match &hub {
         // Concrete channels, so resume after a drop has positions.
-        subscribe = desk::channels();
-    }
+        Some(hub) => hub.channels(),
+        None => target.subscribe,
+    };
     if target.profile != profiles::CLI {
         config = config.label(target.profile.clone());
     }

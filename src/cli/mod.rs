@@ -66,7 +66,8 @@ pub struct Cli {
 enum Command {
     /// Watch a backend's WebSocket and print its events.
     Watch(WatchArgs),
-    /// Run the built-in demo server (simulated trading desk on 127.0.0.1)
+    /// Run the built-in demo (the hub on 127.0.0.1 with every backend
+    /// simulated: trading desk, HR, merchant risk, compliance, dashboard)
     /// and watch it: riskwatch with no backend and no network.
     Demo(DemoArgs),
     /// Run the riskwatch hub: the native protocol and the five backend
@@ -178,7 +179,8 @@ struct DemoArgs {
     /// Simulator seed: the same seed gives the same market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Milliseconds between simulator ticks.
+    /// Milliseconds between trading ticks; the other simulators' ticks
+    /// scale with it (500 is the normal pace).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     tick_ms: u64,
 }
@@ -254,13 +256,17 @@ fn init_logging(verbose: u8) {
         1 => "riskwatch=debug",
         _ => "riskwatch=trace",
     };
+    use tracing_subscriber::prelude::*;
     let filter = riskwatch::logging::without_secrets(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .compact()
+                .with_filter(filter),
+        )
         .init();
 }

@@ -11,7 +11,8 @@ use riskwatch::client::{
     StopReason, Token,
 };
 use riskwatch::credentials;
-use riskwatch::demo::{DemoOptions, DemoServer};
+use riskwatch::sim::demo::DemoHub;
+use riskwatch::sim::desk::DeskOptions;
 
 use super::alerting::{self, Alerting, Signals};
 use super::output::{self, Printer};
@@ -135,17 +136,17 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let server = DemoServer::start_local(
-        DemoOptions::default()
-            .seed(args.seed)
-            .tick(Duration::from_millis(args.tick_ms.max(1))),
-    )
-    .await
-    .context("cannot start the demo server on 127.0.0.1")?;
-    eprintln!("riskwatch: demo server on {}", server.url());
-    let cfg = ClientConfig::new(server.url()).label("demo");
+    // --tick-ms is the trading tick; the desk's other ticks follow it.
+    let speed = args.tick_ms.max(1) as f64 / DeskOptions::default().trading_tick.as_millis() as f64;
+    let hub = DemoHub::start(DeskOptions::default().seed(args.seed).speed(speed))
+        .context("cannot start the demo hub on 127.0.0.1")?;
+    eprintln!("riskwatch: demo hub on {}", hub.url());
+    let mut cfg = ClientConfig::new(hub.url()).label("demo");
+    for channel in hub.channels() {
+        cfg = cfg.subscribe(channel);
+    }
     let code = run(cfg, &args.out, alerting).await;
-    server.shutdown().await;
+    hub.shutdown().await;
     code
 }
 

@@ -199,7 +199,7 @@ pub enum ServerError {
     InsecureNotLoopback(SocketAddr),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("cannot read the listener address: {0}")]
+    #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
 

@@ -8,8 +8,11 @@
 //! - [`merchant`]: merchant risk assessments, predictions and alerts.
 //! - [`compliance`]: engagement and interactions per client and MSP.
 //! - [`desk`]: all of them publishing into a hub (`serve --demo`).
+//! - [`demo`]: the hub on loopback with the desk in it, the offline demo
+//!   of `riskwatch demo` and the desktop app.
 
 pub mod compliance;
+pub mod demo;
 pub mod desk;
 pub mod hr;
 pub mod merchant;

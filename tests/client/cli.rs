@@ -343,6 +343,40 @@ async fn demo_prints_json_events_and_exits() {
     .await;
 }
 
+#[tokio::test]
+async fn demo_runs_every_backend_through_the_hub() {
+    within(40, async {
+        let run = cli(
+            &["demo", "--count", "150", "--json", "--tick-ms", "50"],
+            &[],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        let lines = json_lines(&run.stdout);
+        assert_eq!(lines.len(), 150);
+        let types: std::collections::BTreeSet<&str> =
+            lines.iter().filter_map(|l| l["type"].as_str()).collect();
+        // Trading, HR, merchant, compliance and the dashboard, as the
+        // desktop's demo shows them.
+        for t in [
+            "session_status",
+            "department_update",
+            "riskUpdate",
+            "interaction_update",
+            "dashboard_update",
+        ] {
+            assert!(types.contains(t), "no {t} in {types:?}");
+        }
+        // Delivered by the hub's native protocol: sequenced.
+        assert!(
+            lines.iter().all(|l| l["seq"].as_u64().is_some()),
+            "{}",
+            run.stdout
+        );
+    })
+    .await;
+}
+
 /// A loopback port nobody listens on.
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
