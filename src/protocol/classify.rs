@@ -10,7 +10,10 @@ use serde_json::value::RawValue;
 
 use super::envelope::{DataFields, Envelope, Keys, Levels};
 use super::native::ServerControl;
-use super::{Control, DecodeError, Event, Frame, Severity, Style, time};
+use super::{
+    Control, DecodeError, Event, Frame, Severity, Style, compliance, dashboard, hr, merchant, time,
+    trading,
+};
 
 /// The kind given to a message that names no type at all. It is still an
 /// event: nothing a server sends is dropped.
@@ -47,7 +50,7 @@ pub(super) fn classify(
     if let Some(control) = control_for(&kind, &env) {
         return Ok(Frame::Control(control));
     }
-    let style = style_of(&kind);
+    let style = Style::of_kind(&kind);
     let kind = kind.into_owned();
     Ok(Frame::Event(build(
         kind,
@@ -81,47 +84,20 @@ fn control_for(kind: &str, env: &Envelope<'_>) -> Option<Control> {
     })
 }
 
-/// Which backend style defines a type.
-pub fn style_of(kind: &str) -> Style {
-    match kind {
-        "riskUpdate" | "riskPrediction" | "riskAlert" => Style::Merchant,
-        "dashboard_update" | "error" => Style::Dashboard,
-        "engagement_update" | "interaction_update" | "alert" => Style::Compliance,
-        "department_critical" | "employee_stress" => Style::Hr,
-        "session_status"
-        | "algorithm_decision"
-        | "market_data"
-        | "risk_alert"
-        | "system_notification" => Style::Trading,
-        _ => Style::Generic,
-    }
-}
-
-/// The severity of a type when no level field says otherwise.
+/// The severity of a type when no level field says otherwise: its
+/// style's default, else info.
 fn default_severity(kind: &str) -> Severity {
-    match kind {
-        "department_critical" => Severity::Critical,
-        // A maintenance or system-status notice is meant to be seen.
-        "employee_stress"
-        | "riskAlert"
-        | "alert"
-        | "risk_alert"
-        | "error"
-        | "system_notification" => Severity::Warning,
-        _ => Severity::Info,
-    }
-}
-
-/// A trading session's lifecycle state as a severity (seed 004): stopped
-/// by its emergency stop, emergency; paused or expired (it stopped
-/// trading without being told), warning; active or completed, info.
-fn lifecycle(status: &str) -> Option<Severity> {
-    match status.to_ascii_lowercase().as_str() {
-        "emergency_stopped" => Some(Severity::Emergency),
-        "paused" | "expired" => Some(Severity::Warning),
-        "active" | "completed" => Some(Severity::Info),
-        _ => None,
-    }
+    let defaults: [fn(&str) -> Option<Severity>; 5] = [
+        merchant::default_severity,
+        dashboard::default_severity,
+        compliance::default_severity,
+        hr::default_severity,
+        trading::default_severity,
+    ];
+    defaults
+        .into_iter()
+        .find_map(|f| f(kind))
+        .unwrap_or(Severity::Info)
 }
 
 /// The first explicit level field that maps to a severity, in the order
@@ -141,20 +117,25 @@ fn explicit_level(levels: &Levels<'_>) -> Option<Severity> {
 /// before `data`), then the type's default.
 pub(super) fn severity(kind: &str, top: &Levels<'_>, data: &Levels<'_>) -> Severity {
     let status = top.status.as_deref().or(data.status.as_deref());
-    if kind == "session_status"
-        && let Some(s) = status.and_then(lifecycle)
-    {
+    if let Some(s) = trading::lifecycle(kind, status) {
         return s;
     }
     let explicit = explicit_level(top).or_else(|| explicit_level(data));
-    match kind {
-        // A department alert is critical by definition; only an explicit
-        // emergency raises it further.
-        "department_critical" => explicit
-            .unwrap_or(Severity::Critical)
-            .max(Severity::Critical),
-        _ => explicit.unwrap_or_else(|| default_severity(kind)),
-    }
+    hr::floor(kind, explicit)
+        .or(explicit)
+        .unwrap_or_else(|| default_severity(kind))
+}
+
+/// The severity the rules give an event of type `kind` whose `data` is the
+/// JSON text `data` (no level fields beside it).
+pub(super) fn severity_of(kind: &str, data: &str) -> Severity {
+    let fields = data
+        .trim_start()
+        .starts_with('{')
+        .then(|| serde_json::from_str::<DataFields<'_>>(data).ok())
+        .flatten()
+        .unwrap_or_default();
+    severity(kind, &Levels::default(), &fields.levels)
 }
 
 /// `kind:id` for what the event is about, most specific first.

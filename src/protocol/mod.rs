@@ -8,11 +8,17 @@
 //! `docs/PROTOCOL.md`; `classify` is their single implementation.
 
 mod classify;
+pub mod compliance;
+pub mod dashboard;
 mod describe;
+mod encode;
 mod envelope;
+pub mod hr;
+pub mod merchant;
 pub mod native;
 mod style;
 mod time;
+pub mod trading;
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +30,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use describe::Description;
+pub use encode::{Outgoing, encode};
 pub use style::Style;
 
 /// How much an event matters. Ordered: `Info < Warning < Critical < Emergency`.
@@ -296,6 +303,13 @@ pub fn decode(
         Err(err) => return Err(DecodeError::Malformed(err.to_string())),
     };
     classify::classify(text, env, source, received_at)
+}
+
+/// The severity docs/PROTOCOL.md's rules give an event of type `kind`
+/// with `data` (JSON text): what the hub gives an event whose publisher
+/// named none, the same as a client decoding it would.
+pub fn severity_of(kind: &str, data: &str) -> Severity {
+    classify::severity_of(kind, data)
 }
 
 /// Decodes with a size limit: larger frames are rejected before parsing.

@@ -146,6 +146,28 @@ pub struct EventMessage<'a> {
     pub data: &'a RawValue,
 }
 
+/// The client's keep-alive message.
+pub const PING: &str = r#"{"op":"ping"}"#;
+
+pub(super) fn serves(path: &str) -> bool {
+    path.ends_with(PATH)
+}
+
+/// An event as the hub sends it on the native endpoint.
+pub fn encode(ev: &super::encode::Outgoing<'_>) -> String {
+    let msg = EventMessage {
+        op: "event",
+        channel: ev.channel,
+        seq: ev.seq,
+        kind: ev.kind,
+        severity: ev.severity,
+        ts: ev.ts,
+        id: ev.id,
+        data: ev.data,
+    };
+    serde_json::to_string(&msg).expect("an event message serializes")
+}
+
 /// WebSocket close codes and what the client does about each.
 pub mod close {
     /// Normal closure: the client reconnects only if it did not ask for it.

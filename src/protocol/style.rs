@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::{compliance, dashboard, hr, merchant, native, trading};
+
 /// A backend's message style. Incoming messages are recognised per message;
 /// the style only decides what the client *sends*.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,23 +59,40 @@ impl Style {
     /// backends (and the hub) serve. `None` when the path says nothing.
     pub fn from_path(path: &str) -> Option<Style> {
         let p = path.trim_end_matches('/');
-        if p.contains("/ws/risk-assessment/") {
-            Some(Style::Merchant)
-        } else if p.ends_with("/ws/dashboard") {
-            Some(Style::Dashboard)
-        } else if p.ends_with("/ws/engagement")
-            || (p.contains("/ws/client/") && p.ends_with("/engagement"))
-        {
-            Some(Style::Compliance)
-        } else if p.ends_with("/ws/alerts") {
-            Some(Style::Hr)
-        } else if p.ends_with(super::native::PATH) {
-            Some(Style::Native)
-        } else if p.ends_with("/ws/trading") || p == "/ws" {
-            Some(Style::Trading)
-        } else {
-            None
+        Style::ALL.into_iter().find(|s| s.serves(p))
+    }
+
+    /// Whether this style's servers serve WebSocket path `path`.
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Style::Merchant => merchant::serves(path),
+            Style::Dashboard => dashboard::serves(path),
+            Style::Compliance => compliance::serves(path),
+            Style::Hr => hr::serves(path),
+            Style::Trading => trading::serves(path),
+            Style::Native => native::serves(path),
+            Style::Generic => false,
         }
+    }
+
+    /// The message types this style defines.
+    pub fn kinds(self) -> &'static [&'static str] {
+        match self {
+            Style::Merchant => merchant::KINDS,
+            Style::Dashboard => dashboard::KINDS,
+            Style::Compliance => compliance::KINDS,
+            Style::Hr => hr::KINDS,
+            Style::Trading => trading::KINDS,
+            Style::Native | Style::Generic => &[],
+        }
+    }
+
+    /// Which style defines a message type; Generic for none.
+    pub fn of_kind(kind: &str) -> Style {
+        Style::ALL
+            .into_iter()
+            .find(|s| s.kinds().contains(&kind))
+            .unwrap_or(Style::Generic)
     }
 
     /// Where this style expects the token: the compliance backend reads
@@ -85,12 +104,9 @@ impl Style {
     /// The application-level ping this style's clients send, if any.
     pub fn app_ping(self, now_rfc3339: &str) -> Option<String> {
         match self {
-            Style::Dashboard => Some(r#"{"action":"ping"}"#.to_owned()),
-            Style::Compliance => Some(format!(
-                r#"{{"type":"ping","timestamp":{}}}"#,
-                serde_json::Value::from(now_rfc3339)
-            )),
-            Style::Native => Some(r#"{"op":"ping"}"#.to_owned()),
+            Style::Dashboard => Some(dashboard::PING.to_owned()),
+            Style::Compliance => Some(compliance::ping(now_rfc3339)),
+            Style::Native => Some(native::PING.to_owned()),
             _ => None,
         }
     }
@@ -103,25 +119,15 @@ impl Style {
             return None;
         }
         match self {
-            Style::Trading => Some(vec![
-                serde_json::json!({"type": "subscribe", "channels": channels}).to_string(),
-            ]),
-            Style::Compliance => Some(
-                channels
-                    .iter()
-                    .map(|c| {
-                        let id = c.strip_prefix("client:").unwrap_or(c);
-                        serde_json::json!({"type": "subscribe", "client_id": id}).to_string()
-                    })
-                    .collect(),
-            ),
+            Style::Trading => Some(trading::subscribe(channels)),
+            Style::Compliance => Some(compliance::subscribe(channels)),
             _ => None,
         }
     }
 
     /// The dashboard style's manual refresh command.
     pub fn refresh_message(self) -> Option<&'static str> {
-        matches!(self, Style::Dashboard).then_some(r#"{"action":"refresh"}"#)
+        matches!(self, Style::Dashboard).then_some(dashboard::REFRESH)
     }
 }
 

@@ -450,3 +450,91 @@ fn data_keeps_every_payload_field() {
         serde_json::json!({"assessmentId":"a1","data":7})
     );
 }
+
+/// What the hub gives an event published without a severity is what a
+/// client decoding the typed message would give it.
+#[test]
+fn severity_of_is_the_decoders_rule() {
+    let cases = [
+        (
+            "session_status",
+            r#"{"sessionId":"S1","status":"emergency_stopped"}"#,
+        ),
+        (
+            "session_status",
+            r#"{"status":"paused","alertLevel":"info"}"#,
+        ),
+        ("risk_alert", r#"{"alertLevel":"critical"}"#),
+        ("risk_alert", "{}"),
+        ("department_critical", r#"{"severity":"low"}"#),
+        ("department_critical", r#"{"severity":"emergency"}"#),
+        ("employee_stress", r#"{"stress_rate":45}"#),
+        ("riskAlert", r#"{"severity":"HIGH"}"#),
+        ("alert", r#"{"severity":"medium"}"#),
+        ("error", "{}"),
+        ("dashboard_update", r#"{"overall_risk":"high"}"#),
+        ("something_else", "[1,2]"),
+        ("market_data", "null"),
+    ];
+    for (kind, data) in cases {
+        let typed = format!(r#"{{"type":"{kind}","data":{data}}}"#);
+        assert_eq!(
+            severity_of(kind, data),
+            event(&typed).severity,
+            "{kind} {data}"
+        );
+    }
+}
+
+/// Every style's encoding decodes back to the same event: type, style,
+/// severity, time and every data field.
+#[test]
+fn every_style_encodes_what_it_decodes() {
+    let data = RawValue::from_string(
+        r#"{"sessionId":"S1","status":"paused","severity":"high","n":3}"#.to_owned(),
+    )
+    .unwrap();
+    for style in Style::ALL {
+        for kind in [
+            "session_status",
+            "riskAlert",
+            "alert",
+            "employee_stress",
+            "custom",
+        ] {
+            let out = Outgoing {
+                channel: "msp:m1/client:c1",
+                seq: 9,
+                kind,
+                severity: severity_of(kind, data.get()),
+                ts: "2026-01-01T00:00:00.000Z",
+                id: None,
+                data: &data,
+            };
+            let e = event(&encode(style, &out));
+            let what = format!("{kind} as {style}");
+            assert_eq!(e.kind, kind, "{what}");
+            let want_style = if style == Style::Native {
+                Style::Native
+            } else {
+                Style::of_kind(kind)
+            };
+            assert_eq!(e.style, want_style, "{what}");
+            assert_eq!(e.severity, out.severity, "{what}");
+            assert_eq!(e.time, now(), "{what}");
+            assert!(e.server_time, "{what}");
+            let fields = e.data();
+            for (k, v) in [
+                ("sessionId", "S1"),
+                ("status", "paused"),
+                ("severity", "high"),
+            ] {
+                assert_eq!(fields[k], v, "{what}: {fields}");
+            }
+            assert_eq!(fields["n"], 3, "{what}: {fields}");
+            if style == Style::Compliance {
+                assert_eq!(e.payload_value()["client_id"], "c1", "{what}");
+            }
+        }
+    }
+}

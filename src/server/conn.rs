@@ -137,12 +137,7 @@ pub(super) async fn run(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let out = Arc::new(Outbox::new(
-        io.clone(),
-        endpoint.wire(),
-        endpoint.client_filter().map(str::to_owned),
-        limits.send_queue,
-    ));
+    let out = Arc::new(Outbox::new(io.clone(), endpoint.clone(), limits.send_queue));
     let conn = hub.connect(ConnInfo {
         user: id.user.clone(),
         style: endpoint.style(),

@@ -6,9 +6,10 @@
 use serde_json::{Value, json};
 
 use super::auth::Identity;
-use super::event::{Wire, compliance_client};
+use super::event::Wire;
 use super::grants;
 use crate::protocol::Style;
+use crate::protocol::compliance::client_of as compliance_client;
 
 /// One endpoint, parsed from the request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +73,7 @@ impl Endpoint {
     }
 
     pub fn wire(&self) -> Wire {
-        match self {
-            Endpoint::Native => Wire::Native,
-            Endpoint::Compliance { .. } => Wire::Compliance,
-            Endpoint::Trading => Wire::Flat,
-            _ => Wire::Typed,
-        }
+        Wire::of(self.style())
     }
 
     pub fn refusal(&self) -> Refusal {

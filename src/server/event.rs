@@ -7,12 +7,16 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
-use crate::protocol::Severity;
+use crate::protocol::{self, Outgoing, Severity, Style};
 
-/// The wire formats the hub renders events in.
+/// The distinct shapes the hub caches an event's rendering in. Styles
+/// whose servers send the same shape share one: [`protocol::encode`] gives
+/// merchant, dashboard and HR the typed shape of a type no style defines
+/// (a test below holds it to that), so an event relayed to all three is
+/// rendered once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Wire {
     Native,
@@ -27,6 +31,26 @@ pub enum Wire {
 const WIRES: usize = 4;
 
 impl Wire {
+    /// The shape `style`'s connections get.
+    pub fn of(style: Style) -> Wire {
+        match style {
+            Style::Native => Wire::Native,
+            Style::Compliance => Wire::Compliance,
+            Style::Trading => Wire::Flat,
+            Style::Merchant | Style::Dashboard | Style::Hr | Style::Generic => Wire::Typed,
+        }
+    }
+
+    /// The style whose encoding gives this shape.
+    fn style(self) -> Style {
+        match self {
+            Wire::Native => Style::Native,
+            Wire::Typed => Style::Generic,
+            Wire::Compliance => Style::Compliance,
+            Wire::Flat => Style::Trading,
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Wire::Native => 0,
@@ -137,64 +161,18 @@ impl HubEvent {
 
     fn render_now(&self, wire: Wire) -> String {
         let ts = self.ts();
-        match wire {
-            Wire::Native => {
-                let msg = crate::protocol::native::EventMessage {
-                    op: "event",
-                    channel: &self.channel,
-                    seq: self.seq,
-                    kind: &self.kind,
-                    severity: self.severity,
-                    ts: &ts,
-                    id: self.id.as_deref(),
-                    data: &self.data,
-                };
-                serde_json::to_string(&msg).expect("an event message serializes")
-            }
-            Wire::Typed => {
-                let mut m = Map::new();
-                m.insert("type".into(), Value::from(self.kind.as_str()));
-                m.insert("timestamp".into(), Value::from(ts));
-                if let Some(id) = &self.id {
-                    m.insert("id".into(), Value::from(id.as_str()));
-                }
-                m.insert("data".into(), self.data_value());
-                Value::Object(m).to_string()
-            }
-            Wire::Compliance => {
-                let mut m = Map::new();
-                m.insert("type".into(), Value::from(self.kind.as_str()));
-                m.insert("timestamp".into(), Value::from(ts));
-                if let Some(c) = compliance_client(&self.channel) {
-                    m.insert("client_id".into(), Value::from(c));
-                }
-                m.insert("data".into(), self.data_value());
-                Value::Object(m).to_string()
-            }
-            Wire::Flat => {
-                let mut m = Map::new();
-                m.insert("type".into(), Value::from(self.kind.as_str()));
-                match self.data_value() {
-                    Value::Object(fields) => {
-                        for (k, v) in fields {
-                            if k != "type" {
-                                m.insert(k, v);
-                            }
-                        }
-                    }
-                    Value::Null => {}
-                    other => {
-                        m.insert("data".into(), other);
-                    }
-                }
-                m.entry("timestamp").or_insert(Value::from(ts));
-                Value::Object(m).to_string()
-            }
-        }
-    }
-
-    fn data_value(&self) -> Value {
-        serde_json::from_str(self.data.get()).unwrap_or(Value::Null)
+        protocol::encode(
+            wire.style(),
+            &Outgoing {
+                channel: &self.channel,
+                seq: self.seq,
+                kind: &self.kind,
+                severity: self.severity,
+                ts: &ts,
+                id: self.id.as_deref(),
+                data: &self.data,
+            },
+        )
     }
 }
 
@@ -215,14 +193,6 @@ pub fn text_frame(payload: &[u8]) -> Box<[u8]> {
     }
     v.extend_from_slice(payload);
     v.into_boxed_slice()
-}
-
-/// The client id of a compliance channel: `client:c1` or `msp:m1/client:c1`.
-pub fn compliance_client(channel: &str) -> Option<&str> {
-    channel
-        .rsplit('/')
-        .next()
-        .and_then(|last| last.strip_prefix("client:"))
 }
 
 #[cfg(test)]
@@ -254,6 +224,33 @@ mod tests {
                 .format(&mut want)
                 .unwrap();
             assert_eq!(&*text_frame(&payload), &want[..], "payload of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn styles_that_share_a_wire_encode_alike() {
+        let e = ev(
+            "department:d1",
+            "department_critical",
+            r#"{"stress_rate":51}"#,
+        );
+        for style in Style::ALL {
+            assert_eq!(
+                &*e.render(Wire::of(style)),
+                &*crate::protocol::encode(
+                    style,
+                    &Outgoing {
+                        channel: &e.channel,
+                        seq: e.seq,
+                        kind: &e.kind,
+                        severity: e.severity,
+                        ts: &e.ts(),
+                        id: e.id.as_deref(),
+                        data: &e.data,
+                    }
+                ),
+                "{style}"
+            );
         }
     }
 

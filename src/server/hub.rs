@@ -380,7 +380,7 @@ impl Hub {
         }
         let severity = ev
             .severity
-            .unwrap_or_else(|| infer_severity(&ev.kind, &data_text));
+            .unwrap_or_else(|| crate::protocol::severity_of(&ev.kind, &data_text));
         Ok((
             severity,
             RawValue::from_string(data_text).expect("serialized JSON is valid"),
@@ -660,25 +660,6 @@ fn fan_out(targets: &[&Subscriber], ev: &Arc<HubEvent>, direct: bool) -> (u64, u
     })
 }
 
-/// The severity a published event gets when the publisher gave none: the
-/// same rules the client applies (docs/PROTOCOL.md), on the event rendered
-/// as a typed message.
-fn infer_severity(kind: &str, data: &str) -> Severity {
-    let text = format!(
-        r#"{{"type":{},"data":{data}}}"#,
-        serde_json::Value::from(kind)
-    );
-    let src: Arc<str> = Arc::from("hub");
-    match crate::protocol::decode(&text, &src, Utc::now()) {
-        Ok(crate::protocol::Frame::Event(e)) => {
-            // Trading messages carry their level at the top level; the
-            // `data` wrapper puts it one deeper, which `decode` also reads.
-            e.severity
-        }
-        _ => Severity::Info,
-    }
-}
-
 impl Stats {
     /// What `id` may see: everything for a token that may read every
     /// channel (`*`, operators); otherwise only its own tenant — channels
@@ -762,7 +743,7 @@ mod tests {
         let (a, _b) = tokio::io::duplex(64);
         let io = super::super::outbox::SharedIo::new(a);
         Subscriber {
-            out: Arc::new(Outbox::new(io, super::super::event::Wire::Native, None, 8)),
+            out: Arc::new(Outbox::new(io, super::super::endpoint::Endpoint::Native, 8)),
         }
     }
 }

@@ -27,7 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::event::{HubEvent, Wire, compliance_client};
+use super::endpoint::Endpoint;
+use super::event::{HubEvent, Wire};
 
 /// What the socket under a connection must be.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -425,8 +426,9 @@ impl OutState {
 /// One connection's outgoing events (see the module doc).
 pub struct Outbox {
     wire: Wire,
-    /// Compliance connections for one client see only its channels.
-    client_filter: Option<String>,
+    /// Which events pass beyond the subscriptions (a compliance
+    /// connection for one client sees only that client's).
+    endpoint: Endpoint,
     cap: usize,
     io: SharedIo,
     state: Mutex<OutState>,
@@ -447,10 +449,10 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    pub fn new(io: SharedIo, wire: Wire, client_filter: Option<String>, cap: usize) -> Outbox {
+    pub fn new(io: SharedIo, endpoint: Endpoint, cap: usize) -> Outbox {
         Outbox {
-            wire,
-            client_filter,
+            wire: endpoint.wire(),
+            endpoint,
             cap: cap.max(1),
             io,
             state: Mutex::new(OutState {
@@ -468,18 +470,9 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether an event on `channel` goes to this connection (beyond its
-    /// subscriptions).
-    fn passes(&self, channel: &str) -> bool {
-        match &self.client_filter {
-            Some(c) => compliance_client(channel) == Some(c.as_str()),
-            None => true,
-        }
-    }
-
     /// The exactly-once filter; records the sequence when it passes.
     fn should_send(&self, st: &mut OutState, ev: &HubEvent) -> bool {
-        if !self.passes(&ev.channel) {
+        if !self.endpoint.passes(&ev.channel) {
             return false;
         }
         if let Some(last) = st.last_mut(&ev.channel) {
@@ -654,7 +647,7 @@ mod tests {
     async fn live_events_go_straight_out_queued_ones_in_order() {
         let (a, mut b) = tokio::io::duplex(1 << 16);
         let io = SharedIo::new(a);
-        let out = Outbox::new(io.clone(), Wire::Native, None, 4);
+        let out = Outbox::new(io.clone(), Endpoint::Native, 4);
         // Not live yet: queued.
         assert!(out.offer_now(&ev(1)));
         assert!(out.take_queued(64));
@@ -698,7 +691,7 @@ mod tests {
         }
         assert_eq!(got, b"early later");
 
-        let out = Outbox::new(io.clone(), Wire::Native, None, 4);
+        let out = Outbox::new(io.clone(), Endpoint::Native, 4);
         assert!(out.offer_now(&ev(1)));
         assert!(out.take_queued(64));
         out.drain().await.unwrap();
@@ -723,7 +716,7 @@ mod tests {
     async fn a_full_socket_defers_then_the_queue_fills_and_lags() {
         let (a, mut b) = tokio::io::duplex(64);
         let io = SharedIo::new(a);
-        let out = Outbox::new(io.clone(), Wire::Native, None, 2);
+        let out = Outbox::new(io.clone(), Endpoint::Native, 2);
         assert!(!out.take_queued(64));
         assert!(out.offer_now(&ev(1)), "partially written, rest pending");
         assert!(out.offer_now(&ev(2)));

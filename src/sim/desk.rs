@@ -255,7 +255,7 @@ mod pace {
 
     use super::*;
     use crate::engine::{Engine, Prefs};
-    use crate::protocol::{Frame, Severity, decode};
+    use crate::protocol::{Frame, Severity, decode, severity_of};
 
     /// The desk's events for `secs` seconds at its default ticks, each as
     /// the desktop's native client decodes it, in time order.
@@ -278,13 +278,9 @@ mod pace {
             for e in evs {
                 seq += 1;
                 // The hub's severity when the publisher gave none.
-                let typed = serde_json::json!({"type": e.kind, "data": e.data}).to_string();
                 let sev = e
                     .severity
-                    .unwrap_or_else(|| match decode(&typed, &src, now) {
-                        Ok(Frame::Event(ev)) => ev.severity,
-                        _ => Severity::Info,
-                    });
+                    .unwrap_or_else(|| severity_of(&e.kind, &e.data.to_string()));
                 let wire = serde_json::json!({"op": "event", "channel": e.channel, "seq": seq,
                     "type": e.kind, "severity": sev, "ts": now.to_rfc3339(), "data": e.data});
                 if let Ok(Frame::Event(ev)) = decode(&wire.to_string(), &src, now) {
