@@ -3,10 +3,12 @@
 //! now and then an `alert` with a severity, as the compliance seed
 //! broadcasts them.
 
-use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::event;
+use crate::server::NewEvent;
 
 const APPS: [&str; 4] = ["ChatGPT", "Copilot", "Gemini", "Claude"];
 const ALERTS: [(&str, &str); 4] = [
@@ -39,9 +41,9 @@ impl ComplianceSim {
         format!("msp:{msp}/client:{client}")
     }
 
-    /// `(channel, message)` pairs.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
-        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    /// One step: each client's events, on its channel (the client id in
+    /// the compliance style's messages comes from it).
+    pub fn tick(&mut self) -> Vec<NewEvent> {
         let mut out = Vec::new();
         self.ticks += 1;
         for (i, (msp, client)) in CLIENTS.iter().enumerate() {
@@ -49,24 +51,24 @@ impl ComplianceSim {
             let n = self.rng.random_range(0..8u64);
             self.daily[i] += n;
             let app = APPS[self.rng.random_range(0..APPS.len())];
-            out.push((ch.clone(), json!({"type": "interaction_update", "timestamp": ts, "client_id": client,
-                "data": {"app_id": app, "interaction_count": n, "total_daily_interactions": self.daily[i]}})));
+            out.push(event(ch.clone(), "interaction_update",
+                json!({"app_id": app, "interaction_count": n, "total_daily_interactions": self.daily[i]})));
             if self.rng.random_bool(0.2) {
-                out.push((ch.clone(), json!({"type": "engagement_update", "timestamp": ts, "client_id": client,
-                    "data": {"departments": [{"name": "Engineering", "engagement": self.rng.random_range(40..95)},
-                                             {"name": "Sales", "engagement": self.rng.random_range(30..90)}],
-                             "applications": APPS.iter().map(|a| json!({"name": a, "users": self.rng.random_range(0..50)})).collect::<Vec<_>>(),
-                             "agents": self.rng.random_range(1..12)}})));
+                out.push(event(ch.clone(), "engagement_update",
+                    json!({"departments": [{"name": "Engineering", "engagement": self.rng.random_range(40..95)},
+                                           {"name": "Sales", "engagement": self.rng.random_range(30..90)}],
+                           "applications": APPS.iter().map(|a| json!({"name": a, "users": self.rng.random_range(0..50)})).collect::<Vec<_>>(),
+                           "agents": self.rng.random_range(1..12)})));
             }
             // Now and then; always once early (the first client, ~12 s in),
             // so the demo shows a compliance alert within half a minute.
             let scripted = self.ticks == 6 && i == 0;
             if scripted || self.rng.random_bool(0.025) {
                 let (sev, what) = ALERTS[self.rng.random_range(0..ALERTS.len())];
-                out.push((
+                out.push(event(
                     ch,
-                    json!({"type": "alert", "timestamp": ts, "client_id": client,
-                    "data": {"severity": sev, "details": what, "app": app}}),
+                    "alert",
+                    json!({"severity": sev, "details": what, "app": app}),
                 ));
             }
         }

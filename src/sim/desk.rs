@@ -84,29 +84,6 @@ pub fn channels() -> Vec<String> {
     v
 }
 
-/// A style message → a hub event: `type` becomes the kind; for messages with
-/// a `data` field that is the data, otherwise (trading) every other field.
-fn to_event(channel: String, mut msg: Value) -> Option<NewEvent> {
-    let obj = msg.as_object_mut()?;
-    let kind = obj.remove("type")?.as_str()?.to_owned();
-    obj.remove("timestamp");
-    let data = match obj.remove("data") {
-        Some(d) if obj.is_empty() || obj.keys().all(|k| k == "client_id") => d,
-        Some(d) => {
-            obj.insert("data".into(), d);
-            Value::Object(std::mem::take(obj))
-        }
-        None => Value::Object(std::mem::take(obj)),
-    };
-    Some(NewEvent {
-        channel,
-        kind,
-        severity: None,
-        id: None,
-        data,
-    })
-}
-
 /// The demo's simulators.
 #[derive(Debug)]
 pub struct Desk {
@@ -128,38 +105,17 @@ impl Desk {
         }
     }
 
-    pub fn trading(&mut self, now: DateTime<Utc>) -> Vec<NewEvent> {
-        self.trading
-            .tick(now)
-            .into_iter()
-            .filter_map(|m| {
-                let ch = match m["type"].as_str() {
-                    Some("market_data") => {
-                        format!("market:{}", m["symbol"].as_str().unwrap_or("?"))
-                    }
-                    _ => format!("sessions:{DEMO_USER}"),
-                };
-                to_event(ch, m)
-            })
-            .collect()
+    /// One trading tick: market data and the demo user's sessions.
+    pub fn trading(&mut self) -> Vec<NewEvent> {
+        self.trading.tick(DEMO_USER)
     }
 
-    pub fn slow(&mut self, now: DateTime<Utc>) -> Vec<NewEvent> {
-        let hr = self
-            .hr
-            .tick(now)
-            .into_iter()
-            .map(|(d, m)| (format!("department:{d}"), m));
-        let merchant = self
-            .merchant
-            .tick(now)
-            .into_iter()
-            .map(|(a, m)| (format!("risk-assessment:{a}"), m));
-        let compliance = self.compliance.tick(now);
-        hr.chain(merchant)
-            .chain(compliance)
-            .filter_map(|(ch, m)| to_event(ch, m))
-            .collect()
+    /// One tick of the slower backends: HR, merchant risk, compliance.
+    pub fn slow(&mut self) -> Vec<NewEvent> {
+        let mut out = self.hr.tick();
+        out.extend(self.merchant.tick());
+        out.extend(self.compliance.tick());
+        out
     }
 
     pub fn dashboard(&mut self, now: DateTime<Utc>) -> NewEvent {
@@ -194,8 +150,8 @@ pub async fn run(hub: Arc<Hub>, opts: DeskOptions, stop: CancellationToken) {
     loop {
         let evs = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = fast.tick() => desk.trading(Utc::now()),
-            _ = slow.tick() => desk.slow(Utc::now()),
+            _ = fast.tick() => desk.trading(),
+            _ = slow.tick() => desk.slow(),
             _ = dash.tick() => vec![desk.dashboard(Utc::now())],
         };
         for e in evs {
@@ -210,22 +166,52 @@ pub async fn run(hub: Arc<Hub>, opts: DeskOptions, stop: CancellationToken) {
 mod tests {
     use super::*;
 
+    /// The desk's events reach each style's endpoint in that style's
+    /// own shape, as the seed documents show them.
     #[test]
-    fn style_messages_become_hub_events() {
-        let e = to_event("c".into(), json!({"type": "risk_alert", "sessionId": "S1", "alertLevel": "critical", "timestamp": "t"})).unwrap();
-        assert_eq!(e.kind, "risk_alert");
-        assert_eq!(e.data, json!({"sessionId": "S1", "alertLevel": "critical"}));
-        let e = to_event("c".into(), json!({"type": "session_status", "sessionId": "S1", "status": "active", "data": {"currentPnL": 1}})).unwrap();
-        assert_eq!(
-            e.data,
-            json!({"sessionId": "S1", "status": "active", "data": {"currentPnL": 1}})
+    fn events_encode_as_the_seeds_send_them() {
+        let mut d = Desk::new(1);
+        let mut evs = Vec::new();
+        for _ in 0..40 {
+            evs.extend(d.trading());
+            evs.extend(d.slow());
+        }
+        let out = |e: &NewEvent, style| {
+            let data = serde_json::value::RawValue::from_string(e.data.to_string()).unwrap();
+            let text = crate::protocol::encode(
+                style,
+                &crate::protocol::Outgoing {
+                    channel: &e.channel,
+                    seq: 1,
+                    kind: &e.kind,
+                    severity: crate::protocol::Severity::Info,
+                    ts: "2026-03-02T09:00:00.000Z",
+                    id: None,
+                    data: &data,
+                },
+            );
+            serde_json::from_str::<Value>(&text).unwrap()
+        };
+        let first = |kind: &str| evs.iter().find(|e| e.kind == kind).unwrap();
+        // Seed 004: flat, the session and state beside `data`'s metrics.
+        let m = out(first("session_status"), crate::protocol::Style::Trading);
+        assert!(m["sessionId"].is_string() && m["status"].is_string(), "{m}");
+        assert!(m["data"]["currentPnL"].is_number(), "{m}");
+        let m = out(first("market_data"), crate::protocol::Style::Trading);
+        assert!(m["symbol"].is_string() && m["price"].is_number(), "{m}");
+        // Seed 003: typed, the fields under `data`.
+        let m = out(first("employee_update"), crate::protocol::Style::Hr);
+        assert!(m["data"]["stress_rate"].is_number(), "{m}");
+        // Seed 002: the client named beside `data`.
+        let m = out(
+            first("interaction_update"),
+            crate::protocol::Style::Compliance,
         );
-        let e = to_event(
-            "c".into(),
-            json!({"type": "alert", "client_id": "c1", "data": {"severity": "high"}}),
-        )
-        .unwrap();
-        assert_eq!(e.data, json!({"severity": "high"}));
+        assert!(m["client_id"].is_string(), "{m}");
+        assert!(m["data"]["interaction_count"].is_number(), "{m}");
+        // Seed 000.
+        let m = out(first("riskUpdate"), crate::protocol::Style::Merchant);
+        assert!(m["data"]["score"].is_number(), "{m}");
     }
 
     #[test]
@@ -234,8 +220,8 @@ mod tests {
         let now = Utc::now();
         let mut seen: std::collections::HashSet<String> = Default::default();
         for _ in 0..20 {
-            seen.extend(d.trading(now).into_iter().map(|e| e.channel));
-            seen.extend(d.slow(now).into_iter().map(|e| e.channel));
+            seen.extend(d.trading().into_iter().map(|e| e.channel));
+            seen.extend(d.slow().into_iter().map(|e| e.channel));
         }
         seen.insert(d.dashboard(now).channel);
         for ch in channels() {
@@ -268,9 +254,9 @@ mod pace {
         // Milliseconds: trading every 500, slow every 2,000, dashboard every 5,000.
         for ms in (0..secs * 1000).step_by(500) {
             let now = t0 + Duration::milliseconds(ms);
-            let mut evs = desk.trading(now);
+            let mut evs = desk.trading();
             if ms % 2000 == 0 {
-                evs.extend(desk.slow(now));
+                evs.extend(desk.slow());
             }
             if ms % 5000 == 0 {
                 evs.push(desk.dashboard(now));

@@ -5,10 +5,12 @@
 //! department becomes critical and re-arms when it leaves critical. Routine
 //! `department_update` / `employee_update` messages feed the dashboards.
 
-use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::event;
+use crate::server::NewEvent;
 
 /// The seed's stress threshold.
 pub const STRESS_THRESHOLD: f64 = 40.0;
@@ -113,8 +115,9 @@ impl HrSim {
         DEPARTMENTS.iter().map(|(id, _)| *id).collect()
     }
 
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
-        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    /// One step: employee and department events, on
+    /// `department:{id}`.
+    pub fn tick(&mut self) -> Vec<NewEvent> {
         let mut out = Vec::new();
         self.ticks += 1;
         let story = self.ticks == STORY_TICK;
@@ -134,16 +137,11 @@ impl HrSim {
                 "position": e.position, "stress_rate": round1(e.stress),
                 "engagement_rate": round1(e.engagement), "attrition_rate": round1(e.attrition),
             });
-            out.push((
-                dept_id.to_owned(),
-                json!({"type": "employee_update", "timestamp": ts, "data": data.clone()}),
-            ));
+            let ch = format!("department:{dept_id}");
+            out.push(event(ch.clone(), "employee_update", data.clone()));
             if e.stress > STRESS_THRESHOLD && !e.alerted {
                 e.alerted = true;
-                out.push((
-                    dept_id.to_owned(),
-                    json!({"type": "employee_stress", "timestamp": ts, "data": data}),
-                ));
+                out.push(event(ch, "employee_stress", data));
             } else if e.stress <= STRESS_THRESHOLD {
                 e.alerted = false;
             }
@@ -165,15 +163,10 @@ impl HrSim {
                 "department_id": id, "department_name": name,
                 "overall_risk": RISKS[d.risk], "engagement_score": round1(d.engagement),
             });
-            out.push((
-                id.to_owned(),
-                json!({"type": "department_update", "timestamp": ts, "data": data.clone()}),
-            ));
+            let ch = format!("department:{id}");
+            out.push(event(ch.clone(), "department_update", data.clone()));
             if d.risk == 3 && was != 3 {
-                out.push((
-                    id.to_owned(),
-                    json!({"type": "department_critical", "timestamp": ts, "data": data}),
-                ));
+                out.push(event(ch, "department_critical", data));
             }
         }
         out
@@ -191,13 +184,12 @@ mod tests {
     #[test]
     fn stress_alerts_fire_once_per_crossing() {
         let mut sim = HrSim::new(3);
-        let t0 = Utc::now();
         let mut alerted: std::collections::HashMap<String, bool> = Default::default();
         let mut alerts = 0;
-        for i in 0..500 {
-            for (_, m) in sim.tick(t0 + chrono::Duration::seconds(i)) {
-                let d = &m["data"];
-                match m["type"].as_str().unwrap() {
+        for _ in 0..500 {
+            for m in sim.tick() {
+                let d = &m.data;
+                match m.kind.as_str() {
                     "employee_update" => {
                         let id = d["employee_id"].as_str().unwrap().to_owned();
                         if d["stress_rate"].as_f64().unwrap() <= STRESS_THRESHOLD {

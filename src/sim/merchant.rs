@@ -2,10 +2,12 @@
 //! `riskUpdate` per tick, a `riskPrediction` now and then, and a `riskAlert`
 //! when the score crosses 70 (high) or 85 (critical), re-armed below.
 
-use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::event;
+use crate::server::NewEvent;
 
 const FACTORS: [&str; 5] = [
     "chargeback_rate",
@@ -57,29 +59,31 @@ impl MerchantSim {
         self.items.iter().map(|a| a.id.clone()).collect()
     }
 
-    /// `(assessment_id, message)` pairs.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<(String, Value)> {
-        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    /// One step: the assessments' events, on
+    /// `risk-assessment:{assessment_id}`.
+    pub fn tick(&mut self) -> Vec<NewEvent> {
         let mut out = Vec::new();
         let first = self.ticks == 0;
         self.ticks += 1;
         let first_id = self.items.first().map(|a| a.id.clone()).unwrap_or_default();
         for a in &mut self.items {
+            let ch = format!("risk-assessment:{}", a.id);
             let prev = a.score;
             a.score = (a.score + self.rng.random_range(-4.0..4.4)).clamp(0.0, 100.0);
-            out.push((
-                a.id.clone(),
-                json!({"type": "riskUpdate", "timestamp": ts, "data": {
+            out.push(event(
+                ch.clone(),
+                "riskUpdate",
+                json!({
                 "assessment_id": a.id, "merchant_id": a.merchant, "score": round1(a.score),
-                "previous_score": round1(prev)}}),
+                "previous_score": round1(prev)}),
             ));
             // Drawn every tick, so the sequence does not depend on `first`.
             let predict = self.rng.random_bool(0.1);
             if first || predict {
-                out.push((a.id.clone(), json!({"type": "riskPrediction", "timestamp": ts, "data": {
+                out.push(event(ch.clone(), "riskPrediction", json!({
                     "assessment_id": a.id, "merchant_id": a.merchant, "horizon_days": 30,
                     "predicted_score": round1((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0)),
-                    "confidence": round1(self.rng.random_range(0.6..0.95))}})));
+                    "confidence": round1(self.rng.random_range(0.6..0.95))})));
             }
             // Scripted start: the first assessment crosses 70 about 10 s in.
             if self.ticks == 5 && a.id == first_id {
@@ -89,10 +93,10 @@ impl MerchantSim {
             if level > a.alerted {
                 let (t, sev) = LEVELS[level - 1];
                 let factor = FACTORS[self.rng.random_range(0..FACTORS.len())];
-                out.push((a.id.clone(), json!({"type": "riskAlert", "timestamp": ts, "data": {
+                out.push(event(ch, "riskAlert", json!({
                     "assessment_id": a.id, "merchant_id": a.merchant, "severity": sev,
                     "score": round1(a.score), "threshold": t, "factor": factor,
-                    "message": format!("Risk score {:.0} crossed {t} ({})", a.score, factor.replace('_', " "))}})));
+                    "message": format!("Risk score {:.0} crossed {t} ({})", a.score, factor.replace('_', " "))})));
             }
             // Re-armed only 10 points below a threshold, so a score
             // hovering at 70 is one alert, not one every few seconds.
@@ -121,18 +125,15 @@ mod tests {
     #[test]
     fn the_first_tick_predicts_every_assessment() {
         let mut sim = MerchantSim::new(7, 3);
-        let first = sim.tick(Utc::now());
-        let predicted = first
-            .iter()
-            .filter(|(_, m)| m["type"] == "riskPrediction")
-            .count();
+        let first = sim.tick();
+        let predicted = first.iter().filter(|m| m.kind == "riskPrediction").count();
         assert_eq!(predicted, 3, "{first:?}");
         // Later ticks predict now and then, not every time.
         let later: usize = (0..50)
             .map(|_| {
-                sim.tick(Utc::now())
+                sim.tick()
                     .iter()
-                    .filter(|(_, m)| m["type"] == "riskPrediction")
+                    .filter(|m| m.kind == "riskPrediction")
                     .count()
             })
             .sum();

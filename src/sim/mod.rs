@@ -1,6 +1,8 @@
 //! Deterministic simulators of the backends riskwatch watches: given a seed
-//! they produce the same sequence of messages, in each backend's own format,
-//! so demos are lively and tests are repeatable.
+//! they produce the same sequence of events, each on the hub channel
+//! docs/PROTOCOL.md gives it, so demos are lively and tests are
+//! repeatable. They produce events, not wire messages: the hub renders
+//! each in every style's own shape through `protocol::encode`.
 //!
 //! - [`trading`]: trading sessions (P&L random walk, loss-limit
 //!   utilisation, algorithm decisions, ticks, risk alerts, emergency stops).
@@ -17,3 +19,18 @@ pub mod desk;
 pub mod hr;
 pub mod merchant;
 pub mod trading;
+
+use serde_json::Value;
+
+use crate::server::NewEvent;
+
+/// An event a simulator publishes (the hub gives it its severity).
+fn event(channel: String, kind: &str, data: Value) -> NewEvent {
+    NewEvent {
+        channel,
+        kind: kind.to_owned(),
+        severity: None,
+        id: None,
+        data,
+    }
+}

@@ -5,10 +5,12 @@
 //! are in the trading style (payload fields at the top level, `data` for
 //! `session_status`), exactly as that backend sends them.
 
-use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::event;
+use crate::server::NewEvent;
 
 const SYMBOLS: [(&str, f64); 4] = [
     ("SPY", 512.0),
@@ -97,26 +99,28 @@ impl TradingSim {
         self.sessions.iter().map(|s| s.id.clone()).collect()
     }
 
-    /// One step of the simulation: the messages it produces, stamped `now`.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Value> {
+    /// One step of the simulation: its events, market data on
+    /// `market:{symbol}`, the sessions' on `sessions:{user}`.
+    pub fn tick(&mut self, user: &str) -> Vec<NewEvent> {
         self.tick += 1;
-        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut out = Vec::new();
         for (i, (sym, _)) in SYMBOLS.iter().enumerate() {
             let p = &mut self.prices[i];
             *p *= 1.0 + self.rng.random_range(-0.002..0.002);
-            out.push(json!({
-                "type": "market_data", "symbol": sym, "price": round2(*p),
-                "volume": self.rng.random_range(100..5_000), "timestamp": ts,
-            }));
+            out.push(event(
+                format!("market:{sym}"),
+                "market_data",
+                json!({"symbol": sym, "price": round2(*p), "volume": self.rng.random_range(100..5_000)}),
+            ));
         }
+        let sessions = format!("sessions:{user}");
         for idx in 0..self.sessions.len() {
-            self.step_session(idx, &ts, &mut out);
+            self.step_session(idx, &sessions, &mut out);
         }
         out
     }
 
-    fn step_session(&mut self, idx: usize, ts: &str, out: &mut Vec<Value>) {
+    fn step_session(&mut self, idx: usize, ch: &str, out: &mut Vec<NewEvent>) {
         let tick = self.tick;
         let rng = &mut self.rng;
         let s = &mut self.sessions[idx];
@@ -133,7 +137,7 @@ impl TradingSim {
                     calm_for: story.then_some(CALM_TICKS),
                     ..s.clone()
                 };
-                out.push(status_msg(s, "active", tick, ts));
+                out.push(status(ch, s, "active", tick));
             }
             return;
         }
@@ -150,48 +154,57 @@ impl TradingSim {
         if rng.random_bool(0.35) {
             s.trades += 1;
             let (sym, _) = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
-            out.push(json!({
-                "type": "algorithm_decision", "sessionId": s.id,
+            out.push(event(ch.to_owned(), "algorithm_decision", json!({
+                "sessionId": s.id,
                 "algorithmId": format!("algo-{}", idx + 1),
                 "decision": DECISIONS[rng.random_range(0..DECISIONS.len())],
                 "reasoning": REASONS[rng.random_range(0..REASONS.len())],
                 "confidence": round2(rng.random_range(0.5..0.99)),
-                "timestamp": ts,
                 "marketData": {"symbol": sym, "price": round2(self.prices[SYMBOLS.iter().position(|(x, _)| *x == sym).unwrap_or(0)]), "volume": rng.random_range(100..2_000)},
-            }));
+            })));
         }
         // Alerts on the rising edge of each threshold; re-armed below it.
         let level = THRESHOLDS.iter().filter(|(t, _)| util >= *t).count();
         if level > s.alerted {
             let (threshold, alert_level) = THRESHOLDS[level - 1];
-            out.push(json!({
-                "type": "risk_alert", "sessionId": s.id, "alertLevel": alert_level,
-                "alertType": "loss_limit",
-                "message": format!("Loss limit {:.0}% used", util),
-                "currentValue": round2(util), "threshold": threshold, "timestamp": ts,
-            }));
+            out.push(event(
+                ch.to_owned(),
+                "risk_alert",
+                json!({
+                    "sessionId": s.id, "alertLevel": alert_level,
+                    "alertType": "loss_limit",
+                    "message": format!("Loss limit {:.0}% used", util),
+                    "currentValue": round2(util), "threshold": threshold,
+                }),
+            ));
         }
         s.alerted = level;
         if util >= 100.0 {
             s.stopped_for = 5;
-            out.push(status_msg(s, "emergency_stopped", tick, ts));
+            out.push(status(ch, s, "emergency_stopped", tick));
         } else {
-            out.push(status_msg(s, "active", tick, ts));
+            out.push(status(ch, s, "active", tick));
         }
     }
 }
 
-fn status_msg(s: &Session, status: &str, tick: u64, ts: &str) -> Value {
+/// A `session_status`: the session and its state beside `data`'s
+/// metrics, as seed 004 sends it.
+fn status(ch: &str, s: &Session, status: &str, tick: u64) -> NewEvent {
     let util = (-s.pnl / s.loss_limit * 100.0).clamp(0.0, 100.0);
-    json!({
-        "type": "session_status", "sessionId": s.id, "status": status, "timestamp": ts,
-        "data": {
-            "currentPnL": round2(s.pnl), "totalTrades": s.trades,
-            "lossLimitUtilization": round2(util),
-            "timeElapsed": tick.saturating_sub(s.started_tick),
-            "performanceScore": round2((50.0 + s.pnl / s.loss_limit * 50.0).clamp(0.0, 100.0)),
-        }
-    })
+    event(
+        ch.to_owned(),
+        "session_status",
+        json!({
+            "sessionId": s.id, "status": status,
+            "data": {
+                "currentPnL": round2(s.pnl), "totalTrades": s.trades,
+                "lossLimitUtilization": round2(util),
+                "timeElapsed": tick.saturating_sub(s.started_tick),
+                "performanceScore": round2((50.0 + s.pnl / s.loss_limit * 50.0).clamp(0.0, 100.0)),
+            }
+        }),
+    )
 }
 
 fn round2(x: f64) -> f64 {
@@ -202,14 +215,9 @@ fn round2(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn run(seed: u64, ticks: usize) -> Vec<Value> {
+    fn run(seed: u64, ticks: usize) -> Vec<NewEvent> {
         let mut sim = TradingSim::new(seed, 3);
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        (0..ticks)
-            .flat_map(|i| sim.tick(t0 + chrono::Duration::seconds(i as i64)))
-            .collect()
+        (0..ticks).flat_map(|_| sim.tick("u1")).collect()
     }
 
     #[test]
@@ -227,9 +235,17 @@ mod tests {
             "risk_alert",
             "session_status",
         ] {
-            assert!(msgs.iter().any(|m| m["type"] == t), "no {t}");
+            assert!(msgs.iter().any(|m| m.kind == t), "no {t}");
         }
-        assert!(msgs.iter().any(|m| m["status"] == "emergency_stopped"));
-        assert!(msgs.iter().any(|m| m["alertLevel"] == "critical"));
+        assert!(msgs.iter().any(|m| m.data["status"] == "emergency_stopped"));
+        assert!(msgs.iter().any(|m| m.data["alertLevel"] == "critical"));
+        for m in &msgs {
+            let want = if m.kind == "market_data" {
+                format!("market:{}", m.data["symbol"].as_str().unwrap())
+            } else {
+                "sessions:u1".to_owned()
+            };
+            assert_eq!(m.channel, want, "{m:?}");
+        }
     }
 }
