@@ -41,6 +41,28 @@ pub fn subscribe(channels: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The server's greeting: the connection's scope (`msp` or `client`), and
+/// the user's role and client when known. Optional fields of the seed's
+/// message interface are left out when unknown, never sent as null.
+pub fn connected(scope: &str, role: Option<&str>, client: Option<&str>, ts: &str) -> String {
+    let mut hello = serde_json::json!({"type": "connection", "status": "connected",
+        "scope": scope, "timestamp": ts});
+    if let Some(role) = role {
+        hello["user_role"] = Value::from(role);
+    }
+    if let Some(c) = client {
+        hello["client_id"] = Value::from(c);
+    }
+    hello.to_string()
+}
+
+/// The server's confirmation of a client's `subscribe`.
+pub fn subscribed(client: &str, ts: &str) -> String {
+    serde_json::json!({"type": "connection", "status": "subscribed",
+        "client_id": client, "timestamp": ts})
+    .to_string()
+}
+
 /// The client id of a hub channel carrying a client's events:
 /// `client:c1` or `msp:m1/client:c1`.
 pub fn client_of(channel: &str) -> Option<&str> {

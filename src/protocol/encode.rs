@@ -42,6 +42,17 @@ pub fn encode(style: Style, ev: &Outgoing<'_>) -> String {
     }
 }
 
+/// A seed-style server's error message (`{"type":"error","message",
+/// "timestamp"}`), the answer to a command it cannot take.
+pub fn error(message: &str, ts: &str) -> String {
+    serde_json::json!({"type": "error", "message": message, "timestamp": ts}).to_string()
+}
+
+/// A seed-style server's answer to a `ping`.
+pub fn pong(ts: &str) -> String {
+    serde_json::json!({"type": "pong", "timestamp": ts}).to_string()
+}
+
 /// The shape seeds 000, 001 and 003 share: `{"type","timestamp"[,"id"],
 /// "data"}`.
 pub(super) fn typed(ev: &Outgoing<'_>) -> String {

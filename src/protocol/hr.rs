@@ -31,6 +31,13 @@ pub(super) fn serves(path: &str) -> bool {
     path.ends_with("/ws/alerts")
 }
 
+/// The server's greeting on a new connection.
+pub fn connected(ts: &str) -> String {
+    serde_json::json!({"type": "connection", "status": "connected",
+        "message": "Connected to risk alerts", "timestamp": ts})
+    .to_string()
+}
+
 /// An event as this style's server sends it.
 pub fn encode(ev: &Outgoing<'_>) -> String {
     typed(ev)

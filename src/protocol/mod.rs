@@ -30,7 +30,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use describe::Description;
-pub use encode::{Outgoing, encode};
+pub use encode::{Outgoing, encode, error as error_message, pong as pong_message};
 pub use style::Style;
 
 /// How much an event matters. Ordered: `Info < Warning < Critical < Emergency`.

@@ -149,6 +149,14 @@ pub struct EventMessage<'a> {
 /// The client's keep-alive message.
 pub const PING: &str = r#"{"op":"ping"}"#;
 
+/// The server's greeting: protocol version, heartbeat interval in seconds,
+/// the authenticated user.
+pub fn welcome(heartbeat_secs: u64, user: &str) -> String {
+    serde_json::json!({"op": "welcome", "version": VERSION,
+        "heartbeat": heartbeat_secs, "user": user})
+    .to_string()
+}
+
 pub(super) fn serves(path: &str) -> bool {
     path.ends_with(PATH)
 }

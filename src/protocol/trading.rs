@@ -44,6 +44,11 @@ pub(super) fn serves(path: &str) -> bool {
     path.ends_with("/ws/trading") || path == "/ws"
 }
 
+/// The server's periodic heartbeat.
+pub fn heartbeat(ts: &str) -> String {
+    serde_json::json!({"type": "heartbeat", "timestamp": ts}).to_string()
+}
+
 /// The client's subscribe command.
 pub fn subscribe(channels: &[String]) -> Vec<String> {
     vec![serde_json::json!({"type": "subscribe", "channels": channels}).to_string()]

@@ -3,13 +3,13 @@
 //! rendered, what it says on connect, and how it answers client commands.
 //! The channel layout is documented in docs/PROTOCOL.md ("The hub").
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Identity;
 use super::event::Wire;
 use super::grants;
-use crate::protocol::Style;
 use crate::protocol::compliance::client_of as compliance_client;
+use crate::protocol::{self, Style, compliance, hr, native, trading};
 
 /// One endpoint, parsed from the request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ fn now() -> String {
 }
 
 fn error(msg: &str) -> String {
-    json!({"type": "error", "message": msg, "timestamp": now()}).to_string()
+    protocol::error_message(msg, &now())
 }
 
 impl Endpoint {
@@ -160,34 +160,21 @@ impl Endpoint {
     /// Frames sent right after the upgrade.
     pub fn greeting(&self, id: &Identity, heartbeat_secs: u64) -> Vec<String> {
         match self {
-            Endpoint::Native => vec![
-                json!({"op": "welcome", "version": crate::protocol::native::VERSION,
-                       "heartbeat": heartbeat_secs, "user": id.user})
-                .to_string(),
-            ],
+            Endpoint::Native => vec![native::welcome(heartbeat_secs, &id.user)],
             Endpoint::Compliance { client } => {
                 let scope = if id.client.is_some() || client.is_some() {
                     "client"
                 } else {
                     "msp"
                 };
-                // Optional fields of the seed's message interface are left
-                // out when unknown, never sent as null.
-                let mut hello = json!({"type": "connection", "status": "connected",
-                    "scope": scope, "timestamp": now()});
-                if let Some(role) = &id.role {
-                    hello["user_role"] = json!(role);
-                }
-                if let Some(c) = client.as_ref().or(id.client.as_ref()) {
-                    hello["client_id"] = json!(c);
-                }
-                vec![hello.to_string()]
+                vec![compliance::connected(
+                    scope,
+                    id.role.as_deref(),
+                    client.as_deref().or(id.client.as_deref()),
+                    &now(),
+                )]
             }
-            Endpoint::Hr => vec![
-                json!({"type": "connection", "status": "connected",
-                       "message": "Connected to risk alerts", "timestamp": now()})
-                .to_string(),
-            ],
+            Endpoint::Hr => vec![hr::connected(&now())],
             _ => Vec::new(),
         }
     }
@@ -195,7 +182,7 @@ impl Endpoint {
     /// The style's own periodic heartbeat frame, if it has one.
     pub fn heartbeat_frame(&self) -> Option<String> {
         match self {
-            Endpoint::Trading => Some(json!({"type": "heartbeat", "timestamp": now()}).to_string()),
+            Endpoint::Trading => Some(trading::heartbeat(&now())),
             _ => None,
         }
     }
@@ -214,12 +201,9 @@ impl Endpoint {
         let ty = v.get("type").and_then(Value::as_str);
         let action = v.get("action").and_then(Value::as_str);
         match (self, ty, action) {
-            (_, Some("ping"), _) => Reply::Send(vec![
-                json!({"type": "pong", "timestamp": now()}).to_string(),
-            ]),
-            (Endpoint::Dashboard, _, Some("ping")) => Reply::Send(vec![
-                json!({"type": "pong", "timestamp": now()}).to_string(),
-            ]),
+            (_, Some("ping"), _) | (Endpoint::Dashboard, _, Some("ping")) => {
+                Reply::Send(vec![protocol::pong_message(&now())])
+            }
             (Endpoint::Dashboard, _, Some("refresh")) => Reply::Snapshot,
             (_, Some("pong" | "heartbeat"), _) => Reply::Nothing,
             (Endpoint::Trading, Some(op @ ("subscribe" | "unsubscribe")), _) => {
@@ -255,11 +239,7 @@ impl Endpoint {
                     && !client.is_empty()
                     && may_read_client(id, client, &msp_of);
                 if visible {
-                    Reply::Send(vec![
-                        json!({"type": "connection", "status": "subscribed",
-                               "client_id": client, "timestamp": now()})
-                        .to_string(),
-                    ])
+                    Reply::Send(vec![compliance::subscribed(client, &now())])
                 } else {
                     Reply::Send(vec![error(&format!(
                         "not allowed to subscribe to client {client}"
