@@ -1,0 +1,232 @@
+//! The inbox's table and indexes, the SQL the reader and the writer share,
+//! and the mapping between rows and records: severities as numbers, times
+//! as milliseconds, the payload as text.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde_json::value::RawValue;
+
+use crate::protocol::{Event, Severity, Style};
+
+use super::writer::Durability;
+use super::{InboxError, Record, Retention, StoredAlert};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    id             INTEGER PRIMARY KEY,
+    type           TEXT    NOT NULL,
+    severity       INTEGER NOT NULL,  -- after rules: 0 info, 1 warning, 2 critical, 3 emergency
+    event_severity INTEGER NOT NULL,  -- as decoded
+    style          TEXT    NOT NULL,
+    channel        TEXT,
+    subject        TEXT,
+    source         TEXT    NOT NULL,
+    time_ms        INTEGER NOT NULL,  -- event time, ms since the epoch (UTC)
+    server_time    INTEGER NOT NULL,
+    event_id       TEXT,
+    seq            INTEGER,
+    alert_key      TEXT,
+    payload        TEXT    NOT NULL,  -- the message as received
+    received_ms    INTEGER NOT NULL,
+    acked_ms       INTEGER            -- NULL while unacknowledged
+);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ms);
+CREATE INDEX IF NOT EXISTS alerts_unacked ON alerts(severity) WHERE acked_ms IS NULL;
+CREATE INDEX IF NOT EXISTS alerts_key ON alerts(alert_key);
+PRAGMA user_version = 1;
+";
+
+pub(super) const INSERT: &str = "INSERT INTO alerts (type, severity, event_severity, style, channel, subject, \
+source, time_ms, server_time, event_id, seq, alert_key, payload, received_ms) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+pub(super) const COLUMNS: &str = "id, type, severity, event_severity, style, channel, subject, source, \
+time_ms, server_time, event_id, seq, alert_key, payload, received_ms, acked_ms";
+
+pub(super) fn sev_num(s: Severity) -> i64 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+        Severity::Emergency => 3,
+    }
+}
+
+pub(super) fn sev_of(n: i64) -> Severity {
+    match n {
+        i64::MIN..=0 => Severity::Info,
+        1 => Severity::Warning,
+        2 => Severity::Critical,
+        _ => Severity::Emergency,
+    }
+}
+
+pub(super) fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connection, InboxError> {
+    let p = path.display().to_string();
+    let sql = |source| InboxError::Sqlite {
+        path: p.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| InboxError::Io {
+            path: p.clone(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    // journal_mode returns a row; pragma_update would complain about it.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %p, mode, "the inbox could not switch to WAL mode");
+    }
+    let sync = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    Ok(conn)
+}
+
+pub(super) fn insert_one(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    r: &Record,
+) -> rusqlite::Result<()> {
+    let e = &r.event;
+    stmt.execute(params![
+        e.kind,
+        sev_num(r.severity),
+        sev_num(e.severity),
+        e.style.as_str(),
+        e.channel,
+        e.subject,
+        &*e.source,
+        e.time.timestamp_millis(),
+        e.server_time,
+        e.id,
+        e.seq.and_then(|s| i64::try_from(s).ok()),
+        r.key,
+        e.payload.get(),
+        r.received.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
+pub(super) fn insert_batch(
+    conn: &mut Connection,
+    records: &[Record],
+) -> rusqlite::Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut ids = Vec::with_capacity(records.len());
+    {
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        for r in records {
+            insert_one(&mut stmt, r)?;
+            ids.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
+pub(super) fn row_to_alert(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<StoredAlert, InboxError>> {
+    let id: i64 = row.get(0)?;
+    let style: String = row.get(4)?;
+    let source: String = row.get(7)?;
+    let payload: String = row.get(13)?;
+    let seq: Option<i64> = row.get(11)?;
+    let payload = match RawValue::from_string(payload) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Err(InboxError::BadRow {
+                id,
+                reason: e.to_string(),
+            }));
+        }
+    };
+    let event = Event {
+        kind: row.get(1)?,
+        severity: sev_of(row.get(3)?),
+        style: style.parse().unwrap_or(Style::Generic),
+        channel: row.get(5)?,
+        subject: row.get(6)?,
+        source: Arc::from(source),
+        time: ms_to_time(row.get(8)?),
+        server_time: row.get(9)?,
+        id: row.get(10)?,
+        seq: seq.and_then(|s| u64::try_from(s).ok()),
+        payload,
+    };
+    let acked: Option<i64> = row.get(15)?;
+    Ok(Ok(StoredAlert {
+        id,
+        event,
+        severity: sev_of(row.get(2)?),
+        key: row.get(12)?,
+        received: ms_to_time(row.get(14)?),
+        acknowledged: acked.map(ms_to_time),
+    }))
+}
+
+/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE '\'`.
+pub(super) fn like_pattern(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
+
+pub(super) fn prune(
+    conn: &Connection,
+    r: &Retention,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<usize> {
+    if r.is_unlimited() {
+        return Ok(0);
+    }
+    let keep = match r.keep_unacknowledged {
+        Some(s) => format!(" AND NOT (acked_ms IS NULL AND severity >= {})", sev_num(s)),
+        None => String::new(),
+    };
+    let mut n = 0;
+    if let Some(age) = r.max_age {
+        // An age beyond the calendar keeps everything.
+        let cutoff = chrono::Duration::from_std(age)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        n += conn.execute(
+            &format!("DELETE FROM alerts WHERE received_ms < ?1{keep}"),
+            [cutoff.timestamp_millis()],
+        )?;
+    }
+    if let Some(max) = r.max_count {
+        let offset = i64::try_from(max).unwrap_or(i64::MAX);
+        n += conn.execute(
+            &format!(
+                "DELETE FROM alerts WHERE id <= (SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1){keep}"
+            ),
+            [offset],
+        )?;
+    }
+    Ok(n)
+}

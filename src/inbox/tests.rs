@@ -1,0 +1,189 @@
+//! The inbox against a real SQLite file: batching, acknowledgements,
+//! search, retention, restarts.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::protocol::{Frame, decode};
+use chrono::TimeZone;
+
+fn ev(json: &str, secs: i64) -> Event {
+    let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(secs);
+    match decode(json, &Arc::from("desk"), t) {
+        Ok(Frame::Event(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap()
+}
+
+fn sample() -> Vec<Record> {
+    vec![
+        Record::new(ev(r#"{"type":"market_data","symbol":"SPY","price":1}"#, 0), now()),
+        Record::new(
+            ev(r#"{"type":"employee_stress","data":{"employee_id":"E1","department":"Engineering","stress_rate":65.5}}"#, 10),
+            now(),
+        )
+        .key("desk|employee_stress|employee:E1"),
+        Record::new(
+            ev(r#"{"type":"department_critical","data":{"department_name":"Sales 100%_off"}}"#, 20),
+            now(),
+        ),
+        Record::new(
+            ev(r#"{"type":"session_status","sessionId":"S42","status":"emergency_stopped"}"#, 30),
+            now(),
+        ),
+    ]
+}
+
+#[test]
+fn stores_round_trips_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("a/inbox.db")).unwrap();
+    let recs = sample();
+    let ids = inbox.insert(&recs).unwrap();
+    assert_eq!(ids.len(), 4);
+    let got = inbox.get(ids[1]).unwrap().unwrap();
+    assert_eq!(got.event, recs[1].event, "the event comes back whole");
+    assert_eq!(got.key.as_deref(), Some("desk|employee_stress|employee:E1"));
+    assert_eq!(inbox.count().unwrap(), 4);
+    assert_eq!(inbox.unacknowledged_critical().unwrap(), 2);
+    let mode: String = inbox
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn acknowledge_and_unacknowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    let ids = inbox.insert(&sample()).unwrap();
+    assert_eq!(inbox.acknowledge(&[ids[2]], now()).unwrap(), 1);
+    assert_eq!(inbox.acknowledge(&[ids[2]], now()).unwrap(), 0, "already");
+    assert_eq!(inbox.unacknowledged_critical().unwrap(), 1);
+    assert_eq!(inbox.unacknowledged().unwrap(), 3);
+    assert_eq!(
+        inbox.get(ids[2]).unwrap().unwrap().acknowledged,
+        Some(now())
+    );
+    assert_eq!(inbox.acknowledge(&ids, now()).unwrap(), 3, "many at once");
+    assert_eq!(inbox.unacknowledged_critical().unwrap(), 0);
+    assert_eq!(inbox.unacknowledged().unwrap(), 0);
+    assert_eq!(inbox.unacknowledge(&[ids[2], ids[3]]).unwrap(), 2);
+    assert_eq!(inbox.unacknowledged_critical().unwrap(), 2);
+    assert_eq!(
+        inbox
+            .acknowledge_key("desk|employee_stress|employee:E1", now())
+            .unwrap(),
+        0,
+        "already acknowledged above"
+    );
+    inbox.unacknowledge(&[ids[1]]).unwrap();
+    assert_eq!(
+        inbox
+            .acknowledge_key("desk|employee_stress|employee:E1", now())
+            .unwrap(),
+        1
+    );
+    let crit = Query::default().min_severity(Severity::Critical);
+    assert_eq!(inbox.acknowledge_matching(&crit, now()).unwrap(), 2);
+    assert_eq!(inbox.unacknowledged_critical().unwrap(), 0);
+}
+
+#[test]
+fn search_by_each_criterion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    let ids = inbox.insert(&sample()).unwrap();
+    let find = |q: Query| -> Vec<i64> {
+        inbox
+            .search(&q)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect()
+    };
+    assert_eq!(find(Query::default()), vec![ids[3], ids[2], ids[1], ids[0]]);
+    assert_eq!(find(Query::default().text("engineering")), vec![ids[1]]);
+    // LIKE wildcards in the text are literal.
+    assert_eq!(find(Query::default().text("100%_off")), vec![ids[2]]);
+    assert_eq!(find(Query::default().text("%")), vec![ids[2]]);
+    assert_eq!(find(Query::default().text("session:S42")), vec![ids[3]]);
+    assert_eq!(
+        find(Query::default().kind("market_data").kind("session_status")),
+        vec![ids[3], ids[0]]
+    );
+    assert_eq!(
+        find(Query::default().min_severity(Severity::Critical)),
+        vec![ids[3], ids[2]]
+    );
+    assert_eq!(find(Query::default().source("desk")).len(), 4);
+    assert!(find(Query::default().source("other")).is_empty());
+    let t = |s| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, s).unwrap();
+    assert_eq!(
+        find(Query::default().since(t(10)).until(t(30))),
+        vec![ids[2], ids[1]]
+    );
+    inbox.acknowledge(&[ids[0]], now()).unwrap();
+    assert_eq!(find(Query::default().acknowledged(true)), vec![ids[0]]);
+    assert_eq!(find(Query::default().acknowledged(false)).len(), 3);
+    assert_eq!(find(Query::default().limit(2)), vec![ids[3], ids[2]]);
+    assert_eq!(
+        find(Query::default().before_id(ids[2]).limit(1)),
+        vec![ids[1]]
+    );
+}
+
+#[test]
+fn retention_by_count_and_age_keeps_unacknowledged_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    let old = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let mut recs = sample();
+    for r in &mut recs {
+        r.received = old;
+    }
+    let ids = inbox.insert(&recs).unwrap();
+    let fresh = inbox.insert(&sample()).unwrap();
+    let by_age = Retention::default().max_age(Duration::from_secs(86_400));
+    // Two old ones go; the old critical and emergency stay.
+    assert_eq!(inbox.prune(&by_age, now()).unwrap(), 2);
+    assert_eq!(inbox.missing(&ids).unwrap(), vec![ids[0], ids[1]]);
+    inbox.acknowledge(&[ids[2]], now()).unwrap();
+    assert_eq!(inbox.prune(&by_age, now()).unwrap(), 1);
+    // By count: keep the newest 2 (plus protected ones).
+    let by_count = Retention::default().max_count(2).keep_unacknowledged(None);
+    inbox.prune(&by_count, now()).unwrap();
+    assert_eq!(inbox.count().unwrap(), 2);
+    assert!(inbox.missing(&fresh[2..]).unwrap().is_empty());
+}
+
+#[test]
+fn writer_reports_only_committed_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let (mut w, done) = Writer::spawn(&path, WriterConfig::default().max_batch(7)).unwrap();
+    let mut tickets = Vec::new();
+    for i in 0..100 {
+        let r = Record::new(ev(&format!(r#"{{"type":"t","n":{i}}}"#), i), now());
+        tickets.push(w.push(r).unwrap());
+    }
+    assert_eq!(tickets, (0..100).collect::<Vec<_>>());
+    w.flush().unwrap();
+    let mut ids = Vec::new();
+    while let Ok(c) = done.try_recv() {
+        assert_eq!(c.first_ticket as usize, ids.len());
+        assert!(c.ids.len() <= 7);
+        ids.extend(c.ids);
+    }
+    assert_eq!(ids.len(), 100);
+    w.close().unwrap();
+    let inbox = Inbox::open(&path).unwrap();
+    assert!(inbox.missing(&ids).unwrap().is_empty());
+    let last = inbox.get(ids[99]).unwrap().unwrap();
+    assert!(last.event.payload.get().contains("\"n\":99"));
+}

@@ -1,0 +1,263 @@
+//! The inbox's writer: one thread owns the write connection and commits
+//! whatever is queued as one transaction (group commit), reporting ids only
+//! after the commit; durability settings and periodic pruning.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rusqlite::Connection;
+
+use super::schema::*;
+use super::{InboxError, Record, Retention};
+
+/// How hard each commit holds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives the process being killed; the last commits may be lost on
+    /// power loss or an OS crash (`synchronous=NORMAL` in WAL mode).
+    #[default]
+    Process,
+    /// Survives power loss too: every commit is fsynced
+    /// (`synchronous=FULL`).
+    Power,
+}
+
+/// Writer settings. Defaults in each field's doc.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WriterConfig {
+    /// Largest transaction. Default 4096 events.
+    pub max_batch: usize,
+    /// Events queued before [`Writer::push`] blocks (backpressure).
+    /// Default 65,536.
+    pub queue: usize,
+    /// Default [`Durability::Process`].
+    pub durability: Durability,
+    /// Applied by the writer after commits, at most every
+    /// `prune_every`. Default: no limit.
+    pub retention: Retention,
+    /// Default 60 s.
+    pub prune_every: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 4096,
+            queue: 65_536,
+            durability: Durability::Process,
+            retention: Retention::default(),
+            prune_every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl WriterConfig {
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+    pub fn queue(mut self, n: usize) -> Self {
+        self.queue = n.max(1);
+        self
+    }
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    pub fn retention(mut self, r: Retention) -> Self {
+        self.retention = r;
+        self
+    }
+    pub fn prune_every(mut self, d: Duration) -> Self {
+        self.prune_every = d;
+        self
+    }
+}
+
+/// Reported after each commit: the records pushed with tickets
+/// `first_ticket ..` are stored under these ids, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub first_ticket: u64,
+    pub ids: Vec<i64>,
+}
+
+pub(super) enum Cmd {
+    Insert(Box<Record>),
+    Flush(mpsc::SyncSender<Result<(), String>>),
+}
+
+/// The batching writer: a thread that owns the write connection.
+///
+/// [`Writer::push`] queues a record and returns its ticket; the thread
+/// commits what is queued and reports [`Committed`] on the channel returned
+/// by [`Writer::spawn`] only after the commit. Dropping the writer commits
+/// what is queued and stops the thread.
+pub struct Writer {
+    tx: Option<mpsc::SyncSender<Cmd>>,
+    handle: Option<thread::JoinHandle<()>>,
+    next_ticket: u64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("next_ticket", &self.next_ticket)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Opens the database and starts the writer thread.
+    pub fn spawn(
+        path: impl AsRef<Path>,
+        cfg: WriterConfig,
+    ) -> Result<(Writer, mpsc::Receiver<Committed>), InboxError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_conn(&path, cfg.durability)?;
+        let (tx, rx) = mpsc::sync_channel::<Cmd>(cfg.queue);
+        let (done_tx, done_rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("riskwatch-inbox".into())
+            .spawn(move || writer_loop(conn, path, cfg, rx, done_tx))
+            .map_err(|source| InboxError::Io {
+                path: "inbox writer thread".into(),
+                source,
+            })?;
+        Ok((
+            Writer {
+                tx: Some(tx),
+                handle: Some(handle),
+                next_ticket: 0,
+            },
+            done_rx,
+        ))
+    }
+
+    /// Queues a record; blocks while the queue is full. Returns its ticket
+    /// (0, 1, 2, … in push order).
+    pub fn push(&mut self, r: Record) -> Result<u64, InboxError> {
+        let tx = self.tx.as_ref().ok_or(InboxError::Closed)?;
+        tx.send(Cmd::Insert(Box::new(r)))
+            .map_err(|_| InboxError::Closed)?;
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        Ok(t)
+    }
+
+    /// Blocks until everything pushed so far is committed.
+    pub fn flush(&self) -> Result<(), InboxError> {
+        let tx = self.tx.as_ref().ok_or(InboxError::Closed)?;
+        let (done, wait) = mpsc::sync_channel(1);
+        tx.send(Cmd::Flush(done)).map_err(|_| InboxError::Closed)?;
+        match wait.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(InboxError::Sqlite {
+                path: msg,
+                source: rusqlite::Error::ExecuteReturnedResults,
+            }),
+            Err(_) => Err(InboxError::Closed),
+        }
+    }
+
+    /// Commits what is queued and stops the thread.
+    pub fn close(mut self) -> Result<(), InboxError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), InboxError> {
+        self.tx.take();
+        match self.handle.take() {
+            Some(h) => h.join().map_err(|_| InboxError::Closed),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    cfg: WriterConfig,
+    rx: mpsc::Receiver<Cmd>,
+    done: mpsc::Sender<Committed>,
+) {
+    let mut next_ticket: u64 = 0;
+    let mut last_prune = Instant::now();
+    let mut batch: Vec<Record> = Vec::with_capacity(cfg.max_batch.min(65_536));
+    let mut flushes = Vec::new();
+    // Block for the first command, then take whatever else is queued.
+    while let Ok(first) = rx.recv() {
+        let mut cmd = Some(first);
+        while let Some(c) = cmd.take() {
+            match c {
+                Cmd::Insert(r) => batch.push(*r),
+                Cmd::Flush(f) => flushes.push(f),
+            }
+            if batch.len() >= cfg.max_batch {
+                break;
+            }
+            cmd = rx.try_recv().ok();
+        }
+        let mut result = Ok(());
+        if !batch.is_empty() {
+            match commit_with_retry(&mut conn, &batch) {
+                Ok(ids) => {
+                    let _ = done.send(Committed {
+                        first_ticket: next_ticket,
+                        ids,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, lost = batch.len(), "inbox commit failed");
+                    result = Err(format!("{}: {e}", path.display()));
+                }
+            }
+            next_ticket += batch.len() as u64;
+            batch.clear();
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(result.clone());
+        }
+        if !cfg.retention.is_unlimited() && last_prune.elapsed() >= cfg.prune_every {
+            last_prune = Instant::now();
+            match prune(&conn, &cfg.retention, Utc::now()) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(n, "inbox retention pruned alerts"),
+                Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
+            }
+        }
+    }
+}
+
+pub(super) fn commit_with_retry(
+    conn: &mut Connection,
+    batch: &[Record],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut attempt = 0;
+    loop {
+        match insert_batch(conn, batch) {
+            Ok(ids) => return Ok(ids),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if attempt < 3
+                    && matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+            {
+                attempt += 1;
+                thread::sleep(Duration::from_millis(50 * attempt));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
