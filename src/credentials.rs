@@ -11,7 +11,7 @@
 //! async code run them on a blocking thread (`tokio::task::spawn_blocking`).
 
 use crate::client::Token;
-use crate::engine::prefs::check_profile_name;
+use crate::profile::check_profile_name;
 
 /// The keyring service name riskwatch stores tokens under.
 pub const SERVICE: &str = "riskwatch";
@@ -19,7 +19,7 @@ pub const SERVICE: &str = "riskwatch";
 /// What can go wrong with the keyring. No variant carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    /// The profile name is unusable (see `engine::prefs::check_profile_name`).
+    /// The profile name is unusable (see `profile::check_profile_name`).
     #[error(
         "bad profile name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
     )]

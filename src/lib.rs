@@ -24,6 +24,8 @@
 //!   writer, acknowledgements, search, retention).
 //! - [`notifier`]: OS notifications (notify-rust) for the engine's
 //!   decisions, degrading to a logged warning without a server.
+//! - [`profile`]: server profiles on disk, one TOML file each: where to
+//!   connect (URL, style, channels) and the engine's preferences.
 //! - [`credentials`]: tokens in the OS keyring, one entry per profile.
 //! - [`logging`]: the log filter that keeps secrets out of any `RUST_LOG`.
 //! - [`server`]: the hub (`riskwatch serve`): native protocol and the five
@@ -42,6 +44,7 @@ pub mod engine;
 pub mod inbox;
 pub mod logging;
 pub mod notifier;
+pub mod profile;
 pub mod protocol;
 pub mod server;
 pub mod sim;

@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use riskwatch::engine::{Prefs, Rule};
+use riskwatch::profile::Profile;
 use tauri::{AppHandle, Manager, State};
 
 use crate::alerts::Alerts;
@@ -126,10 +127,10 @@ fn list(store: Option<&Profiles>, links: &[LinkView]) -> Vec<ProfileView> {
 /// lists, with the error where the keyring's would go.
 fn profile_view(store: &Profiles, name: &str, link: Option<LinkView>) -> ProfileView {
     let (url, style, subscribe, load_error) = match store.load(name) {
-        Ok((p, _)) => (
-            p.url.map(|u| u.as_str().to_owned()),
-            p.style,
-            p.subscribe,
+        Ok(p) => (
+            p.connection.url.map(|u| u.as_str().to_owned()),
+            p.connection.style.map(|s| s.to_string()),
+            p.connection.subscribe,
             None,
         ),
         Err(e) => (None, None, Vec::new(), Some(e.to_string())),
@@ -311,12 +312,12 @@ pub async fn prefs_unmute(
 async fn edit_prefs(
     app: AppHandle,
     profile: String,
-    edit: impl FnOnce(&Profiles, &str) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> + Send + 'static,
+    edit: impl FnOnce(&Profiles, &str) -> Result<(Profile, PrefsView), Error> + Send + 'static,
 ) -> Result<PrefsView, Error> {
     let store = store(&app)?;
     let name = profile.clone();
-    let (prefs, rules, view) = blocking(move || edit(&store, &name)).await?;
-    apply(&app, &profile, prefs, rules);
+    let (p, view) = blocking(move || edit(&store, &name)).await?;
+    apply(&app, &profile, p.prefs, p.rules);
     Ok(view)
 }
 

@@ -3,7 +3,7 @@
 
 use riskwatch::client::ClientError;
 use riskwatch::credentials::CredentialError;
-use riskwatch::engine::PrefsError;
+use riskwatch::profile::ProfileError;
 use serde::{Serialize, Serializer};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +48,11 @@ fn client_error_text(e: &ClientError) -> String {
 }
 
 impl Error {
-    pub fn prefs(e: PrefsError) -> Error {
-        match e {
-            PrefsError::Invalid { .. } | PrefsError::BadProfileName(_) => {
-                Error::Invalid(e.to_string())
-            }
-            other => Error::Prefs(other.to_string()),
+    pub fn profile(e: ProfileError) -> Error {
+        if e.is_invalid() {
+            Error::Invalid(e.to_string())
+        } else {
+            Error::Prefs(e.to_string())
         }
     }
 

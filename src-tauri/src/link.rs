@@ -239,6 +239,7 @@ pub async fn connect(app: &AppHandle, store: Option<&Profiles>, target: Target) 
                 .await
                 .map_err(|e| Error::Prefs(e.to_string()))
                 .and_then(|r| r)
+                .map(|p| (p.prefs, p.rules))
         }
         None => Ok((profiles::desktop_prefs(), Vec::new())),
     };

@@ -1,6 +1,6 @@
-//! Connection profiles as the desktop keeps them: one preferences file per
-//! profile in the library's [`PrefsStore`] (URL, backend style, channels and
-//! the alert preferences) and its token in the OS keyring
+//! Connection profiles as the desktop keeps them: one file per profile in
+//! the library's [`ProfileStore`] (URL, backend style, channels and the
+//! alert preferences) and its token in the OS keyring
 //! ([`riskwatch::credentials`]), never in a file. Also the conversion between
 //! Settings' form ([`PrefsForm`]) and the library's [`Prefs`], which keeps
 //! every part of the file the form does not show.
@@ -15,8 +15,9 @@ use chrono::{DateTime, NaiveTime, Utc};
 use riskwatch::Severity;
 use riskwatch::client::Token;
 use riskwatch::credentials;
-use riskwatch::engine::prefs::{QuietHours, ServerUrl};
-use riskwatch::engine::{MuteTarget, Prefs, PrefsStore, Rule};
+use riskwatch::engine::prefs::QuietHours;
+use riskwatch::engine::{MuteTarget, Prefs};
+use riskwatch::profile::{Profile, ProfileStore, ServerUrl};
 use riskwatch::protocol::Style;
 
 use crate::error::Error;
@@ -34,7 +35,7 @@ const MAX_SUBSCRIBE: usize = 256;
 /// The store of profiles.
 #[derive(Debug, Clone)]
 pub struct Profiles {
-    store: PrefsStore,
+    store: ProfileStore,
 }
 
 /// A stored profile with a server to connect to.
@@ -50,7 +51,7 @@ impl Profiles {
     /// The OS config directory's profiles (`$XDG_CONFIG_HOME/riskwatch/profiles`).
     pub fn open() -> Result<Profiles, Error> {
         Ok(Profiles {
-            store: PrefsStore::default_location().map_err(Error::prefs)?,
+            store: ProfileStore::default_location().map_err(Error::profile)?,
         })
     }
 
@@ -58,13 +59,13 @@ impl Profiles {
     #[cfg(test)]
     pub fn at(dir: impl Into<std::path::PathBuf>) -> Profiles {
         Profiles {
-            store: PrefsStore::at(dir),
+            store: ProfileStore::at(dir),
         }
     }
 
     /// Every stored profile's name, sorted.
     pub fn names(&self) -> Result<Vec<String>, Error> {
-        self.store.list().map_err(Error::prefs)
+        self.store.list().map_err(Error::profile)
     }
 
     /// The stored profiles that name a server. A profile whose file is
@@ -82,7 +83,7 @@ impl Profiles {
             .into_iter()
             .filter(|n| n != DEMO && n != CLI)
             .filter_map(|name| match self.load(&name) {
-                Ok((prefs, _)) => server(&name, &prefs),
+                Ok(p) => server(&name, &p),
                 Err(error) => {
                     tracing::warn!(profile = %name, %error, "profile skipped");
                     None
@@ -91,17 +92,18 @@ impl Profiles {
             .collect()
     }
 
-    /// A profile's preferences; the desktop's defaults ([`desktop_prefs`])
-    /// when it has no file yet. A `style` the client does not know is an
-    /// error here, as in the file.
-    pub fn load(&self, name: &str) -> Result<(Prefs, Vec<Rule>), Error> {
-        let path = self.store.path(name).map_err(Error::prefs)?;
-        if !path.exists() {
-            return Ok((desktop_prefs(), Vec::new()));
+    /// A profile; the desktop's default preferences ([`desktop_prefs`])
+    /// when it has no file yet.
+    pub fn load(&self, name: &str) -> Result<Profile, Error> {
+        Ok(self.load_text(name)?.0)
+    }
+
+    /// A profile and its file's text (`None` when it has no file yet).
+    fn load_text(&self, name: &str) -> Result<(Profile, Option<String>), Error> {
+        match self.store.load_text(name).map_err(Error::profile)? {
+            (_, None) => Ok((Profile::new(desktop_prefs(), Vec::new()), None)),
+            loaded => Ok(loaded),
         }
-        let (prefs, rules) = self.store.load(name).map_err(Error::prefs)?;
-        check_style(prefs.style.as_deref())?;
-        Ok((prefs, rules))
     }
 
     /// Creates or changes a profile from Settings: checks every field,
@@ -124,8 +126,9 @@ impl Profiles {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty() && *s != "auto")
-            .map(str::to_owned);
-        check_style(style.as_deref())?;
+            .map(Style::from_str)
+            .transpose()
+            .map_err(|e| Error::Invalid(format!("style: {e}")))?;
         let subscribe = channels(&input.subscribe)?;
         let token = input
             .token
@@ -137,10 +140,11 @@ impl Profiles {
         {
             return Err(Error::Invalid("token: must not contain spaces".into()));
         }
-        let (mut prefs, _) = self.load(name)?;
-        prefs.url = Some(url);
-        prefs.style = style;
-        prefs.subscribe = subscribe;
+        let mut profile = self.load(name)?;
+        let c = &mut profile.connection;
+        c.url = Some(url);
+        c.style = style;
+        c.subscribe = subscribe;
         // The token first: a profile is never saved pointing at a server
         // with the token the user meant for it missing.
         if let Some(t) = token {
@@ -148,8 +152,8 @@ impl Profiles {
         } else if input.clear_token {
             credentials::delete(name).map_err(Error::keyring)?;
         }
-        self.store.save(name, &prefs).map_err(Error::prefs)?;
-        server(name, &prefs).ok_or_else(|| Error::Invalid("URL: missing".into()))
+        self.store.save(name, &profile).map_err(Error::profile)?;
+        server(name, &profile).ok_or_else(|| Error::Invalid("URL: missing".into()))
     }
 
     /// Removes a profile's file and its token.
@@ -159,7 +163,7 @@ impl Profiles {
                 "{name:?} is the built-in connection: disconnect it instead"
             )));
         }
-        self.store.remove(name).map_err(Error::prefs)?;
+        self.store.remove(name).map_err(Error::profile)?;
         match credentials::delete(name) {
             Ok(_) => Ok(()),
             // The file is gone; a keyring that cannot be reached holds no
@@ -193,63 +197,55 @@ impl Profiles {
 
     /// The profile's preferences for Settings.
     pub fn view(&self, name: &str) -> Result<PrefsView, Error> {
-        let (prefs, _) = self.load(name)?;
-        let path = self.store.path(name).map_err(Error::prefs)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(_) => prefs.to_toml().map_err(Error::prefs)?,
+        let (profile, text) = self.load_text(name)?;
+        let path = self.store.path(name).map_err(Error::profile)?;
+        let text = match text {
+            Some(t) => t,
+            None => profile.to_toml().map_err(Error::profile)?,
         };
         Ok(PrefsView {
             profile: name.to_owned(),
-            form: form_of(&prefs),
+            form: form_of(&profile.prefs),
             text,
             path: path.display().to_string(),
         })
     }
 
     /// Applies Settings' form to the stored preferences and saves them.
-    /// Returns the new preferences with their compiled rules.
-    pub fn save_form(
+    /// Returns the new profile with its compiled rules.
+    pub fn save_form(&self, name: &str, form: &PrefsForm) -> Result<(Profile, PrefsView), Error> {
+        self.edit(name, |prefs| apply_form(prefs, form))
+    }
+
+    /// Changes a profile's preferences with `change`, saves the profile
+    /// and reads it back (rules compiled).
+    fn edit(
         &self,
         name: &str,
-        form: &PrefsForm,
-    ) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
-        let (mut prefs, _) = self.load(name)?;
-        apply_form(&mut prefs, form)?;
-        self.store.save(name, &prefs).map_err(Error::prefs)?;
-        let (prefs, rules) = self.load(name)?;
-        let view = self.view(name)?;
-        Ok((prefs, rules, view))
+        change: impl FnOnce(&mut Prefs) -> Result<(), Error>,
+    ) -> Result<(Profile, PrefsView), Error> {
+        let mut profile = self.load(name)?;
+        change(&mut profile.prefs)?;
+        self.store.save(name, &profile).map_err(Error::profile)?;
+        Ok((self.load(name)?, self.view(name)?))
     }
 
     /// Saves the whole file as the user wrote it, after checking it.
-    pub fn save_text(
-        &self,
-        name: &str,
-        text: &str,
-    ) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
-        let (prefs, _) = Prefs::from_toml(
-            text,
-            &self
-                .store
-                .path(name)
-                .map_err(Error::prefs)?
-                .display()
-                .to_string(),
-        )
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-        check_style(prefs.style.as_deref())?;
-        if name == DEMO && prefs.url.is_some() {
+    pub fn save_text(&self, name: &str, text: &str) -> Result<(Profile, PrefsView), Error> {
+        let path = self.store.path(name).map_err(Error::profile)?;
+        let parsed = Profile::from_toml(text, &path.display().to_string())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        if name == DEMO && parsed.connection.url.is_some() {
             return Err(Error::Invalid(
                 "the demo profile has no url: add a server as a new profile".into(),
             ));
         }
-        let (prefs, rules) = self
+        let profile = self
             .store
             .save_text(name, text)
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let view = self.view(name)?;
-        Ok((prefs, rules, view))
+        Ok((profile, view))
     }
 
     /// Snoozes `target` for `minutes`, or mutes it until removed (`None`).
@@ -259,29 +255,23 @@ impl Profiles {
         target: MuteTarget,
         minutes: Option<u32>,
         now: DateTime<Utc>,
-    ) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
-        let (mut prefs, _) = self.load(name)?;
-        match minutes {
-            Some(0) => return Err(Error::Invalid("snooze: at least one minute".into())),
-            Some(m) => prefs.snooze(target, Duration::from_secs(u64::from(m) * 60), now),
-            None => prefs.mute(target),
-        }
-        self.store.save(name, &prefs).map_err(Error::prefs)?;
-        let (prefs, rules) = self.load(name)?;
-        Ok((prefs, rules, self.view(name)?))
+    ) -> Result<(Profile, PrefsView), Error> {
+        self.edit(name, |prefs| {
+            match minutes {
+                Some(0) => return Err(Error::Invalid("snooze: at least one minute".into())),
+                Some(m) => prefs.snooze(target, Duration::from_secs(u64::from(m) * 60), now),
+                None => prefs.mute(target),
+            }
+            Ok(())
+        })
     }
 
     /// Removes a mute or snooze.
-    pub fn unmute(
-        &self,
-        name: &str,
-        target: &MuteTarget,
-    ) -> Result<(Prefs, Vec<Rule>, PrefsView), Error> {
-        let (mut prefs, _) = self.load(name)?;
-        prefs.unmute(target);
-        self.store.save(name, &prefs).map_err(Error::prefs)?;
-        let (prefs, rules) = self.load(name)?;
-        Ok((prefs, rules, self.view(name)?))
+    pub fn unmute(&self, name: &str, target: &MuteTarget) -> Result<(Profile, PrefsView), Error> {
+        self.edit(name, |prefs| {
+            prefs.unmute(target);
+            Ok(())
+        })
     }
 }
 
@@ -295,23 +285,14 @@ pub fn desktop_prefs() -> Prefs {
     prefs
 }
 
-fn server(name: &str, prefs: &Prefs) -> Option<Server> {
-    let url = prefs.url.as_ref()?.as_str().to_owned();
+fn server(name: &str, profile: &Profile) -> Option<Server> {
+    let c = &profile.connection;
     Some(Server {
         name: name.to_owned(),
-        url,
-        style: prefs.style.as_deref().and_then(|s| Style::from_str(s).ok()),
-        subscribe: prefs.subscribe.clone(),
+        url: c.url.as_ref()?.as_str().to_owned(),
+        style: c.style,
+        subscribe: c.subscribe.clone(),
     })
-}
-
-fn check_style(style: Option<&str>) -> Result<(), Error> {
-    match style {
-        Some(s) => Style::from_str(s)
-            .map(|_| ())
-            .map_err(|e| Error::Invalid(format!("style: {e}"))),
-        None => Ok(()),
-    }
 }
 
 fn channels(raw: &[String]) -> Result<Vec<String>, Error> {
@@ -449,7 +430,11 @@ start = "22:00"
 end = "07:00"
 timezone = "Europe/London"
 "#;
-        let (mut prefs, _) = Prefs::from_toml(text, "p.toml").unwrap();
+        let Profile {
+            connection,
+            mut prefs,
+            ..
+        } = Profile::from_toml(text, "p.toml").unwrap();
         let mut form = form_of(&prefs);
         assert_eq!(form.rules, ["employee_stress: stress_rate > 40 => warning"]);
         let q = form.quiet_hours.clone().unwrap();
@@ -471,9 +456,18 @@ timezone = "Europe/London"
         assert_eq!(prefs.severity.notify, Severity::Warning);
         assert_eq!(prefs.rules.len(), 2, "the blank rule is dropped");
         assert_eq!(prefs.types.get("market_data"), Some(&false), "kept");
-        assert_eq!(prefs.style.as_deref(), Some("trading"), "kept");
+        let saved = Profile {
+            connection,
+            prefs,
+            rules: Vec::new(),
+        };
+        assert_eq!(saved.connection.style, Some(Style::Trading), "kept");
         // What the form saved reads back as a valid file.
-        let (again, rules) = Prefs::from_toml(&prefs.to_toml().unwrap(), "p.toml").unwrap();
+        let Profile {
+            prefs: again,
+            rules,
+            ..
+        } = Profile::from_toml(&saved.to_toml().unwrap(), "p.toml").unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(form_of(&again), {
             let mut f = form.clone();
@@ -568,16 +562,16 @@ timezone = "Europe/London"
         );
 
         let now = Utc::now();
-        let (prefs, _, view) = profiles
+        let (p, view) = profiles
             .snooze("desk", MuteTarget::Type("tick".into()), Some(60), now)
             .unwrap();
-        assert_eq!(prefs.mute.len(), 1);
+        assert_eq!(p.prefs.mute.len(), 1);
         assert_eq!(view.form.mutes[0].kind, "type");
         assert!(view.form.mutes[0].until.is_some());
-        let (prefs, _, _) = profiles
+        let (p, _) = profiles
             .unmute("desk", &MuteTarget::Type("tick".into()))
             .unwrap();
-        assert!(prefs.mute.is_empty());
+        assert!(p.prefs.mute.is_empty());
 
         let e = profiles
             .save_text("desk", "url = \"ws://h/ws\"\nbogus = 1\n")
@@ -590,10 +584,10 @@ timezone = "Europe/London"
                 .is_err()
         );
         assert!(profiles.save_text("demo", "url = \"ws://h/ws\"\n").is_err());
-        let (prefs, _, _) = profiles
+        let (p, _) = profiles
             .save_text("desk", "# mine\nurl = \"ws://h/ws\"\n")
             .unwrap();
-        assert_eq!(prefs.url.unwrap().as_str(), "ws://h/ws");
+        assert_eq!(p.connection.url.unwrap().as_str(), "ws://h/ws");
         assert!(profiles.view("desk").unwrap().text.starts_with("# mine"));
 
         // A broken file is skipped, not fatal for the others.

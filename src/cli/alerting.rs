@@ -13,8 +13,9 @@ use clap::Args;
 use riskwatch::Event;
 use riskwatch::alerting::{Alerts, AlertsConfig};
 use riskwatch::client::Notice;
-use riskwatch::engine::{Decision, Notification, Prefs, PrefsStore, Rule, prefs, rules};
+use riskwatch::engine::{Decision, Notification, rules};
 use riskwatch::notifier::action;
+use riskwatch::profile::{self, Profile, ProfileStore};
 use tokio::sync::mpsc;
 
 /// Alerting options shared by `watch` and `demo`.
@@ -97,12 +98,13 @@ pub struct Alerting {
     due: tokio::task::JoinHandle<()>,
 }
 
-/// Loads preferences and rules as the options say.
-pub fn load_prefs(args: &AlertArgs) -> anyhow::Result<(Prefs, Vec<Rule>)> {
-    let (prefs, mut rule_list) = match (&args.prefs, &args.profile) {
-        (Some(path), _) => prefs::load_file(path)?,
-        (None, Some(profile)) => PrefsStore::default_location()?.load(profile)?,
-        (None, None) => (Prefs::default(), Vec::new()),
+/// Loads the profile (connection, preferences and rules) as the options
+/// say; `--rules` adds to its rules.
+pub fn load_profile(args: &AlertArgs) -> anyhow::Result<Profile> {
+    let mut p = match (&args.prefs, &args.profile) {
+        (Some(path), _) => profile::load_file(path)?,
+        (None, Some(name)) => ProfileStore::default_location()?.load(name)?,
+        (None, None) => Profile::default(),
     };
     if let Some(path) = &args.rules {
         let text = std::fs::read_to_string(path)
@@ -110,9 +112,9 @@ pub fn load_prefs(args: &AlertArgs) -> anyhow::Result<(Prefs, Vec<Rule>)> {
         let extra = rules::parse_rules(&text).map_err(|e| {
             anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
         })?;
-        rule_list.extend(extra);
+        p.rules.extend(extra);
     }
-    Ok((prefs, rule_list))
+    Ok(p)
 }
 
 /// Shows `n`, then reports the picked action on the watch loop's channel.
@@ -131,14 +133,14 @@ impl Alerting {
     /// for it. Needs a tokio runtime.
     pub fn start(
         args: &AlertArgs,
-        loaded: Option<(Prefs, Vec<Rule>)>,
+        loaded: Option<Profile>,
     ) -> anyhow::Result<Option<(Alerting, Signals)>> {
         if !args.active() {
             return Ok(None);
         }
-        let (prefs, rule_list) = match loaded {
+        let Profile { prefs, rules, .. } = match loaded {
             Some(l) => l,
-            None => load_prefs(args)?,
+            None => load_profile(args)?,
         };
         let cfg = AlertsConfig::default()
             .inbox(args.inbox.clone())
@@ -147,7 +149,7 @@ impl Alerting {
             Some(path) => format!("cannot open the inbox {}", path.display()),
             None => "cannot start alerting".to_owned(),
         })?;
-        alerts.set_prefs(PROFILE, prefs, rule_list);
+        alerts.set_prefs(PROFILE, prefs, rules);
         let alerts = Arc::new(alerts);
         let (tx, rx) = mpsc::unbounded_channel();
         let due = tokio::spawn({

@@ -9,8 +9,7 @@ use std::io::{IsTerminal, Read};
 use clap::Args;
 use riskwatch::client::Token;
 use riskwatch::credentials;
-use riskwatch::engine::PrefsStore;
-use riskwatch::engine::prefs::{ServerUrl, check_profile_name};
+use riskwatch::profile::{ProfileStore, ServerUrl, check_profile_name};
 
 use super::exit;
 
@@ -68,10 +67,10 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(url) = url {
-        let store = PrefsStore::default_location()?;
-        let (mut prefs, _) = store.load(&args.profile)?;
-        prefs.url = Some(url);
-        store.save(&args.profile, &prefs)?;
+        let store = ProfileStore::default_location()?;
+        let mut p = store.load(&args.profile)?;
+        p.connection.url = Some(url);
+        store.save(&args.profile, &p)?;
         eprintln!(
             "riskwatch: url saved in {}",
             store.path(&args.profile)?.display()

@@ -71,7 +71,7 @@ fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
 pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
     // Preferences first: a profile may supply the URL and style.
     let loaded = if args.alert.active() {
-        match alerting::load_prefs(&args.alert) {
+        match alerting::load_profile(&args.alert) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("riskwatch: {e:#}");
@@ -82,15 +82,16 @@ pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
         None
     };
     if let Some(profile) = args.alert.profile.clone() {
-        if let Some((p, _)) = &loaded {
+        if let Some(p) = &loaded {
+            let c = &p.connection;
             if args.url.is_none() {
-                args.url = p.url.as_ref().map(|u| u.as_str().to_owned());
+                args.url = c.url.as_ref().map(|u| u.as_str().to_owned());
             }
             if args.style.is_none() {
-                args.style = p.style.clone();
+                args.style = c.style.map(|s| s.to_string());
             }
             if args.subscribe.is_empty() {
-                args.subscribe = p.subscribe.clone();
+                args.subscribe = c.subscribe.clone();
             }
         }
         if args.label.is_none() {

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::protocol::{Event, Severity};
 pub use dedupe::{DedupeConfig, Notification, NotificationKind, Origin};
-pub use prefs::{MuteTarget, Prefs, PrefsError, PrefsStore};
+pub use prefs::{MuteTarget, Prefs, PrefsError};
 pub use rules::{Rule, RuleError};
 
 /// What the engine decided for one event.

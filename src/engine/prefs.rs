@@ -1,25 +1,18 @@
-//! Per-profile preferences: what is listed, what notifies, when to keep
-//! quiet, what is muted, which sound plays, how alerts are grouped, and the
-//! user's threshold rules.
+//! Per-profile preferences, the engine's pure model of them: what is
+//! listed, what notifies, when to keep quiet, what is muted, which sound
+//! plays, how alerts are grouped, and the user's threshold rules.
 //!
-//! One TOML file per server profile, in the OS config directory:
-//! `~/.config/riskwatch/profiles/<profile>.toml` on Linux (the platform's
-//! equivalent elsewhere, see [`PrefsStore::default_location`]). The token is
-//! never here: it lives in the OS keyring (`crate::credentials`), and a URL
-//! that carries one is rejected.
+//! Parsing and writing TOML text live here; files, the config directory and
+//! where a profile connects live in `crate::profile`, whose files hold
+//! these preferences beside their connection keys. No I/O here.
 //!
-//! Loading validates everything, and every error names the line and column
+//! Parsing validates everything, and every error names the line and column
 //! of the offending value (unknown keys, bad severities, time zones, times,
-//! durations, rules). Saving writes a temporary file beside the target,
-//! syncs it and renames it over the old one, so a crash leaves the old file
-//! or the new one, never half of each. Comments are not preserved by a save.
-//!
-//! The format is documented field by field below and in `docs/RULES.md`.
+//! durations, rules). The format is documented field by field below and in
+//! `docs/RULES.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,11 +22,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::rules::{self, Rule};
 use crate::protocol::Severity;
 
-/// Why preferences could not be loaded or saved.
+/// Why preferences could not be read or written as TOML.
 #[derive(Debug, thiserror::Error)]
 pub enum PrefsError {
-    /// The file exists but is not valid. A user error: the message names
-    /// the place to fix.
+    /// The text is not valid. A user error: the message names the place to
+    /// fix.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: String,
@@ -41,25 +34,23 @@ pub enum PrefsError {
         column: usize,
         message: String,
     },
-    /// Reading or writing the file failed.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A profile name that cannot be a file name. A misuse.
-    #[error(
-        "bad profile name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
-    )]
-    BadProfileName(String),
-    /// The platform has no config directory (no home directory). Fatal for
-    /// profiles; an explicit `--prefs FILE` still works.
-    #[error("no configuration directory on this system (is HOME set?)")]
-    NoConfigDir,
     /// The preferences could not be turned into TOML. A bug.
     #[error("cannot write preferences: {0}")]
     Serialize(String),
+}
+
+impl PrefsError {
+    /// A TOML parse error as an [`PrefsError::Invalid`] naming its line
+    /// and column in `text`.
+    pub(crate) fn from_toml(text: &str, origin: &str, e: &toml::de::Error) -> PrefsError {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        PrefsError::Invalid {
+            path: origin.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    }
 }
 
 /// A user's preferences for one server profile. Every field has a default,
@@ -69,16 +60,15 @@ pub enum PrefsError {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Prefs {
-    /// The server's WebSocket URL for this profile (no credentials in it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<ServerUrl>,
-    /// Backend style override (`merchant`, `trading`, …); default guessed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub style: Option<String>,
-    /// Channels to subscribe to once connected (native and trading styles),
-    /// e.g. `["sessions:demo", "market:SPY"]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub subscribe: Vec<String>,
+    /// The profile file's connection keys (`url`, `style`, `subscribe`):
+    /// accepted here so that one file holds both, read by
+    /// `crate::profile::Connection`, never written from here.
+    #[serde(rename = "url", skip_serializing)]
+    _url: Elsewhere,
+    #[serde(rename = "style", skip_serializing)]
+    _style: Elsewhere,
+    #[serde(rename = "subscribe", skip_serializing)]
+    _subscribe: Elsewhere,
     /// Minimum severities to list (and store) and to notify.
     pub severity: SeverityPrefs,
     /// Enable (`true`) or disable (`false`) per event type, e.g.
@@ -127,6 +117,16 @@ pub struct Prefs {
     /// e.g. `"employee_stress: stress_rate > 40 => warning"`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<toml::Spanned<String>>,
+}
+
+/// A key whose value another module reads: any value is accepted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Elsewhere;
+
+impl<'de> Deserialize<'de> for Elsewhere {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Elsewhere)
+    }
 }
 
 /// Minimum severities.
@@ -508,61 +508,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// A server URL that carries no credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ServerUrl(String);
-
-impl ServerUrl {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<ServerUrl> for String {
-    fn from(u: ServerUrl) -> String {
-        u.0
-    }
-}
-
-impl TryFrom<String> for ServerUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        // Errors never quote the URL: it may carry a password or a token.
-        let u = url::Url::parse(s.trim()).map_err(|e| format!("url: {e}"))?;
-        if !matches!(u.scheme(), "ws" | "wss") {
-            return Err(format!(
-                "url must start with ws:// or wss://, not {}://",
-                u.scheme()
-            ));
-        }
-        const SECRET_KEYS: [&str; 6] =
-            ["token", "access_token", "auth", "jwt", "api_key", "apikey"];
-        let has_token = u
-            .query_pairs()
-            .any(|(k, _)| SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)));
-        if has_token || u.password().is_some() || !u.username().is_empty() {
-            return Err(
-                "url carries credentials: keep the token in the OS keyring (riskwatch login PROFILE), not in this file"
-                    .into(),
-            );
-        }
-        Ok(ServerUrl(u.to_string()))
-    }
-}
-
 impl Prefs {
     /// Parses and validates preferences. `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<(Prefs, Vec<Rule>), PrefsError> {
-        let prefs: Prefs = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            PrefsError::Invalid {
-                path: origin.to_owned(),
-                line,
-                column,
-                message: e.message().trim().to_owned(),
-            }
-        })?;
+        let prefs: Prefs =
+            toml::from_str(text).map_err(|e| PrefsError::from_toml(text, origin, &e))?;
         let rules = prefs.compile_rules(text, origin)?;
         Ok((prefs, rules))
     }
@@ -652,171 +602,6 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
     (line, column)
-}
-
-/// Reads and validates a preferences file. A missing file is an error here;
-/// [`PrefsStore::load`] treats a missing profile file as defaults.
-pub fn load_file(path: &Path) -> Result<(Prefs, Vec<Rule>), PrefsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PrefsError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Prefs::from_toml(&text, &path.display().to_string())
-}
-
-/// Writes preferences atomically: a temporary file in the same directory,
-/// flushed and synced, then renamed over `path`; the directory is synced
-/// too where the platform allows it.
-pub fn save_file(path: &Path, prefs: &Prefs) -> Result<(), PrefsError> {
-    let text = prefs.to_toml()?;
-    write_atomic(path, text.as_bytes()).map_err(|source| PrefsError::Io {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".riskwatch-prefs-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(&dir) {
-        // Makes the rename itself durable; failure here loses nothing that
-        // a reader could see, so it is not an error.
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Checks a profile name: it becomes a file name and a keyring user.
-pub fn check_profile_name(name: &str) -> Result<(), PrefsError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(PrefsError::BadProfileName(name.to_owned()))
-    }
-}
-
-/// Where profile files live: `<dir>/<profile>.toml`.
-#[derive(Debug, Clone)]
-pub struct PrefsStore {
-    dir: PathBuf,
-}
-
-impl PrefsStore {
-    /// The OS config directory's `profiles/` folder:
-    /// `$XDG_CONFIG_HOME/riskwatch/profiles` (default `~/.config/…`) on
-    /// Linux, `~/Library/Application Support/riskwatch/profiles` on macOS,
-    /// `%APPDATA%\riskwatch\config\profiles` on Windows.
-    pub fn default_location() -> Result<PrefsStore, PrefsError> {
-        let dirs =
-            directories::ProjectDirs::from("", "", "riskwatch").ok_or(PrefsError::NoConfigDir)?;
-        Ok(PrefsStore {
-            dir: dirs.config_dir().join("profiles"),
-        })
-    }
-
-    /// Profiles in `dir` (tests, portable installs).
-    pub fn at(dir: impl Into<PathBuf>) -> PrefsStore {
-        PrefsStore { dir: dir.into() }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The file for a profile.
-    pub fn path(&self, profile: &str) -> Result<PathBuf, PrefsError> {
-        check_profile_name(profile)?;
-        Ok(self.dir.join(format!("{profile}.toml")))
-    }
-
-    /// A profile's preferences; defaults when it has no file yet.
-    pub fn load(&self, profile: &str) -> Result<(Prefs, Vec<Rule>), PrefsError> {
-        let path = self.path(profile)?;
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Prefs::from_toml(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok((Prefs::default(), Vec::new()))
-            }
-            Err(source) => Err(PrefsError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
-    }
-
-    /// Saves a profile's preferences atomically.
-    pub fn save(&self, profile: &str, prefs: &Prefs) -> Result<(), PrefsError> {
-        save_file(&self.path(profile)?, prefs)
-    }
-
-    /// Validates `text` as a profile's preferences and saves it as it is
-    /// (comments and layout kept), atomically. Errors name the line and
-    /// column in the profile's file.
-    pub fn save_text(&self, profile: &str, text: &str) -> Result<(Prefs, Vec<Rule>), PrefsError> {
-        let path = self.path(profile)?;
-        let parsed = Prefs::from_toml(text, &path.display().to_string())?;
-        write_atomic(&path, text.as_bytes()).map_err(|source| PrefsError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(parsed)
-    }
-
-    /// The profiles that have a file here, sorted. Files whose names are not
-    /// profile names are ignored; a missing directory means none.
-    pub fn list(&self) -> Result<Vec<String>, PrefsError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(PrefsError::Io {
-                    path: self.dir.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let stem = name.strip_suffix(".toml")?;
-                check_profile_name(stem).ok()?;
-                Some(stem.to_owned())
-            })
-            .collect();
-        names.sort_unstable();
-        Ok(names)
-    }
-
-    /// Removes a profile's file; true when there was one.
-    pub fn remove(&self, profile: &str) -> Result<bool, PrefsError> {
-        let path = self.path(profile)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(PrefsError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -949,19 +734,6 @@ repeat_interval = "off"
     }
 
     #[test]
-    fn a_token_in_the_url_is_refused() {
-        let (line, _, msg) = invalid("\n\nurl = \"wss://h/ws?token=s3cret\"\n");
-        assert_eq!(line, 3);
-        assert!(msg.contains("keyring"), "{msg}");
-        assert!(
-            !msg.contains("s3cret"),
-            "the error repeats the secret: {msg}"
-        );
-        let (_, _, msg) = invalid("token = \"abc\"\n");
-        assert!(msg.contains("token"), "{msg}");
-    }
-
-    #[test]
     fn bad_rule_names_line_and_column_in_the_file() {
         let text = "url = \"ws://h/ws\"\n\nrules = [\n  \"riskUpdate: score >= 70 => critical\",\n  \"employee_stress: stress_rate >> 40 => warning\",\n]\n[severity]\nlist = \"info\"\n";
         let (line, col, msg) = invalid(text);
@@ -1020,64 +792,6 @@ repeat_interval = "off"
         assert!(!p.mute[0].active(now + chrono::Duration::minutes(120)));
         assert!(p.unmute(&t));
         assert!(p.mute.is_empty());
-    }
-
-    #[test]
-    fn store_saves_atomically_and_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = PrefsStore::at(dir.path().join("profiles"));
-        // No file yet: defaults.
-        assert_eq!(store.load("desk").unwrap().0, Prefs::default());
-        let mut p = Prefs::default();
-        p.severity.notify = Severity::Warning;
-        p.add_rule("riskUpdate: score >= 70 => critical").unwrap();
-        store.save("desk", &p).unwrap();
-        let (loaded, rules) = store.load("desk").unwrap();
-        assert_eq!(loaded.severity.notify, Severity::Warning);
-        assert_eq!(rules.len(), 1);
-        // Nothing but the profile file is left behind.
-        let names: Vec<_> = std::fs::read_dir(store.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, vec!["desk.toml".to_owned()]);
-        assert!(matches!(
-            store.path("../etc/passwd"),
-            Err(PrefsError::BadProfileName(_))
-        ));
-        assert!(p.add_rule("riskUpdate score >= 70").is_err());
-    }
-
-    #[test]
-    fn store_lists_saves_text_and_removes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = PrefsStore::at(dir.path().join("profiles"));
-        assert!(store.list().unwrap().is_empty(), "no directory yet");
-        let text = "# desk\nurl = \"wss://risk.example/ws\"\nsubscribe = [\"sessions:S1\"]\n";
-        let (p, _) = store.save_text("desk", text).unwrap();
-        assert_eq!(p.subscribe, ["sessions:S1"]);
-        assert_eq!(
-            std::fs::read_to_string(store.path("desk").unwrap()).unwrap(),
-            text,
-            "saved as written, comment included"
-        );
-        // An invalid text is refused with its place and changes nothing.
-        let err = store
-            .save_text("desk", "url = 3\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("desk.toml:1:7"), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(store.path("desk").unwrap()).unwrap(),
-            text
-        );
-        store.save("b-2", &Prefs::default()).unwrap();
-        std::fs::write(store.dir().join(".hidden.toml"), "").unwrap();
-        std::fs::write(store.dir().join("notes.txt"), "").unwrap();
-        assert_eq!(store.list().unwrap(), ["b-2", "desk"]);
-        assert!(store.remove("desk").unwrap());
-        assert!(!store.remove("desk").unwrap());
-        assert_eq!(store.list().unwrap(), ["b-2"]);
     }
 
     #[test]
