@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use riskwatch::client::{ClientUpdate, ConnState, StopReason, Token};
 
-use crate::common::{Rec, Server, TOKEN, config, ms, within};
+use crate::common::{Rec, Server, TOKEN, config, ms, on_paused_clock, within};
 
 const SECS: Duration = Duration::from_secs(5);
 
@@ -41,7 +41,8 @@ fn assert_no_token(rec: &Rec) {
 
 /// After stopping, no further connection attempts and the stream ends.
 async fn assert_stays_stopped(rec: &mut Rec, server: &Server, tcp: usize) {
-    tokio::time::sleep(ms(600)).await;
+    // Past every backoff: a retry would have started by then.
+    on_paused_clock(tokio::time::sleep(ms(600))).await;
     assert_eq!(server.tcp_connections(), tcp, "no further attempts");
     assert!(matches!(rec.state(), ConnState::Stopped { .. }));
     let mut tail = Vec::new();

@@ -48,6 +48,20 @@ pub async fn within<F: Future>(secs: u64, f: F) -> F::Output {
     }
 }
 
+/// Runs `f` on tokio's paused clock: a timer fires as soon as nothing else
+/// can run, so a wait that only lets time pass (heartbeats, a dead-link
+/// deadline, "nothing more happens") takes no wall time. Call it once the
+/// connections are up and quiet: a paused clock may jump past a timeout
+/// while a socket's bytes are still on their way, so nothing `f` waits for
+/// may depend on I/O racing a timer. Needs the current-thread runtime
+/// (`#[tokio::test]`'s default).
+pub async fn on_paused_clock<F: Future>(f: F) -> F::Output {
+    tokio::time::pause();
+    let out = f.await;
+    tokio::time::resume();
+    out
+}
+
 /// Backoff small enough to keep reconnect tests fast.
 pub fn fast_backoff() -> BackoffConfig {
     BackoffConfig::default().initial(ms(50)).max(ms(200))
