@@ -224,17 +224,6 @@ fn native(
 ) -> Result<Frame, DecodeError> {
     let s = |l: &super::envelope::Loose<'_>| l.as_deref().unwrap_or_default().to_owned();
     let control = match op {
-        "event" => {
-            let kind = env.ty.as_deref().unwrap_or(UNTYPED).to_owned();
-            return Ok(Frame::Event(build(
-                kind,
-                Style::Native,
-                text,
-                env,
-                source,
-                received_at,
-            )));
-        }
         "welcome" => ServerControl::Welcome {
             heartbeat: serde_json::from_str::<Value>(text)
                 .ok()
@@ -264,9 +253,14 @@ fn native(
             channel: s(&env.channel),
             seq: env.seq.0.unwrap_or(0),
         },
-        // An op this client does not know: keep it as an event.
+        // An event, or an op this client does not know: kept as an event
+        // (named by its op).
         other => {
-            let kind = other.to_owned();
+            let kind = match other {
+                "event" => env.ty.as_deref().unwrap_or(UNTYPED),
+                unknown => unknown,
+            }
+            .to_owned();
             return Ok(Frame::Event(build(
                 kind,
                 Style::Native,

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::event;
+use super::{event, round};
 use crate::server::NewEvent;
 
 /// The seed's stress threshold.
@@ -125,8 +125,10 @@ impl HrSim {
             // A walk pulled back towards 30: crossings of 40 are events,
             // not the weather.
             let pull = (30.0 - e.stress) * 0.05;
-            e.stress =
-                round1((e.stress + pull + self.rng.random_range(-2.4..2.5)).clamp(0.0, 100.0));
+            e.stress = round(
+                (e.stress + pull + self.rng.random_range(-2.4..2.5)).clamp(0.0, 100.0),
+                1,
+            );
             if story && n == 3 {
                 e.stress = e.stress.max(STRESS_THRESHOLD + 2.5);
             }
@@ -134,8 +136,8 @@ impl HrSim {
             let (dept_id, dept_name) = DEPARTMENTS[e.dept];
             let data = json!({
                 "employee_id": e.id, "employee_name": e.name, "department": dept_name,
-                "position": e.position, "stress_rate": round1(e.stress),
-                "engagement_rate": round1(e.engagement), "attrition_rate": round1(e.attrition),
+                "position": e.position, "stress_rate": round(e.stress, 1),
+                "engagement_rate": round(e.engagement, 1), "attrition_rate": round(e.attrition, 1),
             });
             let ch = format!("department:{dept_id}");
             out.push(event(ch.clone(), "employee_update", data.clone()));
@@ -161,7 +163,7 @@ impl HrSim {
             let (id, name) = DEPARTMENTS[i];
             let data = json!({
                 "department_id": id, "department_name": name,
-                "overall_risk": RISKS[d.risk], "engagement_score": round1(d.engagement),
+                "overall_risk": RISKS[d.risk], "engagement_score": round(d.engagement, 1),
             });
             let ch = format!("department:{id}");
             out.push(event(ch.clone(), "department_update", data.clone()));
@@ -171,10 +173,6 @@ impl HrSim {
         }
         out
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

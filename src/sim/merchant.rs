@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::event;
+use super::{event, round};
 use crate::server::NewEvent;
 
 const FACTORS: [&str; 5] = [
@@ -74,16 +74,16 @@ impl MerchantSim {
                 ch.clone(),
                 "riskUpdate",
                 json!({
-                "assessment_id": a.id, "merchant_id": a.merchant, "score": round1(a.score),
-                "previous_score": round1(prev)}),
+                "assessment_id": a.id, "merchant_id": a.merchant, "score": round(a.score, 1),
+                "previous_score": round(prev, 1)}),
             ));
             // Drawn every tick, so the sequence does not depend on `first`.
             let predict = self.rng.random_bool(0.1);
             if first || predict {
                 out.push(event(ch.clone(), "riskPrediction", json!({
                     "assessment_id": a.id, "merchant_id": a.merchant, "horizon_days": 30,
-                    "predicted_score": round1((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0)),
-                    "confidence": round1(self.rng.random_range(0.6..0.95))})));
+                    "predicted_score": round((a.score + self.rng.random_range(-10.0..12.0)).clamp(0.0, 100.0), 1),
+                    "confidence": round(self.rng.random_range(0.6..0.95), 1)})));
             }
             // Scripted start: the first assessment crosses 70 about 10 s in.
             if self.ticks == 5 && a.id == first_id {
@@ -95,7 +95,7 @@ impl MerchantSim {
                 let factor = FACTORS[self.rng.random_range(0..FACTORS.len())];
                 out.push(event(ch, "riskAlert", json!({
                     "assessment_id": a.id, "merchant_id": a.merchant, "severity": sev,
-                    "score": round1(a.score), "threshold": t, "factor": factor,
+                    "score": round(a.score, 1), "threshold": t, "factor": factor,
                     "message": format!("Risk score {:.0} crossed {t} ({})", a.score, factor.replace('_', " "))})));
             }
             // Re-armed only 10 points below a threshold, so a score
@@ -112,10 +112,6 @@ impl MerchantSim {
         }
         out
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

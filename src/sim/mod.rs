@@ -34,3 +34,9 @@ fn event(channel: String, kind: &str, data: Value) -> NewEvent {
         data,
     }
 }
+
+/// `x` to `places` decimal places, as the seeds' payloads show numbers.
+fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}

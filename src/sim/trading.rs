@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::event;
+use super::{event, round};
 use crate::server::NewEvent;
 
 const SYMBOLS: [(&str, f64); 4] = [
@@ -110,7 +110,7 @@ impl TradingSim {
             out.push(event(
                 format!("market:{sym}"),
                 "market_data",
-                json!({"symbol": sym, "price": round2(*p), "volume": self.rng.random_range(100..5_000)}),
+                json!({"symbol": sym, "price": round(*p, 2), "volume": self.rng.random_range(100..5_000)}),
             ));
         }
         let sessions = format!("sessions:{user}");
@@ -159,8 +159,8 @@ impl TradingSim {
                 "algorithmId": format!("algo-{}", idx + 1),
                 "decision": DECISIONS[rng.random_range(0..DECISIONS.len())],
                 "reasoning": REASONS[rng.random_range(0..REASONS.len())],
-                "confidence": round2(rng.random_range(0.5..0.99)),
-                "marketData": {"symbol": sym, "price": round2(self.prices[SYMBOLS.iter().position(|(x, _)| *x == sym).unwrap_or(0)]), "volume": rng.random_range(100..2_000)},
+                "confidence": round(rng.random_range(0.5..0.99), 2),
+                "marketData": {"symbol": sym, "price": round(self.prices[SYMBOLS.iter().position(|(x, _)| *x == sym).unwrap_or(0)], 2), "volume": rng.random_range(100..2_000)},
             })));
         }
         // Alerts on the rising edge of each threshold; re-armed below it.
@@ -174,7 +174,7 @@ impl TradingSim {
                     "sessionId": s.id, "alertLevel": alert_level,
                     "alertType": "loss_limit",
                     "message": format!("Loss limit {:.0}% used", util),
-                    "currentValue": round2(util), "threshold": threshold,
+                    "currentValue": round(util, 2), "threshold": threshold,
                 }),
             ));
         }
@@ -198,17 +198,13 @@ fn status(ch: &str, s: &Session, status: &str, tick: u64) -> NewEvent {
         json!({
             "sessionId": s.id, "status": status,
             "data": {
-                "currentPnL": round2(s.pnl), "totalTrades": s.trades,
-                "lossLimitUtilization": round2(util),
+                "currentPnL": round(s.pnl, 2), "totalTrades": s.trades,
+                "lossLimitUtilization": round(util, 2),
                 "timeElapsed": tick.saturating_sub(s.started_tick),
-                "performanceScore": round2((50.0 + s.pnl / s.loss_limit * 50.0).clamp(0.0, 100.0)),
+                "performanceScore": round((50.0 + s.pnl / s.loss_limit * 50.0).clamp(0.0, 100.0), 2),
             }
         }),
     )
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
