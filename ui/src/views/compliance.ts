@@ -4,15 +4,14 @@
  * Reads the desk's store; server text is set as text only.
  */
 import { byId, cell, fixed, row, setText, syncList } from "../dom";
-import type { Desk } from "../store";
-import { alertItem } from "./items";
+import type { Desk, ListedAlert } from "../store";
+import { AlertList } from "./items";
 
 export class ComplianceView {
   private readonly el = {
     clients: byId<HTMLTableSectionElement>("clients"),
-    alerts: byId<HTMLOListElement>("compliance-alerts"),
+    alerts: new AlertList(byId<HTMLOListElement>("compliance-alerts"), (a: ListedAlert) => a.about),
     rows: new Map<string, HTMLTableRowElement>(),
-    alertRows: new Map<string, HTMLLIElement>(),
   };
 
   constructor(private readonly desk: Desk) {}
@@ -34,13 +33,6 @@ export class ComplianceView {
         setText(cell(tr, 5), String(x.alerts));
       },
     );
-    syncList(
-      this.el.alerts,
-      this.el.alertRows,
-      c.alerts,
-      (a) => String(a.key),
-      (a) => alertItem(a.time, a.severity, a.about, a.message),
-      () => {},
-    );
+    this.el.alerts.render(c.alerts);
   }
 }

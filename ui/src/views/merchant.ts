@@ -5,16 +5,15 @@
  */
 import { LiveChart } from "../chart";
 import { byId, fixed, node, setClass, setText, syncList } from "../dom";
-import type { Desk } from "../store";
-import { alertItem } from "./items";
+import type { Desk, ListedAlert } from "../store";
+import { AlertList } from "./items";
 
 export class MerchantView {
   private readonly el = {
     cards: byId<HTMLDivElement>("assessments"),
-    alerts: byId<HTMLOListElement>("merchant-alerts"),
+    alerts: new AlertList(byId<HTMLOListElement>("merchant-alerts"), (a: ListedAlert) => a.about),
     chart: new LiveChart(byId("score-chart"), 220, "Score", [0, 100]),
     cardEls: new Map<string, HTMLDivElement>(),
-    alertRows: new Map<string, HTMLLIElement>(),
   };
 
   constructor(private readonly desk: Desk) {}
@@ -46,13 +45,6 @@ export class MerchantView {
       },
     );
     this.el.chart.update(m.scores);
-    syncList(
-      this.el.alerts,
-      this.el.alertRows,
-      m.alerts,
-      (a) => String(a.key),
-      (a) => alertItem(a.time, a.severity, a.about, a.message),
-      () => {},
-    );
+    this.el.alerts.render(m.alerts);
   }
 }

@@ -7,8 +7,8 @@
 import { LiveChart } from "../chart";
 import { byId, cell, fixed, node, row, setClass, setText, syncList } from "../dom";
 import { clockTime } from "../model";
-import { gaugeTone, type Desk } from "../store";
-import { alertItem } from "./items";
+import { gaugeTone, type Desk, type TradingAlert } from "../store";
+import { AlertList } from "./items";
 
 export class TradingView {
   private readonly el = {
@@ -16,12 +16,11 @@ export class TradingView {
     ticker: byId<HTMLDivElement>("ticker"),
     estop: byId<HTMLDivElement>("estop"),
     decisions: byId<HTMLOListElement>("decisions"),
-    alerts: byId<HTMLOListElement>("trading-alerts"),
+    alerts: new AlertList(byId<HTMLOListElement>("trading-alerts"), (a: TradingAlert) => a.session),
     chart: new LiveChart(byId("pnl-chart"), 220, "P&L"),
     rows: new Map<string, HTMLTableRowElement>(),
     quotes: new Map<string, HTMLSpanElement>(),
     decisionRows: new Map<string, HTMLLIElement>(),
-    alertRows: new Map<string, HTMLLIElement>(),
   };
 
   constructor(private readonly desk: Desk) {}
@@ -89,13 +88,6 @@ export class TradingView {
       },
       () => {},
     );
-    syncList(
-      this.el.alerts,
-      this.el.alertRows,
-      t.alerts,
-      (a) => String(a.key),
-      (a) => alertItem(a.time, a.severity, a.session, a.message),
-      () => {},
-    );
+    this.el.alerts.render(t.alerts);
   }
 }
