@@ -34,8 +34,9 @@ use serde::Serialize;
 
 use crate::protocol::{Event, Severity};
 
+pub use schema::Durability;
 use schema::*;
-pub use writer::{Committed, Durability, Writer, WriterConfig};
+pub use writer::{Committed, Writer, WriterConfig};
 
 /// What can go wrong with the inbox.
 #[derive(Debug, thiserror::Error)]

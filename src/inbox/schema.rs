@@ -1,6 +1,7 @@
 //! The inbox's table and indexes, the SQL the reader and the writer share,
-//! and the mapping between rows and records: severities as numbers, times
-//! as milliseconds, the payload as text.
+//! opening the file (WAL, [`Durability`]), and the mapping between rows and
+//! records: severities as numbers, times as milliseconds, the payload as
+//! text.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use serde_json::value::RawValue;
 
 use crate::protocol::{Event, Severity, Style};
 
-use super::writer::Durability;
 use super::{InboxError, Record, Retention, StoredAlert};
 
 pub(super) const SCHEMA: &str = "
@@ -69,6 +69,19 @@ pub(super) fn ms_to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// How hard each commit holds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives the process being killed; the last commits may be lost on
+    /// power loss or an OS crash (`synchronous=NORMAL` in WAL mode).
+    #[default]
+    Process,
+    /// Survives power loss too: every commit is fsynced
+    /// (`synchronous=FULL`).
+    Power,
+}
+
+/// Opens (and creates) the inbox file in WAL mode with the table in place.
 pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connection, InboxError> {
     let p = path.display().to_string();
     let sql = |source| InboxError::Sqlite {

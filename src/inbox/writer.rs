@@ -1,6 +1,6 @@
 //! The inbox's writer: one thread owns the write connection and commits
 //! whatever is queued as one transaction (group commit), reporting ids only
-//! after the commit; durability settings and periodic pruning.
+//! after the commit; its settings and periodic pruning.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -12,18 +12,6 @@ use rusqlite::Connection;
 
 use super::schema::*;
 use super::{InboxError, Record, Retention};
-
-/// How hard each commit holds on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Survives the process being killed; the last commits may be lost on
-    /// power loss or an OS crash (`synchronous=NORMAL` in WAL mode).
-    #[default]
-    Process,
-    /// Survives power loss too: every commit is fsynced
-    /// (`synchronous=FULL`).
-    Power,
-}
 
 /// Writer settings. Defaults in each field's doc.
 #[derive(Debug, Clone)]
