@@ -271,11 +271,6 @@ impl ProfileStore {
         Ok(self.dir.join(format!("{profile}.toml")))
     }
 
-    /// Whether a profile has a file.
-    pub fn exists(&self, profile: &str) -> Result<bool, ProfileError> {
-        Ok(self.path(profile)?.exists())
-    }
-
     /// A profile; defaults when it has no file yet.
     pub fn load(&self, profile: &str) -> Result<Profile, ProfileError> {
         Ok(self.load_text(profile)?.0)
@@ -407,7 +402,7 @@ mod tests {
         let store = ProfileStore::at(dir.path().join("profiles"));
         // No file yet: defaults.
         assert_eq!(store.load("desk").unwrap().prefs, Prefs::default());
-        assert!(!store.exists("desk").unwrap());
+        assert!(store.load_text("desk").unwrap().1.is_none(), "no file");
         let mut p = Prefs::default();
         p.severity.notify = Severity::Warning;
         p.add_rule("riskUpdate: score >= 70 => critical").unwrap();

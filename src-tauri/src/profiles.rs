@@ -198,6 +198,17 @@ impl Profiles {
     /// The profile's preferences for Settings.
     pub fn view(&self, name: &str) -> Result<PrefsView, Error> {
         let (profile, text) = self.load_text(name)?;
+        self.view_of(name, &profile, text)
+    }
+
+    /// Settings' view of `profile` as loaded, with its file's `text`
+    /// (`None`: no file yet, shown as the defaults would be written).
+    fn view_of(
+        &self,
+        name: &str,
+        profile: &Profile,
+        text: Option<String>,
+    ) -> Result<PrefsView, Error> {
         let path = self.store.path(name).map_err(Error::profile)?;
         let text = match text {
             Some(t) => t,
@@ -227,7 +238,10 @@ impl Profiles {
         let mut profile = self.load(name)?;
         change(&mut profile.prefs)?;
         self.store.save(name, &profile).map_err(Error::profile)?;
-        Ok((self.load(name)?, self.view(name)?))
+        // Read back once: the rules compile with their lines in the file.
+        let (saved, text) = self.load_text(name)?;
+        let view = self.view_of(name, &saved, text)?;
+        Ok((saved, view))
     }
 
     /// Saves the whole file as the user wrote it, after checking it.
@@ -244,7 +258,7 @@ impl Profiles {
             .store
             .save_text(name, text)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let view = self.view(name)?;
+        let view = self.view_of(name, &profile, Some(text.to_owned()))?;
         Ok((profile, view))
     }
 
