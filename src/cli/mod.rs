@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use riskwatch::Style;
 
 /// Exit codes, documented in `riskwatch --help`.
 pub mod exit {
@@ -138,7 +139,7 @@ struct WatchArgs {
     /// Backend style for what riskwatch sends (guessed from the URL path):
     /// merchant, dashboard, compliance, hr, trading, native.
     #[arg(long)]
-    style: Option<String>,
+    style: Option<Style>,
     /// Extra CA certificate file (PEM) to trust besides the system's.
     #[arg(long, value_name = "PATH")]
     ca_file: Option<PathBuf>,

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use riskwatch::Style;
 use riskwatch::client::{
     AuthMode, BackoffConfig, Client, ClientConfig, ClientError, ClientUpdate, ConnState, PollMode,
     StopReason, Token,
@@ -26,7 +25,6 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
-    let style = a.style.as_deref().map(str::parse::<Style>).transpose()?;
     let poll = match (&a.poll_url, a.no_poll) {
         (_, true) => PollMode::Off,
         (Some(u), false) => PollMode::Url(u.clone()),
@@ -46,7 +44,7 @@ fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
                 .filter(|t| !t.expose().is_empty()),
         )
         .auth(auth)
-        .style(style)
+        .style(a.style)
         .heartbeat(secs("heartbeat", a.heartbeat)?)
         .dead_after(secs("dead-after", a.dead_after)?)
         .max_message_size(a.max_message_size)
@@ -88,7 +86,7 @@ pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
                 args.url = c.url.as_ref().map(|u| u.as_str().to_owned());
             }
             if args.style.is_none() {
-                args.style = c.style.map(|s| s.to_string());
+                args.style = c.style;
             }
             if args.subscribe.is_empty() {
                 args.subscribe = c.subscribe.clone();
