@@ -51,3 +51,107 @@ pub mod sim;
 
 pub use client::{Client, ClientConfig, ClientHandle, ClientUpdate, ConnState};
 pub use protocol::{Event, Severity, Style};
+
+#[cfg(test)]
+mod layers {
+    //! docs/ARCHITECTURE.md, "Layers": each module uses only the modules
+    //! listed before it. This reads the sources (tests excluded) so the map
+    //! cannot drift from the code unnoticed.
+
+    use std::path::{Path, PathBuf};
+
+    /// The order of docs/ARCHITECTURE.md; `logging` uses nothing.
+    const ORDER: &[&str] = &[
+        "logging",
+        "protocol",
+        "engine",
+        "client",
+        "inbox",
+        "notifier",
+        "profile",
+        "credentials",
+        "alerting",
+        "server",
+        "sim",
+    ];
+
+    fn sources(module: &str) -> Vec<PathBuf> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let file = src.join(format!("{module}.rs"));
+        if file.exists() {
+            return vec![file];
+        }
+        let mut out = Vec::new();
+        let mut dirs = vec![src.join(module)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("module directory") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        out
+    }
+
+    /// The `crate::name` paths a file's code (not its comments, not its
+    /// test module) uses.
+    fn uses(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for line in text.lines() {
+            let code = line.trim_start();
+            if code.starts_with("#[cfg(test)]") {
+                break;
+            }
+            if code.starts_with("//") {
+                continue;
+            }
+            let mut rest = code;
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                found.push(name);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn each_module_uses_only_those_listed_before_it() {
+        let mut wrong = Vec::new();
+        for (rank, module) in ORDER.iter().enumerate() {
+            let files = sources(module);
+            assert!(!files.is_empty(), "no sources for {module}");
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("readable source");
+                for used in uses(&text) {
+                    let Some(at) = ORDER.iter().position(|m| *m == used) else {
+                        continue; // a re-export at the root, e.g. crate::Severity
+                    };
+                    if at > rank {
+                        wrong.push(format!("{} uses crate::{used}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_module_is_in_the_order() {
+        let lib = include_str!("lib.rs");
+        for line in lib.lines() {
+            if let Some(name) = line
+                .strip_prefix("pub mod ")
+                .and_then(|l| l.strip_suffix(';'))
+            {
+                assert!(ORDER.contains(&name), "{name} missing from the layer order");
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use riskwatch::server::auth::mint_hs256;
+use riskwatch::server::broker::Broker;
 use riskwatch::server::{
     Auth, Claims, Hub, HubLimits, NewEvent, RedisBroker, Server, ServerConfig,
 };
@@ -200,8 +201,21 @@ async fn the_offline_queue_is_shared_by_hubs_on_redis() {
     publish(b.hub(), "sessions:S1", 1, "info").await;
     assert_eq!(markers(&mut ws, 1).await, [1]);
     leave(&a, ws).await;
-    // The cursor reaches Redis in the background.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The cursor reaches Redis in the background: a third broker, which
+    // holds nothing of its own, sees it once it is shared.
+    let watcher = RedisBroker::connect(&redis.url, HubLimits::default())
+        .await
+        .unwrap();
+    let shared = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if watcher.cursors_of("u1").await.contains_key("sessions:S1") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(shared.is_ok(), "A's cursor never reached Redis");
     a.shutdown().await;
     publish(b.hub(), "sessions:S1", 2, "emergency").await;
     publish(b.hub(), "sessions:S1", 3, "info").await;
