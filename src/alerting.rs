@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -59,6 +59,36 @@ pub struct AlertsConfig {
     /// Preferences of a profile nobody set any for. Default
     /// [`Prefs::default`].
     pub fallback: Prefs,
+    /// Where the pipeline reads the time for what it is not handed a `now`
+    /// for (due repeats, acknowledgements, counts). Default the wall clock.
+    pub clock: Clock,
+}
+
+/// The wall clock, or a stand-in for tests (e.g. one that follows tokio's
+/// paused clock, so a test of a 30 s repeat takes no 30 s).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new(Utc::now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 impl AlertsConfig {
@@ -72,6 +102,10 @@ impl AlertsConfig {
     }
     pub fn fallback(mut self, prefs: Prefs) -> Self {
         self.fallback = prefs;
+        self
+    }
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 }
@@ -109,6 +143,7 @@ pub struct Alerts {
     /// Poked when an engine may have something due sooner than
     /// [`Alerts::run_due`] is sleeping for.
     rescheduled: tokio::sync::Notify,
+    clock: Clock,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, AlertsError> {
@@ -142,6 +177,7 @@ impl Alerts {
                 gap_notified: Mutex::new(HashMap::new()),
                 last_seen: Mutex::new(HashMap::new()),
                 rescheduled: tokio::sync::Notify::new(),
+                clock: cfg.clock,
             },
             committed,
         ))
@@ -309,14 +345,14 @@ impl Alerts {
     pub async fn run_due(&self, mut raise: impl FnMut(Notification)) {
         loop {
             let wait = self.next_due().map_or(CHECK_AT_MOST, |due| {
-                (due - Utc::now())
+                (due - self.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .min(CHECK_AT_MOST)
             });
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
-                    for n in self.tick(Utc::now()) {
+                    for n in self.tick(self.clock.now()) {
                         raise(n);
                     }
                 }
@@ -362,7 +398,7 @@ impl Alerts {
         // Rows still queued would miss the acknowledgement.
         self.flush()?;
         let n = match lock(&self.reader)?.as_ref() {
-            Some(reader) => reader.acknowledge_key(key, Utc::now())?,
+            Some(reader) => reader.acknowledge_key(key, self.clock.now())?,
             None => 0,
         };
         for engine in lock(&self.engines)?.values_mut() {
@@ -382,7 +418,7 @@ impl Alerts {
                 keys.push(key);
             }
         }
-        let n = reader.acknowledge(ids, Utc::now())?;
+        let n = reader.acknowledge(ids, self.clock.now())?;
         let mut engines = lock(&self.engines)?;
         for key in keys {
             for engine in engines.values_mut() {
@@ -409,7 +445,7 @@ impl Alerts {
     pub fn counts(&self, unread_cap: u64) -> Result<Counts, AlertsError> {
         let reader = lock(&self.reader)?;
         let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let q = Query {
             kinds: vec![crate::client::GAP_KIND.to_owned()],
             acknowledged: Some(false),
@@ -451,7 +487,6 @@ impl Drop for Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use crate::protocol::{Frame, decode};
 
@@ -461,6 +496,65 @@ mod tests {
             Frame::Event(e) => e,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    /// The repeat task sleeps while nothing is due, is woken by the event
+    /// that schedules a repeat, and raises it on time; after the
+    /// acknowledgement it raises nothing more. On tokio's paused clock, with
+    /// the pipeline's clock following it: no second of this is real.
+    #[tokio::test(start_paused = true)]
+    async fn due_repeats_are_raised_without_a_ticking_clock() {
+        use crate::engine::NotificationKind;
+        use crate::engine::prefs::HumanDuration;
+
+        let (wall, start) = (Utc::now(), tokio::time::Instant::now());
+        let clock = Clock::new(move || {
+            wall + chrono::Duration::from_std(start.elapsed()).expect("a short test")
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AlertsConfig::default()
+            .inbox(Some(dir.path().join("inbox.sqlite3")))
+            .clock(clock.clone());
+        let (alerts, _committed) = Alerts::open(cfg).unwrap();
+        let alerts = Arc::new(alerts);
+        let mut prefs = Prefs::default();
+        prefs.dedupe.repeat_interval = HumanDuration(Duration::from_secs(1));
+        alerts.set_prefs("demo", prefs, Vec::new());
+        assert_eq!(alerts.next_due(), None, "nothing remembered yet");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn({
+            let alerts = alerts.clone();
+            async move { alerts.run_due(|n| drop(tx.send(n))).await }
+        });
+        // Let it go to sleep: with nothing due, for CHECK_AT_MOST.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let critical = event(
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":92,"threshold":90}"#,
+        );
+        let raised_at = clock.now();
+        let n = alerts
+            .on_event("demo", &critical, raised_at)
+            .notify
+            .expect("critical notifies");
+        let key = n.alert.clone().expect("an alert key");
+        let repeat = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the repeat came within 5 s, not after the 30 s sleep")
+            .expect("the task runs");
+        assert_eq!(repeat.kind, NotificationKind::Repeat, "{repeat:?}");
+        assert_eq!(repeat.alert.as_deref(), Some(key.as_str()));
+        let after = clock.now() - raised_at;
+        assert!(
+            after >= chrono::Duration::seconds(1) && after < chrono::Duration::seconds(2),
+            "repeated after {after}, not at its 1 s interval"
+        );
+        assert_eq!(alerts.acknowledge_key(&key).unwrap(), 1, "one inbox row");
+        while let Ok(n) = rx.try_recv() {
+            assert_eq!(n.kind, NotificationKind::Repeat, "{n:?}");
+        }
+        let quiet = tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await;
+        assert!(quiet.is_err(), "acknowledged, yet raised: {quiet:?}");
+        task.abort();
     }
 
     /// One profile's pipeline end to end: a critical alert is stored and

@@ -106,7 +106,6 @@ mod tests {
     use super::*;
     use riskwatch::Severity;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use riskwatch::protocol::{Frame, decode};
 
@@ -131,57 +130,6 @@ mod tests {
             .iter()
             .map(|a| a.id)
             .collect()
-    }
-
-    /// The repeat task sleeps while nothing is due, is woken by the event
-    /// that schedules a repeat, and raises it on time; after the
-    /// acknowledgement it raises nothing more.
-    #[test]
-    fn due_repeats_are_raised_without_a_ticking_clock() {
-        use riskwatch::engine::NotificationKind;
-        use riskwatch::engine::prefs::HumanDuration;
-
-        let dir = tempfile::tempdir().unwrap();
-        let (alerts, _committed) = Alerts::open(&dir.path().join("inbox.sqlite3"), false).unwrap();
-        let alerts = Arc::new(alerts);
-        let mut prefs = desktop_prefs();
-        prefs.dedupe.repeat_interval = HumanDuration(Duration::from_secs(1));
-        alerts.set_prefs("demo", prefs, Vec::new());
-        assert_eq!(alerts.next_due(), None, "nothing remembered yet");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let task = tokio::spawn({
-                let alerts = alerts.clone();
-                async move { alerts.run_due(|n| drop(tx.send(n))).await }
-            });
-            // Let it go to sleep: with nothing due, for CHECK_AT_MOST.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let critical = event(
-                r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","alertType":"loss_limit","message":"over","currentValue":92,"threshold":90}"#,
-            );
-            let n = alerts
-                .on_event("demo", &critical, Utc::now())
-                .expect("critical notifies");
-            let key = n.alert.clone().expect("an alert key");
-            let wait = Duration::from_secs(5);
-            let repeat = tokio::time::timeout(wait, rx.recv())
-                .await
-                .expect("the repeat came within 5 s, not after the 30 s sleep")
-                .expect("the task runs");
-            assert_eq!(repeat.kind, NotificationKind::Repeat, "{repeat:?}");
-            assert_eq!(repeat.alert.as_deref(), Some(key.as_str()));
-            assert_eq!(alerts.acknowledge_key(&key).unwrap(), 1, "one inbox row");
-            while let Ok(n) = rx.try_recv() {
-                assert_eq!(n.kind, NotificationKind::Repeat, "{n:?}");
-            }
-            let quiet = tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await;
-            assert!(quiet.is_err(), "acknowledged, yet raised: {quiet:?}");
-            task.abort();
-        });
     }
 
     /// A history gap is stored whatever the preferences, stays in the
