@@ -61,16 +61,9 @@ SESSION_PID=""
 
 cleanup() {
   [ -n "$SESSION_PID" ] && stop_group "$SESSION_PID"
-  stop_xvfb
-  rm -rf "$WORK"
+  close_session
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_xvfb
-
-private_xdg
-app_env
+open_session
 
 # The D-Bus session holds an unlocked gnome-keyring (the Secret Service
 # the app keeps profile tokens in), dbus-monitor and tauri-driver; the app that

@@ -71,18 +71,10 @@ HUB_PID=""
 cleanup() {
   [ -n "$APP_PID" ] && stop_group "$APP_PID"
   [ -n "$HUB_PID" ] && stop_group "$HUB_PID"
-  stop_xvfb
-  rm -rf "$WORK"
+  close_session
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_xvfb
-
-# A private home for WebKit's caches and the app's data.
-private_xdg
-# Demo mode: no URL configured.
-app_env
+# Xvfb, a private home for WebKit's caches and the app's data, demo mode.
+open_session
 
 # The app process itself (its name, cut to 15 characters by the kernel), not
 # the dbus-run-session wrapper whose command line names it too.

@@ -1,7 +1,8 @@
 # Shared by the desktop test scripts (sourced, not run): a private Xvfb
 # display, a private XDG home and a clean environment for the app under test,
 # and a bounded stop of a whole process group. The caller defines `say` and
-# `fail` and a $WORK directory, and calls these from its own cleanup trap.
+# `fail`, a $WORK directory and `cleanup` (which stops its own process
+# groups, then calls close_session), and then calls open_session.
 
 # Stops a process group: TERM, up to 5 s, then KILL.
 stop_group() {
@@ -50,4 +51,20 @@ app_env() {
   unset RISKWATCH_URL RISKWATCH_TOKEN RISKWATCH_TAB RISKWATCH_CHANNELS \
     RISKWATCH_STYLE RISKWATCH_DEMO RISKWATCH_WEBKIT_DEFAULTS
   export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} RISKWATCH_DATA_DIR=$WORK/riskwatch-data
+}
+
+# Arms the caller's `cleanup` on exit and on INT / TERM, then starts the
+# private session: Xvfb, XDG home, the app's environment (demo mode).
+open_session() {
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  start_xvfb
+  private_xdg
+  app_env
+}
+
+# The end of the session open_session began: Xvfb stopped, $WORK removed.
+close_session() {
+  stop_xvfb
+  rm -rf "$WORK"
 }
