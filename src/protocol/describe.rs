@@ -189,7 +189,14 @@ pub(super) fn describe(e: &Event) -> Description {
             let msg = text("message")
                 .or_else(|| text("details"))
                 .unwrap_or_default();
-            (e.kind.clone(), join_colon(&who, &msg))
+            // A server may send an empty type: the title still says what
+            // it is, never nothing.
+            let title = if e.kind.trim().is_empty() {
+                format!("{} event", capitalise(e.severity.as_str()))
+            } else {
+                e.kind.clone()
+            };
+            (title, join_colon(&who, &msg))
         }
     };
     let title = match e.severity {

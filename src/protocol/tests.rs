@@ -538,3 +538,23 @@ fn every_style_encodes_what_it_decodes() {
         }
     }
 }
+
+/// Inputs the fuzzers (fuzz/, scripts/fuzz.sh) found, kept as tests.
+mod fuzz_found {
+    use super::*;
+
+    /// `decode`: a message with an empty type gave a notification with no
+    /// title at all.
+    #[test]
+    fn an_empty_type_still_has_a_title() {
+        for text in [
+            r#"{"type":"","data":{"severity":"low","details":"New app seen","app":"Claude"}}"#,
+            r#"{"type":"  ","data":{"severity":"critical"}}"#,
+        ] {
+            let d = event(text).describe();
+            assert!(!d.title.trim().is_empty(), "{text}: {d:?}");
+        }
+        let d = event(r#"{"type":"","data":{"severity":"critical"}}"#).describe();
+        assert_eq!(d.title, "Critical event");
+    }
+}
