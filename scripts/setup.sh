@@ -40,6 +40,17 @@ if ! command -v tauri-driver >/dev/null; then
   echo "setup: installing tauri-driver"
   cargo install tauri-driver --locked --version '^2'
 fi
+# Fuzzing (scripts/fuzz.sh) needs a nightly toolchain for libFuzzer's
+# sanitizer flags, and cargo-fuzz.
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "setup: installing the nightly toolchain (for scripts/fuzz.sh)"
+  rustup toolchain install nightly --profile minimal ||
+    echo "setup: warning: no nightly toolchain; scripts/fuzz.sh will not run" >&2
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
 if [ -f ui/package.json ]; then
   if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
     echo "setup: npm ci in ui/"

@@ -2,7 +2,9 @@
 # Runs every riskwatch check: formatting, clippy, the Rust unit and
 # integration tests of the whole workspace, the UI's unit tests, and the
 # desktop smoke test (the real app under Xvfb) and the end-to-end test of the
-# real webview over WebDriver (scripts/desktop-e2e.sh). Installs what is missing
+# real webview over WebDriver (scripts/desktop-e2e.sh), and a bounded fuzzing
+# run of every parser (scripts/fuzz.sh; FUZZ_SECONDS per target, default 30,
+# 0 skips it). Installs what is missing
 # first (scripts/setup.sh). Exits non-zero on the first failure.
 set -euo pipefail
 export NO_COLOR=1
@@ -20,6 +22,7 @@ step "ui build (the desktop crate embeds ui/dist)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -37,6 +40,12 @@ cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$logs/nextest.
 step "hub tests on the portable socket path (--features portable-io)"
 cargo nextest run -p riskwatch --features portable-io --locked --no-fail-fast \
     -E 'binary(hub) | test(/directly_only_where_the_fast_path/)' 2>&1 | tee "$logs/portable.log"
+
+fuzz_seconds=${FUZZ_SECONDS:-30}
+if [ "$fuzz_seconds" != 0 ]; then
+  step "fuzzing every parser, ${fuzz_seconds}s each (scripts/fuzz.sh)"
+  bash scripts/fuzz.sh "$fuzz_seconds" 2>&1 | tee "$logs/fuzz.log"
+fi
 
 step "ui unit tests (vitest)"
 (cd ui && npm test --silent) 2>&1 | tee "$logs/vitest.log"

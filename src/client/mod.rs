@@ -16,7 +16,7 @@
 mod backoff;
 mod connection;
 mod poll;
-mod resume;
+pub mod resume;
 pub(crate) mod tls;
 
 use std::fmt;

@@ -355,8 +355,9 @@ impl Hub {
         self.check(ev).map(|_| ())
     }
 
-    /// Checks an event and renders its data once.
-    fn check(&self, ev: &NewEvent) -> Result<(Severity, Box<RawValue>), PublishError> {
+    /// Checks an event and renders its data once: the severity and data a
+    /// publish would store (what the fuzzer holds every wire shape to).
+    pub fn check(&self, ev: &NewEvent) -> Result<(Severity, Box<RawValue>), PublishError> {
         if !grants::valid(&ev.channel) || grants::is_pattern(&ev.channel) {
             return Err(PublishError::BadChannel(ev.channel.clone()));
         }
