@@ -6,8 +6,9 @@
 //! Besides "no panic", it holds the hub to three promises: a subscribe is
 //! granted only for valid channels the token may read; every frame the hub
 //! answers with is one the riskwatch client decodes; and an accepted publish
-//! renders, in every shape, to a message the client decodes — on the native
-//! protocol to the same type, severity, channel and sequence.
+//! renders, in every shape, to a message the client decodes as an event of
+//! the same type (never as housekeeping, where it would vanish) — on the
+//! native protocol also with the same severity, channel and sequence.
 #![no_main]
 
 use std::sync::Arc;
@@ -79,7 +80,12 @@ fn publish(ev: NewEvent) {
     let source: Arc<str> = Arc::from("fuzz");
     for wire in [Wire::Native, Wire::Typed, Wire::Compliance, Wire::Flat] {
         let text = stored.render(wire);
-        readable(&text, "a published event");
+        match decode(&text, &source, time) {
+            Ok(Frame::Event(e)) => assert_eq!(e.kind, ev.kind, "{wire:?}: {text}"),
+            other => {
+                panic!("{wire:?}: an accepted event renders as {text}, which decodes to {other:?}")
+            }
+        }
         if wire == Wire::Native {
             match decode(&text, &source, time) {
                 Ok(Frame::Event(e)) => {

@@ -62,6 +62,13 @@ pub(super) fn classify(
     )))
 }
 
+/// Whether a message of type `kind` is connection housekeeping in the five
+/// styles (docs/PROTOCOL.md, rule 4), which a client never takes for an
+/// event: what the hub refuses to publish under that type.
+pub(super) fn is_housekeeping(kind: &str) -> bool {
+    control_for(kind, &Envelope::default()).is_some()
+}
+
 /// Types that are connection housekeeping in the five styles.
 fn control_for(kind: &str, env: &Envelope<'_>) -> Option<Control> {
     Some(match kind {

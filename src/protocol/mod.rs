@@ -312,6 +312,14 @@ pub fn severity_of(kind: &str, data: &str) -> Severity {
     classify::severity_of(kind, data)
 }
 
+/// Whether a message of type `kind` is connection housekeeping in the five
+/// styles (`ping`, `heartbeat`, `subscribed`, `connection_*`, …): clients
+/// on those endpoints never show it as an event, so the hub refuses to
+/// publish an event under such a type rather than have it vanish.
+pub fn is_housekeeping(kind: &str) -> bool {
+    classify::is_housekeeping(kind)
+}
+
 /// Decodes with a size limit: larger frames are rejected before parsing.
 pub fn decode_limited(
     text: &str,

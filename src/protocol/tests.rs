@@ -557,4 +557,37 @@ mod fuzz_found {
         let d = event(r#"{"type":"","data":{"severity":"critical"}}"#).describe();
         assert_eq!(d.title, "Critical event");
     }
+
+    /// `hub_commands`: the trading shape put a data field named `op` at the
+    /// top level, where the client takes it for a native-protocol message:
+    /// an event published with `{"op":"pong"}` in its data reached trading
+    /// desks as a pong and vanished.
+    #[test]
+    fn a_data_field_named_op_does_not_make_an_event_a_control_message() {
+        let data = RawValue::from_string(
+            r#"{"op":"pong","sessionId":"S1","lossLimitUtilization":97}"#.into(),
+        )
+        .unwrap();
+        for style in Style::ALL {
+            let out = Outgoing {
+                channel: "sessions:S1",
+                seq: 3,
+                kind: "session_status",
+                severity: severity_of("session_status", data.get()),
+                ts: "2026-01-01T00:00:00.000Z",
+                id: None,
+                data: &data,
+            };
+            let text = encode(style, &out);
+            let e = event(&text);
+            assert_eq!(e.kind, "session_status", "{style}: {text}");
+            assert_eq!(e.severity, out.severity, "{style}: {text}");
+            assert_eq!(
+                e.field("op"),
+                Some(serde_json::json!("pong")),
+                "{style}: {text}"
+            );
+            assert_eq!(e.subject.as_deref(), Some("session:S1"), "{style}: {text}");
+        }
+    }
 }

@@ -55,13 +55,17 @@ pub fn subscribe(channels: &[String]) -> Vec<String> {
 }
 
 /// An event as this style's server sends it: the data's fields at the top
-/// level beside `type` (a `data` that is not an object stays under
-/// `data`), `timestamp` unless the data has its own.
+/// level beside `type` (a `data` that is not an object, or that has an
+/// `op` field, stays under `data`), `timestamp` unless the data has its own.
 pub fn encode(ev: &Outgoing<'_>) -> String {
     let mut m = Map::new();
     m.insert("type".into(), Value::from(ev.kind));
     match ev.data_value() {
-        Value::Object(fields) => {
+        // `op` at the top level marks a native-protocol message (PROTOCOL.md,
+        // rule 1): such data stays whole under `data`, where the client
+        // still reads its fields, so the event is never taken for a
+        // native control message.
+        Value::Object(fields) if !fields.contains_key("op") => {
             for (k, v) in fields {
                 if k != "type" {
                     m.insert(k, v);

@@ -66,6 +66,12 @@ pub enum PublishError {
     BadChannel(String),
     #[error("a published event needs a non-empty type")]
     NoType,
+    /// Clients of the seed styles would take it for connection housekeeping
+    /// and never show it (docs/PROTOCOL.md, rule 4).
+    #[error(
+        "type {0:?} is connection housekeeping to the seed styles' clients, which would never show it as an event; publish it under another type"
+    )]
+    HousekeepingType(String),
     #[error("event data is too large ({size} bytes, limit {max})")]
     TooLarge { size: usize, max: usize },
     #[error("event {field} is too long ({size} bytes, limit {max})")]
@@ -363,6 +369,9 @@ impl Hub {
         }
         if ev.kind.trim().is_empty() {
             return Err(PublishError::NoType);
+        }
+        if crate::protocol::is_housekeeping(&ev.kind) {
+            return Err(PublishError::HousekeepingType(ev.kind.clone()));
         }
         let too_long = |field: &'static str, size: usize, max: usize| {
             (size > max).then_some(PublishError::FieldTooLong { field, size, max })

@@ -287,3 +287,68 @@ async fn the_dashboard_endpoint_pushes_the_latest_data_on_a_timer() {
     assert!(updates >= 4, "{updates} updates in 1.1 s");
     hub.shutdown().await;
 }
+
+/// A type that the seed styles' clients take for connection housekeeping
+/// (`heartbeat`, `connection_lost`, …) would reach a trading or compliance
+/// desk and vanish there; the hub refuses it with one clear error instead,
+/// on the HTTP API and on the native protocol, and still takes the same
+/// event under another type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_types_are_refused_not_lost() {
+    let server = dev_hub().await;
+    let api = format!("http://{}/api/v1/publish", server.addr());
+    for kind in [
+        "heartbeat",
+        "connection_lost",
+        "ping",
+        "subscribed",
+        "welcome",
+    ] {
+        let r = http_client()
+            .post(&api)
+            .json(
+                &json!({"channel": "sessions:S1", "type": kind, "severity": "critical",
+                "data": {"sessionId": "S1"}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{kind}");
+        let body: Value = r.json().await.unwrap();
+        let said = body["error"].as_str().unwrap_or_default();
+        assert!(said.contains("housekeeping"), "{kind}: {body}");
+    }
+    let p = server
+        .hub()
+        .publish(ev("sessions:S1", "link_lost", json!({"sessionId": "S1"})))
+        .await
+        .expect("another type is an ordinary event");
+    assert_eq!(p.seq, 1, "nothing refused took a sequence");
+    // Over the native protocol, as a publisher's error.
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(server.addr(), "/api/v1/stream"))
+        .await
+        .unwrap();
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"op":"publish","channel":"sessions:S1","type":"heartbeat","severity":"emergency"}"#,
+    ))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let m = ws.next().await.expect("open").expect("a frame");
+            let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["op"] == "error" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("an error within 5 s");
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("housekeeping"),
+        "{reply}"
+    );
+    server.shutdown().await;
+}
