@@ -3,7 +3,9 @@
 strings the tests and docs already use: the messages the tests send as each
 backend, the native sessions, the hub commands, the rules and the
 preferences files. Run from the repository root; the output is committed so
-a fuzz run needs no generation. Deterministic: same sources, same files."""
+a fuzz run needs no generation. Deterministic (same sources, same files)
+except the store seeds' timestamps, which are minutes before the run so
+that restoring keeps them (history and cursors expire by age)."""
 
 import hashlib
 import json
@@ -91,3 +93,36 @@ write("rules", rules)
 prefs = [s for s in raw_strings(*RUST_TESTS) if re.search(r"^\s*(\[|[a-z_]+\s*=)", s, re.M) and not s.strip().startswith("{")]
 prefs += TOML_BLOCK.findall(docs)
 write("prefs", prefs)
+
+# The hub's --data-dir files, in the shapes server/store.rs and
+# server/cursors.rs write (a header, then one event per line; one cursor per
+# line), whole, torn mid-line, and damaged, with a cursors file after a NUL.
+import datetime
+
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+ts = lambda minutes: (now - datetime.timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+header = json.dumps({"channel": "sessions:S1", "epoch": "e1", "head": 4, "ordinary_before": 1})
+lines = [header] + [
+    json.dumps({"seq": seq, "type": kind, "severity": sev, "ts": ts(10 - seq), "id": f"e-{seq}", "data": data})
+    for seq, kind, sev, data in [
+        (2, "tick", "info", {"i": 2}),
+        (3, "risk_alert", "critical", {"sessionId": "S1", "currentValue": 92, "threshold": 90}),
+        (4, "session_status", "emergency", {"sessionId": "S1", "status": "emergency_stopped"}),
+    ]
+]
+cursor_lines = [
+    json.dumps({"user": "u1", "channel": "sessions:S1", "epoch": "e1", "seq": 3, "at": ts(1)}),
+    json.dumps({"user": "u2", "channel": "department:*", "at": ts(2)}),
+]
+whole = "\n".join(lines) + "\n"
+cursors_text = "\n".join(cursor_lines) + "\n"
+store = [
+    whole,
+    whole[:-17],  # killed mid-line
+    lines[0] + "\n" + lines[3] + "\n" + lines[1] + "\n",  # out of order
+    "{not a header\n" + "\n".join(lines[1:]),
+    whole + "\0" + cursors_text,
+    whole + "\0" + cursors_text[:-9],
+    "\0" + cursors_text,
+]
+write("store", store)
