@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::poll::{self, PollError, Poller};
-use super::resume::{Positions, Verdict};
+use super::resume::{Positions, Repeats, Verdict};
 use super::{
     AuthMode, ClientConfig, ClientError, ClientUpdate, Command, ConnState, Notice, Stats,
     StopReason, redact_url, tls,
@@ -232,6 +232,8 @@ struct Task {
     /// Channels for non-native styles (native ones live in `positions`).
     channels: Vec<String>,
     positions: Positions,
+    /// Seed-style messages already delivered, across reconnects.
+    repeats: Repeats,
 }
 
 /// How a session ended.
@@ -259,6 +261,7 @@ pub(super) async fn run(
         stats,
         channels,
         positions,
+        repeats: Repeats::default(),
     };
     // The watch channel starts at `Connecting`; the stream says so too, so a
     // consumer sees every state from the first.
@@ -606,6 +609,13 @@ impl Task {
         );
         match frame {
             Ok(Frame::Event(e)) => {
+                if e.seq.is_none()
+                    && let Some(id) = e.id.as_deref()
+                    && !self.repeats.first_time(id, e.payload.get())
+                {
+                    Stats::bump(&self.stats.duplicates);
+                    return None;
+                }
                 if let (Some(ch), Some(seq)) = (e.channel.as_deref(), e.seq) {
                     match self.positions.observe(ch, seq) {
                         Verdict::Duplicate => {

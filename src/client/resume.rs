@@ -1,8 +1,12 @@
 //! Native-protocol resume bookkeeping: the last sequence seen per channel
 //! and its epoch, the subscribe messages that resume from them, and the
 //! exactly-once filter (a sequence at or below the last one is a duplicate).
+//! For the seed styles, which carry no sequence, [`Repeats`]: a message
+//! with an id that is byte for byte one already delivered is a duplicate
+//! (a hub replaying what a user missed may send it again after a restart).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 use crate::protocol::native::{ClientMessage, Position};
 
@@ -116,6 +120,45 @@ impl Positions {
     }
 }
 
+/// The duplicate filter for messages without a sequence (the seed styles).
+///
+/// A seed-style endpoint cannot resume, so a hub that replays what a user
+/// missed (riskwatch's, from where the user's last connection left, or
+/// from where it began after a crash) may send again what this client
+/// already delivered. Only a message that carries an id and is byte for
+/// byte one of the last [`Repeats::KEPT`] delivered ones is dropped: the
+/// same id with other content (an alert updated in place) is new, and a
+/// message without an id is never taken for a repeat. Kept across
+/// reconnects; one 64-bit hash per message.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Repeats {
+    /// How many delivered messages are remembered.
+    pub const KEPT: usize = 8192;
+
+    /// Whether a message with `id` and this exact text is new; remembers it.
+    pub fn first_time(&mut self, id: &str, message: &str) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        message.hash(&mut h);
+        let key = h.finish();
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +211,25 @@ mod tests {
             p.observe("c", 60),
             Verdict::DeliverAfterHole { missing_from: 51 }
         );
+    }
+
+    #[test]
+    fn a_repeated_message_with_an_id_is_dropped_an_update_is_not() {
+        let mut r = Repeats::default();
+        let a = r#"{"type":"alert","id":"a1","data":{"n":1}}"#;
+        let updated = r#"{"type":"alert","id":"a1","data":{"n":2}}"#;
+        assert!(r.first_time("a1", a));
+        assert!(!r.first_time("a1", a), "the same message again");
+        assert!(
+            r.first_time("a1", updated),
+            "same id, other content: an update"
+        );
+        assert!(r.first_time("a2", a), "other id");
+        // Only the last KEPT are remembered.
+        for n in 0..Repeats::KEPT {
+            assert!(r.first_time(&format!("x{n}"), "m"));
+        }
+        assert!(r.first_time("a1", a), "forgotten after KEPT others");
+        assert!(r.order.len() <= Repeats::KEPT && r.seen.len() == r.order.len());
     }
 }

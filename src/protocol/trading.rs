@@ -56,7 +56,8 @@ pub fn subscribe(channels: &[String]) -> Vec<String> {
 
 /// An event as this style's server sends it: the data's fields at the top
 /// level beside `type` (a `data` that is not an object, or that has an
-/// `op` field, stays under `data`), `timestamp` unless the data has its own.
+/// `op` field, stays under `data`), `timestamp` and `id` unless the data
+/// has its own.
 pub fn encode(ev: &Outgoing<'_>) -> String {
     let mut m = Map::new();
     m.insert("type".into(), Value::from(ev.kind));
@@ -78,5 +79,11 @@ pub fn encode(ev: &Outgoing<'_>) -> String {
         }
     }
     m.entry("timestamp").or_insert(Value::from(ev.ts));
+    // The event's id where the data has none of its own (trading clients
+    // ignore fields they do not know): riskwatch's client tells a replayed
+    // message from a new one by it.
+    if let Some(id) = ev.id {
+        m.entry("id").or_insert(Value::from(id));
+    }
     Value::Object(m).to_string()
 }

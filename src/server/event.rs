@@ -274,7 +274,7 @@ mod tests {
         );
         assert_eq!(
             &*t.render(Wire::Flat),
-            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","timestamp":"2026-03-01T12:00:00.000Z"}"#
+            r#"{"type":"risk_alert","sessionId":"S1","alertLevel":"critical","timestamp":"2026-03-01T12:00:00.000Z","id":"e-1"}"#
         );
     }
 }

@@ -315,3 +315,118 @@ async fn a_user_never_seen_gets_what_came_since_its_token_was_issued() {
     assert_eq!(got, [11, 12]);
     server.shutdown().await;
 }
+
+/// A hub killed with `kill -9` replays, on a seed-style endpoint, what the
+/// user was sent since the subscription began (its cursor is written when
+/// a subscription starts, so a crash replays rather than skips). The
+/// riskwatch client drops those repeats — each message carries its id and
+/// is byte for byte the one it delivered — so a trading desk sees every
+/// critical alert exactly once across the crash. Found by
+/// `scripts/faults.sh kill9` (24 duplicates per desk before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_desk_sees_each_alert_once_across_a_hub_kill_9() {
+    use riskwatch::client::{Client, Token};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let secret = std::str::from_utf8(SECRET).unwrap().to_owned();
+    let port = bind(0).local_addr().unwrap().port();
+    let args = ["--jwt-secret", secret.as_str(), "--data-dir", data.as_str()];
+    let mut hub = spawn_hub(port, &args);
+    let publisher = {
+        let claims = Claims {
+            sub: "publisher".into(),
+            role: None,
+            channels: vec!["*".into()],
+            publish: true,
+            msp: None,
+            client: None,
+            exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+            iat: None,
+        };
+        mint_hs256(SECRET, &claims).unwrap()
+    };
+    let http = http_client();
+    let publish = |n: u64| {
+        let http = http.clone();
+        let publisher = publisher.clone();
+        async move {
+            // Retried while the hub (re)starts: 10 s at most.
+            for _ in 0..200 {
+                let sent = http
+                    .post(format!("http://127.0.0.1:{port}/api/v1/publish"))
+                    .bearer_auth(&publisher)
+                    .json(&json!({"channel": "sessions:S1", "type": "risk_alert",
+                        "severity": "critical", "id": format!("a-{n}"),
+                        "data": {"sessionId": "S1", "n": n}}))
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("publish {n} not accepted within 10 s");
+        }
+    };
+    let cfg = fast(format!("ws://127.0.0.1:{port}/ws"))
+        .style(Some(riskwatch::Style::Trading))
+        .subscribe("sessions:S1")
+        .token(Some(Token::new(token("u1", &["sessions:*"]))));
+    // The hub may still be starting: the client retries.
+    let mut desk = Client::connect(cfg).unwrap();
+    // Subscribed before anything is published, so the cursor the hub
+    // writes at the subscription's start lies before every event.
+    let subscribed = async || {
+        let stats: Value = http
+            .get(format!("http://127.0.0.1:{port}/api/v1/ws/stats"))
+            .bearer_auth(&publisher)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        stats["connections_by_channel"]["sessions:S1"].as_u64()
+    };
+    let mut on = false;
+    for _ in 0..200 {
+        if subscribed().await.is_some_and(|n| n > 0) {
+            on = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(on, "the desk did not subscribe within 10 s");
+    let mut seen = Vec::new();
+    let receive = async |desk: &mut Client, upto: u64, seen: &mut Vec<u64>| {
+        while seen.last().is_none_or(|n| *n < upto) {
+            let e = next_event(desk, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("only {seen:?} of 1..={upto} arrived"));
+            seen.push(e.data()["n"].as_u64().expect("n"));
+        }
+    };
+    for n in 1..=20 {
+        publish(n).await;
+    }
+    receive(&mut desk, 20, &mut seen).await;
+    kill("KILL", hub.id());
+    let _ = hub.wait();
+    hub = spawn_hub(port, &args);
+    for n in 21..=30 {
+        publish(n).await;
+    }
+    receive(&mut desk, 30, &mut seen).await;
+    assert_eq!(
+        seen,
+        (1..=30).collect::<Vec<u64>>(),
+        "each alert once, in order"
+    );
+    assert!(
+        desk.stats().duplicates > 0,
+        "the restarted hub replayed nothing, so this test showed nothing"
+    );
+    let _ = hub.kill();
+    let _ = hub.wait();
+}
