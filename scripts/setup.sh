@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # tests: display, session bus, notifications, keyring, webdriver, redis
   xvfb xauth x11-utils dbus dbus-x11 dunst gnome-keyring libsecret-tools
   at-spi2-core webkit2gtk-driver imagemagick redis-server procps
+  # the fault suite (scripts/faults.sh): network namespaces, packet drops
+  iproute2 nftables
 )
 
 missing=()

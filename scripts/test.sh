@@ -4,8 +4,8 @@
 # desktop smoke test (the real app under Xvfb) and the end-to-end test of the
 # real webview over WebDriver (scripts/desktop-e2e.sh), and a bounded fuzzing
 # run of every parser (scripts/fuzz.sh; FUZZ_SECONDS per target, default 30,
-# 0 skips it). Installs what is missing
-# first (scripts/setup.sh). Exits non-zero on the first failure.
+# 0 skips it), and with FAULTS=1 the fault scenarios (scripts/faults.sh, as
+# root). Installs what is missing first (scripts/setup.sh). Exits non-zero on the first failure.
 set -euo pipefail
 export NO_COLOR=1
 cd "$(dirname "$0")/.."
@@ -45,6 +45,14 @@ fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" != 0 ]; then
   step "fuzzing every parser, ${fuzz_seconds}s each (scripts/fuzz.sh)"
   bash scripts/fuzz.sh "$fuzz_seconds" 2>&1 | tee "$logs/fuzz.log"
+fi
+
+# The long fault scenarios (root: network namespaces) run when FAULTS=1.
+# Not yet by default: the stall scenario has shown a trading desk losing
+# alerts (docs/RELIABILITY.md, "Fault suite"), which is being fixed.
+if [ "${FAULTS:-0}" = 1 ]; then
+  step "fault scenarios: hub kill -9, a 60 s stall, flapping (scripts/faults.sh)"
+  bash scripts/faults.sh 2>&1 | tee "$logs/faults.log"
 fi
 
 step "ui unit tests (vitest)"

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""The fault suite's long scenarios (docs/RELIABILITY.md, "Fault suite"),
+run by scripts/faults.sh as root.
+
+The hub runs in a private network namespace the script makes itself,
+reached from the host namespace over a veth pair; nothing leaves the
+machine. Faults come from the kernel's own tools: `kill -9`, nftables rules
+that drop the veth's packets (a blackhole: no RST, no FIN, the link just
+goes silent) and `ip link set down/up` (flapping). tc netem is not used:
+this machine's kernel has no sch_netem.
+
+Three real `riskwatch watch --json` clients, one per protocol (native with
+resume, the trading seed endpoint, the HR seed endpoint), each with its own
+user token, read one channel family each; a publisher inside the namespace
+(on its loopback, so the fault cuts only the desks) publishes a critical
+alert every PUBLISH_EVERY seconds and records which the hub accepted. After
+the fault and a drain, every client's output is counted against what was
+accepted: delivered, duplicated, lost; time to notice the fault (the
+client's first non-live state after it began), time to recover (its first
+"connected" after it ended).
+
+Exit status: 0 when every scenario met the goals (0 lost, 0 duplicated,
+detection within DETECT_GOAL s, every client back), 1 otherwise, 2 on a
+usage or environment error. Every wait is bounded.
+"""
+
+import argparse
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+PUBLISH_EVERY = 0.2
+DETECT_GOAL = 15.0
+SECRET = secrets.token_hex(16)
+PORT = 18790
+
+# name: (path, extra watch args, channel published to, token channels)
+CLIENTS = {
+    "native": ("/api/v1/stream", ["--style", "native", "--subscribe", "sessions:F1"],
+               "sessions:F1", ["sessions:F1"]),
+    "trading": ("/ws", ["--style", "trading", "--subscribe", "sessions:F2"],
+                "sessions:F2", ["sessions:F2"]),
+    "hr": ("/api/v1/ws/alerts", ["--style", "hr"], "department:F3", ["department:F3"]),
+}
+
+
+def log(msg):
+    print(f"faults: {msg}", flush=True)
+
+
+def run(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+class Net:
+    """A private namespace with the hub's end of a veth pair."""
+
+    def __init__(self):
+        n = os.getpid() % 200 + 20
+        self.ns = f"rwf{os.getpid()}"
+        self.host_if, self.ns_if = f"rwfh{n}", f"rwfn{n}"
+        self.host_ip, self.hub_ip = f"10.201.{n}.1", f"10.201.{n}.2"
+
+    def up(self):
+        run("ip", "netns", "add", self.ns)
+        run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if,
+            "netns", self.ns)
+        run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+        run("ip", "link", "set", self.host_if, "up")
+        self.exec("ip", "addr", "add", f"{self.hub_ip}/30", "dev", self.ns_if)
+        self.exec("ip", "link", "set", self.ns_if, "up")
+        self.exec("ip", "link", "set", "lo", "up")
+
+    def exec(self, *cmd, check=True):
+        return run("ip", "netns", "exec", self.ns, *cmd, check=check)
+
+    def blackhole(self, on):
+        """Drops every packet crossing the veth inside the namespace (the
+        namespace's own loopback, where the publisher talks, is untouched)."""
+        if on:
+            self.exec("nft", "add", "table", "inet", "rwfault")
+            for hook, side in (("input", "iifname"), ("output", "oifname")):
+                self.exec("nft", "add", "chain", "inet", "rwfault", hook,
+                          f"{{ type filter hook {hook} priority 0 ; policy accept ; }}")
+                self.exec("nft", "add", "rule", "inet", "rwfault", hook, side, self.ns_if, "drop")
+        else:
+            self.exec("nft", "delete", "table", "inet", "rwfault", check=False)
+
+    def link(self, up):
+        run("ip", "link", "set", self.host_if, "up" if up else "down")
+
+    def down(self):
+        run("ip", "netns", "del", self.ns, check=False)
+
+
+class Lines:
+    """Reads a process's stdout and stderr on threads, stamping each line
+    with the monotonic time it arrived."""
+
+    def __init__(self, proc):
+        self.out, self.err = [], []
+        self.threads = [
+            threading.Thread(target=self._read, args=(proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(proc.stderr, self.err), daemon=True),
+        ]
+        for t in self.threads:
+            t.start()
+
+    @staticmethod
+    def _read(stream, into):
+        for line in stream:
+            into.append((time.monotonic(), line.rstrip("\n")))
+
+    def join(self, within):
+        for t in self.threads:
+            t.join(within)
+
+
+def ranges(ns):
+    """[1, 2, 3, 7] -> ["1-3", "7"]: where a lost stretch begins and ends."""
+    out, start, prev = [], None, None
+    for n in ns + [None]:
+        if start is not None and (n is None or n != prev + 1):
+            out.append(f"{start}-{prev}" if prev != start else f"{start}")
+            start = None
+        if n is not None and start is None:
+            start = n
+        prev = n
+    return out
+
+
+class Run:
+    def __init__(self, riskwatch, scenario, work):
+        self.bin, self.scenario, self.work = riskwatch, scenario, work
+        self.net = Net()
+        self.hub = None
+        self.clients = {}
+        self.publisher = None
+        self.accepted = {}  # channel -> {n: accept time}
+
+    def token(self, user, channels, publish=False):
+        cmd = [self.bin, "token", "--secret", SECRET, "--user", user, "--ttl", "7200"]
+        for c in channels:
+            cmd += ["--channel", c]
+        if publish:
+            cmd.append("--publish")
+        return run(*cmd).stdout.strip()
+
+    def start_hub(self):
+        cmd = ["ip", "netns", "exec", self.net.ns, self.bin, "serve",
+               "--listen", f"0.0.0.0:{PORT}", "--jwt-secret", SECRET,
+               "--data-dir", os.path.join(self.work, "hub-data")]
+        self.hub = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                    stderr=open(os.path.join(self.work, "hub.log"), "a"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            r = self.net.exec("python3", "-c",
+                              f"import socket; socket.create_connection(('127.0.0.1', {PORT}), 1)",
+                              check=False)
+            if r.returncode == 0:
+                return
+            if self.hub.poll() is not None:
+                raise SystemExit(f"faults: the hub exited: see {self.work}/hub.log")
+            time.sleep(0.1)
+        raise SystemExit("faults: the hub did not listen within 15 s")
+
+    def start_clients(self):
+        for name, (path, args, channel, grants) in CLIENTS.items():
+            env = dict(os.environ, RISKWATCH_TOKEN=self.token(f"desk-{name}", grants),
+                       NO_COLOR="1", RUST_LOG="warn")
+            url = f"ws://{self.net.hub_ip}:{PORT}{path}"
+            proc = subprocess.Popen([self.bin, "watch", "--json", "--label", name, *args, url],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=env)
+            self.clients[name] = (proc, Lines(proc))
+            self.accepted[channel] = {}
+
+    def start_publisher(self):
+        """Publishes from inside the namespace, over its loopback: one
+        critical alert per channel every PUBLISH_EVERY s; prints each
+        accepted one as `channel n`. Retries a refused or failed publish
+        (the hub down) with the same id, so it is stored once."""
+        token = self.token("publisher", ["*"], publish=True)
+        channels = [c for (_, _, c, _) in CLIENTS.values()]
+        code = f"""
+import json, sys, time, urllib.request
+token, channels, every = {token!r}, {channels!r}, {PUBLISH_EVERY!r}
+n = 0
+while True:
+    n += 1
+    for ch in channels:
+        body = json.dumps({{"channel": ch, "type": "risk_alert", "severity": "critical",
+            "id": f"{{ch}}-{{n}}", "data": {{"sessionId": ch, "n": n, "alertLevel": "critical",
+            "alertType": "loss_limit", "message": "fault suite", "currentValue": 91, "threshold": 90}}}})
+        for attempt in range(600):
+            req = urllib.request.Request("http://127.0.0.1:{PORT}/api/v1/publish", body.encode(),
+                {{"Content-Type": "application/json", "Authorization": "Bearer " + token}})
+            try:
+                with urllib.request.urlopen(req, timeout=2) as r:
+                    if r.status == 200:
+                        print(ch, n, flush=True)
+                        break
+            except Exception:
+                pass
+            time.sleep(0.1)
+    time.sleep(every)
+"""
+        self.publisher = subprocess.Popen(
+            ["ip", "netns", "exec", self.net.ns, "python3", "-c", code],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.publisher_lines = Lines(self.publisher)
+
+    def stop(self, proc, sig=signal.SIGTERM, within=10):
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(within)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def fault(self):
+        """Runs the scenario's fault; returns (began, ended) monotonic times."""
+        s = self.scenario
+        if s == "kill9":
+            began = time.monotonic()
+            self.hub.kill()
+            self.hub.wait(5)
+            time.sleep(2)
+            self.start_hub()
+            return began, time.monotonic()
+        if s == "stall":
+            # The fault begins once the rules are in place: from then on no
+            # packet crosses.
+            self.net.blackhole(True)
+            began = time.monotonic()
+            time.sleep(60)
+            self.net.blackhole(False)
+            return began, time.monotonic()
+        if s == "flap":
+            began = time.monotonic()
+            # 60 s: 2 s down, 2 s up. A desk need not notice (TCP carries
+            # the stream over the gaps); it must lose and repeat nothing.
+            for _ in range(15):
+                self.net.link(False)
+                time.sleep(2)
+                self.net.link(True)
+                time.sleep(2)
+            return began, time.monotonic()
+        raise SystemExit(f"faults: unknown scenario {s}")
+
+    def count(self, began, ended):
+        accepted = {}
+        for _, line in self.publisher_lines.out:
+            ch, n = line.split()
+            accepted.setdefault(ch, set()).add(int(n))
+        rows = []
+        for name, (path, _, channel, _) in CLIENTS.items():
+            _, lines = self.clients[name]
+            got = []
+            for _, line in lines.out:
+                try:
+                    ev = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if ev.get("channel") in (channel, None) and isinstance(ev.get("data"), dict) \
+                        and ev["data"].get("sessionId") == channel:
+                    got.append(ev["data"].get("n"))
+            sent = accepted.get(channel, set())
+            seen = set(got)
+            states = [(t, l) for t, l in lines.err if l.startswith("riskwatch: ")]
+            noticed = next((t for t, l in states if t >= began and
+                            ("reconnecting" in l or "polling" in l or "stopped" in l)), None)
+            back = next((t for t, l in states if t >= ended and l.startswith("riskwatch: connected")),
+                        None)
+            live_through = noticed is None and self.scenario != "kill9"
+            rows.append({
+                "client": name,
+                "sent": len(sent),
+                "delivered": len(seen & sent),
+                "duplicated": len(got) - len(seen),
+                "lost": len(sent - seen),
+                "detect_s": None if noticed is None else round(noticed - began, 2),
+                "recover_s": None if back is None else round(back - ended, 2),
+                "back": back is not None or live_through,
+                "gaps": sum(1 for _, l in lines.err if "history gap" in l),
+                "lost_ranges": ranges(sorted(sent - seen)),
+                "states": [(round(t - began, 2), l) for t, l in states],
+            })
+        return rows
+
+    def go(self):
+        self.net.up()
+        try:
+            self.start_hub()
+            self.start_clients()
+            self.start_publisher()
+            time.sleep(5)
+            log(f"{self.scenario}: fault begins")
+            began, ended = self.fault()
+            log(f"{self.scenario}: fault over after {ended - began:.1f} s; letting clients recover")
+            time.sleep(20)
+            self.stop(self.publisher)
+            # Drain: everything accepted reaches the clients.
+            time.sleep(5)
+            return self.count(began, ended)
+        finally:
+            self.stop(self.publisher)
+            for proc, lines in self.clients.values():
+                self.stop(proc)
+                lines.join(5)
+            self.stop(self.hub)
+            self.net.down()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenarios", nargs="*", default=["kill9", "stall", "flap"])
+    ap.add_argument("--riskwatch", required=True, help="the riskwatch binary")
+    ap.add_argument("--out", required=True, help="where results.json and results.md go")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("faults: needs root (network namespaces, nftables)", file=sys.stderr)
+        return 2
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            print(f"faults: needs {tool} (scripts/setup.sh installs it)", file=sys.stderr)
+            return 2
+    os.makedirs(args.out, exist_ok=True)
+    results, ok = {}, True
+    for s in args.scenarios:
+        with tempfile.TemporaryDirectory(prefix=f"riskwatch-faults-{s}-") as work:
+            rows = Run(os.path.abspath(args.riskwatch), s, work).go()
+        results[s] = rows
+        for r in rows:
+            good = (r["lost"] == 0 and r["duplicated"] == 0 and r["back"] and r["sent"] > 0
+                    and (r["detect_s"] is None or r["detect_s"] <= DETECT_GOAL))
+            ok &= good
+            log(f"{s} {r['client']:8} sent {r['sent']:4} delivered {r['delivered']:4} "
+                f"dup {r['duplicated']} lost {r['lost']} detect {r['detect_s']} s "
+                f"recover {r['recover_s']} s back {r['back']} gaps {r['gaps']}"
+                f"{'' if good else '  <-- goal missed'}")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write("| scenario | client | critical sent | delivered | duplicated | lost | detected after (s) | recovered after (s) | back |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|\n")
+        for s, rows in results.items():
+            for r in rows:
+                f.write(f"| {s} | {r['client']} | {r['sent']} | {r['delivered']} | {r['duplicated']} | "
+                        f"{r['lost']} | {r['detect_s'] if r['detect_s'] is not None else '—'} | "
+                        f"{r['recover_s'] if r['recover_s'] is not None else '—'} | {'yes' if r['back'] else 'no'} |\n")
+    log(f"results in {args.out}/results.md")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
