@@ -25,6 +25,24 @@ say() { printf 'fuzz: %s\n' "$*"; }
 rustup toolchain list | grep -q '^nightly' || { say "needs the nightly toolchain" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || { say "needs cargo-fuzz (scripts/setup.sh)" >&2; exit 1; }
 
+# The fuzzers must run the product's dependency versions: every package both
+# lock files hold must have the same versions in both.
+python3 - <<'PY' || exit 1
+import re, sys
+def packages(path):
+    text = open(path).read()
+    out = {}
+    for name, version in re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', text):
+        out.setdefault(name, set()).add(version)
+    return out
+root, fuzz = packages("../Cargo.lock"), packages("Cargo.lock")
+drift = sorted(f"{n} {sorted(v)} (root: {sorted(root[n])})" for n, v in fuzz.items() if n in root and not v <= root[n])
+if drift:
+    print("fuzz: fuzz/Cargo.lock has versions the product does not use:\n  " + "\n  ".join(drift)
+          + "\nfuzz: start it again from the root's: cp Cargo.lock fuzz/Cargo.lock", file=sys.stderr)
+    sys.exit(1)
+PY
+
 # Every target at once (the product's versions: fuzz/Cargo.lock starts from
 # the root Cargo.lock), with the address sanitizer, debug assertions and
 # overflow checks.
