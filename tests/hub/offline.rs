@@ -27,9 +27,9 @@ fn token(user: &str, channels: &[&str]) -> String {
     issued(user, channels, None)
 }
 
-/// A token issued at `iat` (seconds since the epoch).
-fn issued(user: &str, channels: &[&str], iat: Option<u64>) -> String {
-    let claims = Claims {
+/// A trader's claims for an hour, issued at `iat` (seconds since the epoch).
+fn claims(user: &str, channels: &[&str], iat: Option<u64>) -> Claims {
+    Claims {
         sub: user.into(),
         role: Some("trader".into()),
         channels: channels.iter().map(|c| c.to_string()).collect(),
@@ -38,8 +38,12 @@ fn issued(user: &str, channels: &[&str], iat: Option<u64>) -> String {
         client: None,
         exp: (chrono::Utc::now().timestamp() + 3600) as u64,
         iat,
-    };
-    mint_hs256(SECRET, &claims).unwrap()
+    }
+}
+
+/// A token issued at `iat` (seconds since the epoch).
+fn issued(user: &str, channels: &[&str], iat: Option<u64>) -> String {
+    mint_hs256(SECRET, &claims(user, channels, iat)).unwrap()
 }
 
 fn secure() -> ServerConfig {
@@ -333,19 +337,11 @@ async fn a_seed_desk_sees_each_alert_once_across_a_hub_kill_9() {
     let port = bind(0).local_addr().unwrap().port();
     let args = ["--jwt-secret", secret.as_str(), "--data-dir", data.as_str()];
     let mut hub = spawn_hub(port, &args);
-    let publisher = {
-        let claims = Claims {
-            sub: "publisher".into(),
-            role: None,
-            channels: vec!["*".into()],
-            publish: true,
-            msp: None,
-            client: None,
-            exp: (chrono::Utc::now().timestamp() + 3600) as u64,
-            iat: None,
-        };
-        mint_hs256(SECRET, &claims).unwrap()
+    let publisher = Claims {
+        publish: true,
+        ..claims("publisher", &["*"], None)
     };
+    let publisher = mint_hs256(SECRET, &publisher).unwrap();
     let http = http_client();
     let publish = |n: u64| {
         let http = http.clone();
