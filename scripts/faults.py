@@ -27,8 +27,6 @@ usage or environment error. Every wait is bounded.
 import argparse
 import json
 import os
-import queue
-import re
 import secrets
 import shutil
 import signal
@@ -37,8 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 PUBLISH_EVERY = 0.2
 DETECT_GOAL = 15.0
@@ -147,7 +143,6 @@ class Run:
         self.hub = None
         self.clients = {}
         self.publisher = None
-        self.accepted = {}  # channel -> {n: accept time}
 
     def token(self, user, channels, publish=False):
         cmd = [self.bin, "token", "--secret", SECRET, "--user", user, "--ttl", "7200"]
@@ -176,7 +171,7 @@ class Run:
         raise SystemExit("faults: the hub did not listen within 15 s")
 
     def start_clients(self):
-        for name, (path, args, channel, grants) in CLIENTS.items():
+        for name, (path, args, _, grants) in CLIENTS.items():
             env = dict(os.environ, RISKWATCH_TOKEN=self.token(f"desk-{name}", grants),
                        NO_COLOR="1", RUST_LOG="warn")
             url = f"ws://{self.net.hub_ip}:{PORT}{path}"
@@ -184,7 +179,6 @@ class Run:
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env=env)
             self.clients[name] = (proc, Lines(proc))
-            self.accepted[channel] = {}
 
     def start_publisher(self):
         """Publishes from inside the namespace, over its loopback: one
@@ -267,7 +261,7 @@ while True:
             ch, n = line.split()
             accepted.setdefault(ch, set()).add(int(n))
         rows = []
-        for name, (path, _, channel, _) in CLIENTS.items():
+        for name, (_, _, channel, _) in CLIENTS.items():
             _, lines = self.clients[name]
             got = []
             for _, line in lines.out:
@@ -275,8 +269,8 @@ while True:
                     ev = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if ev.get("channel") in (channel, None) and isinstance(ev.get("data"), dict) \
-                        and ev["data"].get("sessionId") == channel:
+                # The publisher names each desk's channel in `sessionId`.
+                if isinstance(ev.get("data"), dict) and ev["data"].get("sessionId") == channel:
                     got.append(ev["data"].get("n"))
             sent = accepted.get(channel, set())
             seen = set(got)
