@@ -2,12 +2,15 @@
 # The fault suite's long scenarios against the real hub and three real
 # `riskwatch watch` desks (native, trading seed, HR seed), in a private
 # network namespace (docs/RELIABILITY.md, "Fault suite"):
-#   scripts/faults.sh [SCENARIO...]     kill9, stall, flap (default: all)
-# Needs root (network namespaces, nftables); about 4 minutes for all three.
-# Results: test-artifacts/faults/results.{md,json}. Exit 1 when a scenario
-# missed a goal (0 lost, 0 duplicated, detection within 15 s, every desk
-# back). RISKWATCH_BIN picks the binary (default: target/debug/riskwatch,
-# built if missing).
+#   scripts/faults.sh [SCENARIO...] [--stop-seconds N]
+# Scenarios: kill9, stall, flap, throttle, sigstop, diskfull, redis
+# (default: all; scripts/faults.py says what each does). Needs root
+# (network namespaces, nftables, tc, a tmpfs mount) and redis-server;
+# about 14 minutes for all seven. Results:
+# test-artifacts/faults/results.{md,json}. Exit 1 when a desk missed a goal
+# (0 lost, 0 duplicated, detection within 15 s, back; a full disk said and
+# nothing it showed missing from its inbox). RISKWATCH_BIN picks the binary
+# (default: target/debug/riskwatch, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

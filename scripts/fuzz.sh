@@ -8,6 +8,8 @@
 # committed). A crash stops the script with exit 1 and leaves the input in
 # fuzz/artifacts/TARGET/; the line to reproduce it is printed. Needs the
 # nightly toolchain and cargo-fuzz (scripts/setup.sh installs cargo-fuzz).
+# FUZZ_DISCARD_BUILD=1 removes the sanitizer build (fuzz/target, about
+# 2.5 GB) at the end, pass or fail: CI sets it to keep its disk use low.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -46,6 +48,9 @@ PY
 # Every target at once (the product's versions: fuzz/Cargo.lock starts from
 # the root Cargo.lock), with the address sanitizer, debug assertions and
 # overflow checks.
+if [ "${FUZZ_DISCARD_BUILD:-0}" = 1 ]; then
+  trap 'rm -rf target; say "discarded the sanitizer build (FUZZ_DISCARD_BUILD=1)"' EXIT
+fi
 say "building the targets (nightly, address sanitizer, overflow checks)"
 build_log=$(mktemp)
 if ! cargo +nightly fuzz build >"$build_log" 2>&1; then

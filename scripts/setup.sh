@@ -59,4 +59,10 @@ if [ -f ui/package.json ]; then
     (cd ui && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
+# The side-by-side benchmark's Node.js reference hubs (bench/), which the
+# load tool's tests also run.
+if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci in bench/"
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: ok"

@@ -130,7 +130,7 @@ struct WatchArgs {
     heartbeat: f64,
     /// Seconds without any traffic after which the connection is declared
     /// dead and replaced (or two heartbeats, if shorter).
-    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 12.0)]
     dead_after: f64,
     /// Subscribe to a channel (repeatable): trading `user:ID` / `sessions:ID`,
     /// compliance `client:ID`, or a hub channel.
@@ -160,8 +160,9 @@ struct WatchArgs {
     /// Seconds between polls.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     poll_interval: f64,
-    /// First reconnect delay ceiling in seconds (doubles per attempt).
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    /// First reconnect delay ceiling in seconds (grows 1.5 times per
+    /// attempt; each delay is drawn from 0 to the ceiling).
+    #[arg(long, value_name = "SECS", default_value_t = 0.5)]
     backoff_initial: f64,
     /// Largest reconnect delay in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]

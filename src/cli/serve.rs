@@ -115,6 +115,12 @@ pub struct ServeArgs {
     /// Seconds between the hub's pings.
     #[arg(long, default_value_t = 30)]
     heartbeat: u64,
+    /// Milliseconds after events went out before a ping proves them
+    /// delivered (what is unproven when a connection drops is replayed to
+    /// the user's next one): longer costs fewer pings, replays more.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=300_000))]
+    prove_every_ms: u64,
     /// Demo speed factor (0.5 = twice as fast).
     #[arg(long, default_value_t = 1.0)]
     demo_speed: f64,
@@ -166,6 +172,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         .max_conns_per_ip(a.max_conns_per_ip)
         .max_conns(a.max_conns)
         .heartbeat(Duration::from_secs(a.heartbeat.max(1)))
+        .prove_every(Duration::from_millis(a.prove_every_ms))
         .dashboard_every(Duration::from_secs(a.dashboard_every));
     let redis = match &a.redis {
         Some(url) => {

@@ -187,3 +187,83 @@ fn writer_reports_only_committed_and_survives_reopen() {
     let last = inbox.get(ids[99]).unwrap().unwrap();
     assert!(last.event.payload.get().contains("\"n\":99"));
 }
+
+/// The disk fills up (SQLite's page cap stands in for it here; the fault
+/// suite fills a real tmpfs): the writer holds what it could not commit,
+/// a flush says why at once, nothing reported stored is lost, and once
+/// there is room again everything held is stored and reported, in order,
+/// with the tickets it was pushed under.
+#[test]
+fn a_full_disk_holds_the_alerts_until_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let (mut w, done) = Writer::spawn(&path, WriterConfig::default()).unwrap();
+    let rec = |i: i64| {
+        Record::new(
+            ev(
+                &format!(r#"{{"type":"t","n":{i},"pad":"{}"}}"#, "p".repeat(2000)),
+                i,
+            ),
+            now(),
+        )
+    };
+    for i in 0..10 {
+        w.push(rec(i)).unwrap();
+    }
+    w.flush().unwrap();
+    let pages: u64 = Inbox::open(&path)
+        .unwrap()
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    // Full: not one more page.
+    w.max_pages(pages);
+    for i in 10..60 {
+        w.push(rec(i)).unwrap();
+    }
+    let err = w.flush().expect_err("a full disk is reported");
+    assert!(err.to_string().contains("full"), "{err}");
+    let mut reported = Vec::new();
+    while let Ok(c) = done.try_recv() {
+        reported.push(c);
+    }
+    let stored: usize = reported.iter().map(|c| c.ids.len()).sum();
+    assert_eq!(stored, 10, "only what was committed is reported stored");
+
+    // Room again: what was held goes in, the next retry at most ~0.5 s on.
+    w.max_pages(1 << 30);
+    let mut flushed = false;
+    for _ in 0..100 {
+        if w.flush().is_ok() {
+            flushed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(flushed, "the held alerts were never stored");
+    w.push(rec(60)).unwrap();
+    w.flush().unwrap();
+    let mut ids = Vec::new();
+    for c in reported.into_iter().chain(done.try_iter()) {
+        assert_eq!(
+            c.first_ticket as usize,
+            ids.len(),
+            "tickets stay in push order"
+        );
+        ids.extend(c.ids);
+    }
+    assert_eq!(ids.len(), 61);
+    w.close().unwrap();
+    let inbox = Inbox::open(&path).unwrap();
+    assert!(inbox.missing(&ids).unwrap().is_empty());
+    assert!(
+        inbox
+            .get(ids[59])
+            .unwrap()
+            .unwrap()
+            .event
+            .payload
+            .get()
+            .contains("\"n\":59")
+    );
+}

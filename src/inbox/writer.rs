@@ -1,9 +1,12 @@
 //! The inbox's writer: one thread owns the write connection and commits
 //! whatever is queued as one transaction (group commit), reporting ids only
-//! after the commit; its settings and periodic pruning.
+//! after the commit; its settings and periodic pruning. A disk that is full
+//! (or failing to write) does not cost what was queued: the writer holds
+//! the batch, says so once, retries with backoff, and reports it stored
+//! once it is.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -77,6 +80,33 @@ pub struct Committed {
 pub(super) enum Cmd {
     Insert(Box<Record>),
     Flush(mpsc::SyncSender<Result<(), String>>),
+    /// Caps the database's size in pages: how the tests fill the "disk".
+    #[cfg(test)]
+    MaxPages(u64),
+}
+
+/// The first retry after the disk refused a commit; doubled up to
+/// [`RETRY_AT_MOST`].
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_AT_MOST: Duration = Duration::from_secs(5);
+
+/// A batch the disk refused, held for the next try.
+struct Held {
+    since: Instant,
+    retry_in: Duration,
+    next_try: Instant,
+    /// Why, for a flush meanwhile.
+    why: String,
+    /// Records turned away because the held batch reached the queue's size
+    /// (each still counts its ticket).
+    refused: u64,
+}
+
+/// Whether a failed commit may succeed later: the disk full, or an I/O
+/// error (ENOSPC on a write can surface as either).
+fn transient(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure))
 }
 
 /// The batching writer: a thread that owns the write connection.
@@ -152,6 +182,14 @@ impl Writer {
         }
     }
 
+    /// Caps the database's size (tests: a full disk on demand).
+    #[cfg(test)]
+    pub(super) fn max_pages(&self, n: u64) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Cmd::MaxPages(n));
+        }
+    }
+
     /// Commits what is queued and stops the thread.
     pub fn close(mut self) -> Result<(), InboxError> {
         self.stop()
@@ -183,40 +221,109 @@ pub(super) fn writer_loop(
     let mut last_prune = Instant::now();
     let mut batch: Vec<Record> = Vec::with_capacity(cfg.max_batch.min(65_536));
     let mut flushes = Vec::new();
-    // Block for the first command, then take whatever else is queued.
-    while let Ok(first) = rx.recv() {
-        let mut cmd = Some(first);
+    let mut held: Option<Held> = None;
+    let mut open = true;
+    while open {
+        // Block for the first command (while holding a refused batch, only
+        // until its next try), then take whatever else is queued.
+        let mut cmd = match &held {
+            None => match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => break,
+            },
+            Some(h) => {
+                match rx.recv_timeout(h.next_try.saturating_duration_since(Instant::now())) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                }
+            }
+        };
+        // A held batch grows up to the queue's size, then turns records
+        // away (counted) rather than growing without bound.
+        let limit = if held.is_some() {
+            cfg.queue
+        } else {
+            cfg.max_batch
+        };
         while let Some(c) = cmd.take() {
             match c {
-                Cmd::Insert(r) => batch.push(*r),
+                Cmd::Insert(r) => match held.as_mut() {
+                    Some(h) if batch.len() >= limit || h.refused > 0 => h.refused += 1,
+                    _ => batch.push(*r),
+                },
                 Cmd::Flush(f) => flushes.push(f),
+                #[cfg(test)]
+                Cmd::MaxPages(n) => {
+                    let _ = conn.query_row(&format!("PRAGMA max_page_count = {n}"), [], |_| Ok(()));
+                }
             }
-            if batch.len() >= cfg.max_batch {
+            if batch.len() >= limit {
                 break;
             }
             cmd = rx.try_recv().ok();
         }
         let mut result = Ok(());
-        if !batch.is_empty() {
+        let due = held
+            .as_ref()
+            .is_none_or(|h| !open || Instant::now() >= h.next_try);
+        if !batch.is_empty() && due {
             match commit_with_retry(&mut conn, &batch) {
                 Ok(ids) => {
                     let _ = done.send(Committed {
                         first_ticket: next_ticket,
                         ids,
                     });
+                    next_ticket += batch.len() as u64;
+                    if let Some(h) = held.take() {
+                        next_ticket += h.refused;
+                        tracing::warn!(path = %path.display(), stored = batch.len(),
+                            refused = h.refused, after = ?h.since.elapsed(),
+                            "the inbox is storing again: what it held is stored");
+                    }
+                    batch.clear();
                 }
+                Err(e) if transient(&e) && open => match held.as_mut() {
+                    Some(h) => {
+                        h.retry_in = (h.retry_in * 2).min(RETRY_AT_MOST);
+                        h.next_try = Instant::now() + h.retry_in;
+                    }
+                    None => {
+                        tracing::error!(path = %path.display(), error = %e, held = batch.len(),
+                            "the inbox cannot store: holding its alerts and retrying");
+                        held = Some(Held {
+                            since: Instant::now(),
+                            retry_in: RETRY_FIRST,
+                            next_try: Instant::now() + RETRY_FIRST,
+                            why: format!("{}: {e}", path.display()),
+                            refused: 0,
+                        });
+                    }
+                },
                 Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, lost = batch.len(), "inbox commit failed");
+                    let refused = held.take().map_or(0, |h| h.refused);
+                    tracing::error!(path = %path.display(), error = %e,
+                        lost = batch.len() as u64 + refused, "inbox commit failed");
                     result = Err(format!("{}: {e}", path.display()));
+                    next_ticket += batch.len() as u64 + refused;
+                    batch.clear();
                 }
             }
-            next_ticket += batch.len() as u64;
-            batch.clear();
+        }
+        // A flush while the disk refuses is answered at once, with why.
+        if let Some(h) = &held {
+            result = Err(h.why.clone());
         }
         for f in flushes.drain(..) {
             let _ = f.send(result.clone());
         }
-        if !cfg.retention.is_unlimited() && last_prune.elapsed() >= cfg.prune_every {
+        if held.is_none()
+            && !cfg.retention.is_unlimited()
+            && last_prune.elapsed() >= cfg.prune_every
+        {
             last_prune = Instant::now();
             match prune(&conn, &cfg.retention, Utc::now()) {
                 Ok(0) => {}

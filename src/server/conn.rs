@@ -86,6 +86,11 @@ struct Conn {
     /// Subscribed channels and patterns.
     channels: Vec<String>,
     limiter: DefaultDirectRateLimiter,
+    /// A close frame went to a peer still reading: until then, what it
+    /// sends is read (and dropped) before the socket closes, so that its
+    /// last frames (pongs) do not make the close a reset that discards
+    /// what it has not read yet.
+    linger: Option<Instant>,
 }
 
 fn close_frame(code: u16, reason: &str) -> Message {
@@ -138,12 +143,15 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) {
     let out = Arc::new(Outbox::new(io.clone(), endpoint.clone(), limits.send_queue));
-    let conn = hub.connect(ConnInfo {
-        user: id.user.clone(),
-        style: endpoint.style(),
-        client: id.client.clone(),
-        msp: id.msp.clone(),
-    });
+    let conn = hub.connect(
+        ConnInfo {
+            user: id.user.clone(),
+            style: endpoint.style(),
+            client: id.client.clone(),
+            msp: id.msp.clone(),
+        },
+        Arc::clone(&out),
+    );
     let per_sec = NonZeroU32::new(limits.rate_per_sec.max(1)).expect("max(1) is non-zero");
     let burst = NonZeroU32::new(limits.rate_burst.max(1)).expect("max(1) is non-zero");
     let mut c = Conn {
@@ -155,12 +163,25 @@ pub(super) async fn run(
         out,
         channels: Vec::new(),
         limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+        linger: None,
     };
     let (mut sink, mut stream) = socket.split();
     let reason = c.session(&mut sink, &mut stream, &limits, &shutdown).await;
     tracing::debug!(conn, user = %c.id.user, %reason, "connection closed");
     c.out.close();
-    hub.disconnect(conn, &c.channels, &c.out.last_sent());
+    if let Some(until) = c.linger {
+        let _ = tokio::time::timeout_at(until, async {
+            while let Some(Ok(m)) = stream.next().await {
+                match m {
+                    Message::Close(_) => break,
+                    Message::Pong(payload) => c.out.ponged(&payload),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+    hub.disconnect(conn, &c.channels, &c.out.delivered());
     drop((sink, stream));
     io.close();
 }
@@ -249,10 +270,8 @@ impl Conn {
                         _ = lagged(&out) => Err(LAGGED.into()),
                         _ = stalled(&io, stall) => Err(STALLED.into()),
                     };
-                    match written {
-                        Ok(()) => {}
-                        Err(e) if e == LAGGED => return self.close_lagged(sink).await,
-                        Err(e) => return e,
+                    if let Err(e) = written {
+                        return self.ended(sink, e).await;
                     }
                 }
                 msg = stream.next() => {
@@ -286,8 +305,11 @@ impl Conn {
                     }
                 }
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return "ping failed".into();
+                    if let Some(d) = self.out.newly_delivered() {
+                        self.hub.remember_delivered(&self.id.user, &d);
+                    }
+                    if let Err(e) = self.ping(sink, &out, stall).await {
+                        return self.ended(sink, e).await;
                     }
                     if let Some(hbf) = self.endpoint.heartbeat_frame()
                         && sink.send(Message::text(hbf)).await.is_err()
@@ -307,12 +329,43 @@ impl Conn {
         }
     }
 
+    /// Pings, remembering where: its pong proves the peer read the
+    /// stream up to there. Bounded like every write: by the queue
+    /// overflowing behind it, or by no progress for `stall`.
+    async fn ping(&mut self, sink: &mut Sink, out: &Outbox, stall: Duration) -> Result<(), String> {
+        if !out.ping() {
+            return Err("closing".into());
+        }
+        let io = self.io.clone();
+        tokio::select! {
+            biased;
+            r = self.pump(sink) => r,
+            _ = lagged(out) => Err(LAGGED.into()),
+            _ = stalled(&io, stall) => Err(STALLED.into()),
+        }
+    }
+
+    /// How a write that failed with `e` ends the connection: one that fell
+    /// behind is told so with 1013.
+    async fn ended(&mut self, sink: &mut Sink, e: String) -> String {
+        if e == LAGGED {
+            return self.close_lagged(sink).await;
+        }
+        e
+    }
+
     /// Closes a connection that fell behind with 1013, waiting a bounded
     /// time for the peer to drain what is already in flight.
     async fn close_lagged(&mut self, sink: &mut Sink) -> String {
         self.out.close();
+        let until = Instant::now() + LAGGED_CLOSE_WAIT;
         let frame = close_frame(close::TRY_AGAIN_LATER, "too slow: resume from history");
-        let _ = tokio::time::timeout(LAGGED_CLOSE_WAIT, sink.send(frame)).await;
+        if tokio::time::timeout_at(until, sink.send(frame))
+            .await
+            .is_ok()
+        {
+            self.linger = Some(until);
+        }
         "slow consumer".into()
     }
 
@@ -348,7 +401,9 @@ impl Conn {
         // Where this user left each channel, for subscriptions without a
         // position of their own (every seed-style endpoint).
         let mine = if since.is_none() {
-            self.hub.cursors_of(&self.id.user).await
+            self.hub
+                .starting_points(&self.id.user, Some(self.conn))
+                .await
         } else {
             Default::default()
         };
@@ -466,6 +521,10 @@ impl Conn {
         }
         let text = match m {
             Message::Text(t) => t,
+            Message::Pong(payload) => {
+                self.out.ponged(&payload);
+                return Ok(());
+            }
             Message::Binary(_) => {
                 return self
                     .reject(

@@ -5,9 +5,12 @@
 //! on its first start) is replayed what its user missed since the user's
 //! last connection left the channel, out of the channel's history (so
 //! critical events are there for 24 h, ordinary ones by count and age).
-//! A cursor is written when a subscription starts (at the head it starts
-//! from, so a hub killed meanwhile replays rather than skips) and when the
-//! connection leaves (at the last event it was sent). For a pattern
+//! A cursor is written when a subscription starts (where its backlog
+//! starts, so a hub killed meanwhile replays rather than skips), on each
+//! heartbeat while the connection is open, and when it leaves: at the last
+//! event its peer is known to have received (followed by a ping it
+//! answered, `outbox.rs`; not merely written to a send buffer, which a
+//! stalled peer or a proxy in between may never pass on). For a pattern
 //! subscription (`department:*`) the cursor is the time it left: channels
 //! without a cursor of their own replay what came after that time.
 //!
@@ -35,7 +38,7 @@ pub struct Cursor {
     /// The channel's epoch; empty for a pattern.
     #[serde(default)]
     pub epoch: String,
-    /// The last sequence the user was sent (0 for a pattern).
+    /// The last sequence the user received (0 for a pattern).
     #[serde(default)]
     pub seq: u64,
     /// When it was written: for a pattern, when the user left it.

@@ -212,6 +212,18 @@ pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> R
         "Inbound messages over the size limit",
         counter(s.oversized),
     );
+    if let Some(h) = s.heap {
+        reg.register(
+            "heap_in_use_bytes",
+            "Heap allocated by the hub and not freed",
+            gauge(usize::try_from(h.in_use_bytes).unwrap_or(usize::MAX)),
+        );
+        reg.register(
+            "heap_held_bytes",
+            "Heap the allocator holds from the system (in use plus free inside it)",
+            gauge(usize::try_from(h.held_bytes).unwrap_or(usize::MAX)),
+        );
+    }
     reg.register(
         "rejected_auth",
         "Requests refused for authentication",

@@ -226,6 +226,17 @@ impl Sink for FanOut {
     }
 }
 
+/// After events went out on a connection, a ping follows within about
+/// this long: its pong proves them delivered (`outbox.rs`). What is
+/// unproven when a connection ends is replayed to the user's next one, so
+/// this bounds the repeats a seed-style client sees after a drop; a
+/// 10-byte frame each way per connection, at most this often, while
+/// events flow.
+pub const PROVE_EVERY: Duration = Duration::from_secs(1);
+
+/// One of a user's open connections, with its write side.
+type UserConn = (ConnId, Arc<Outbox>);
+
 /// The hub.
 #[derive(Debug)]
 pub struct Hub {
@@ -234,8 +245,9 @@ pub struct Hub {
     fan: Arc<FanOut>,
     conns: Mutex<HashMap<ConnId, ConnInfo>>,
     /// Open connections per user, kept beside `conns` so the per-user cap
-    /// is checked in O(1) on every upgrade.
-    per_user: Mutex<HashMap<String, usize>>,
+    /// is checked in O(1) on every upgrade, with their write sides: where
+    /// a user's open connections got to is where another one starts.
+    per_user: Mutex<HashMap<String, Vec<UserConn>>>,
     next_conn: AtomicU64,
     pub counters: Arc<Counters>,
     /// The listener's connection caps, for stats.
@@ -266,15 +278,15 @@ impl Hub {
         &self.broker
     }
 
-    /// Registers a connection and returns its id.
-    pub fn connect(&self, info: ConnInfo) -> ConnId {
+    /// Registers a connection, with its write side, and returns its id.
+    pub fn connect(&self, info: ConnInfo, out: Arc<Outbox>) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        *self
-            .per_user
+        self.per_user
             .lock()
             .expect("per-user lock")
             .entry(info.user.clone())
-            .or_default() += 1;
+            .or_default()
+            .push((id, out));
         self.conns.lock().expect("conns lock").insert(id, info);
         id
     }
@@ -285,19 +297,19 @@ impl Hub {
             .lock()
             .expect("per-user lock")
             .get(user)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, Vec::len)
     }
 
-    /// Removes a connection from every channel; `last_sent` are the
-    /// positions it reached, remembered as its user's cursors.
-    pub fn disconnect(&self, conn: ConnId, channels: &[String], last_sent: &HashMap<String, u64>) {
+    /// Removes a connection from every channel; `delivered` are the
+    /// positions its peer is known to have received, remembered as its
+    /// user's cursors.
+    pub fn disconnect(&self, conn: ConnId, channels: &[String], delivered: &HashMap<String, u64>) {
         let info = self.conns.lock().expect("conns lock").remove(&conn);
         if let Some(info) = &info {
             let mut per_user = self.per_user.lock().expect("per-user lock");
-            if let Some(n) = per_user.get_mut(&info.user) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some(open) = per_user.get_mut(&info.user) {
+                open.retain(|(c, _)| *c != conn);
+                if open.is_empty() {
                     per_user.remove(&info.user);
                 }
             }
@@ -331,19 +343,34 @@ impl Hub {
         // Every channel this connection was sent something on, its own
         // subscriptions and what its patterns matched alike.
         if let Some(user) = user {
-            for (ch, seq) in last_sent {
-                if let Some(epoch) = self.broker.logs().epoch(ch) {
-                    left.push(Cursor {
-                        user: user.to_owned(),
-                        channel: ch.clone(),
-                        epoch,
-                        seq: *seq,
-                        at: now,
-                    });
-                }
-            }
+            left.extend(self.cursors(user, delivered));
         }
         self.broker.remember(left);
+    }
+
+    /// Remembers where an open connection of `user` is proven to have got
+    /// (its heartbeat does so), so that a hub killed meanwhile replays
+    /// from there rather than from where the subscription started.
+    pub fn remember_delivered(&self, user: &str, delivered: &HashMap<String, u64>) {
+        if user != super::auth::ANONYMOUS {
+            self.broker.remember(self.cursors(user, delivered));
+        }
+    }
+
+    fn cursors(&self, user: &str, delivered: &HashMap<String, u64>) -> Vec<Cursor> {
+        let now = Utc::now();
+        delivered
+            .iter()
+            .filter_map(|(ch, seq)| {
+                Some(Cursor {
+                    user: user.to_owned(),
+                    channel: ch.clone(),
+                    epoch: self.broker.logs().epoch(ch)?,
+                    seq: *seq,
+                    at: now,
+                })
+            })
+            .collect()
     }
 
     /// A user's cursors (see [`Broker::cursors_of`]). Anonymous users
@@ -353,6 +380,77 @@ impl Hub {
             return UserCursors::new();
         }
         self.broker.cursors_of(user).await
+    }
+
+    /// Pings every connection that was sent something since its last
+    /// ping (the ping written on the stream as the fan-out writes events,
+    /// without waking the connection's task): its pong proves what came
+    /// before delivered. The hub's prover calls it each second
+    /// ([`PROVE_EVERY`], or `Limits::prove_every`).
+    pub fn prove_delivery(&self) {
+        let due: Vec<Arc<Outbox>> = self
+            .per_user
+            .lock()
+            .expect("per-user lock")
+            .values()
+            .flatten()
+            .filter(|(_, out)| out.proof_wanted())
+            .map(|(_, out)| Arc::clone(out))
+            .collect();
+        for out in due {
+            out.ping();
+        }
+    }
+
+    /// Runs [`Hub::prove_delivery`] each `every` until `stop`.
+    pub async fn prover(
+        self: Arc<Self>,
+        every: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut every = tokio::time::interval(every.max(Duration::from_millis(10)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => self.prove_delivery(),
+            }
+        }
+    }
+
+    /// Where a new connection of `user` (`conn`) starts each channel: the
+    /// user's cursors, moved on to where any other open connection of the
+    /// user is known to have delivered (a second tab, or a desk back
+    /// while the hub still holds its stalled connection): nothing the
+    /// user received is replayed, nothing unproven is skipped.
+    pub async fn starting_points(&self, user: &str, conn: Option<ConnId>) -> UserCursors {
+        let mut mine = self.cursors_of(user).await;
+        if user == super::auth::ANONYMOUS {
+            return mine;
+        }
+        let others: Vec<Arc<Outbox>> = self
+            .per_user
+            .lock()
+            .expect("per-user lock")
+            .get(user)
+            .map(|open| {
+                open.iter()
+                    .filter(|(c, _)| Some(*c) != conn)
+                    .map(|(_, out)| Arc::clone(out))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for out in others {
+            for c in self.cursors(user, &out.delivered()) {
+                match mine.get(&c.channel) {
+                    Some(m) if m.epoch == c.epoch && m.seq >= c.seq => {}
+                    _ => {
+                        mine.insert(c.channel.clone(), c);
+                    }
+                }
+            }
+        }
+        mine
     }
 
     /// Whether an event would be accepted (a batch is checked whole before
@@ -465,14 +563,15 @@ impl Hub {
         let register = Box::new(move || fan.add(channel, conn, sub));
         let rec = self.broker.recover(channel, from, register).await?;
         if known {
-            // Seen here: a later connection without a position starts at
-            // least from this head, and a hub killed meanwhile replays
-            // rather than skips.
+            // Seen here, from where this backlog starts: a hub killed
+            // before the connection ends (and writes where its peer got
+            // to) replays the backlog and what came live after it, rather
+            // than skipping them.
             self.broker.remember(vec![Cursor {
                 user: user.to_owned(),
                 channel: channel.to_owned(),
                 epoch: rec.epoch.clone(),
-                seq: rec.head,
+                seq: rec.start,
                 at: Utc::now(),
             }]);
         }
@@ -595,6 +694,7 @@ impl Hub {
                 .caps
                 .get()
                 .map_or(0, |c| c.refused.load(Ordering::Relaxed)),
+            heap: super::heap::heap(),
         }
     }
 
@@ -694,6 +794,7 @@ impl Stats {
         self.oversized = 0;
         self.rejected_auth = 0;
         self.refused_connections = 0;
+        self.heap = None;
         self
     }
 }
@@ -716,6 +817,9 @@ pub struct Stats {
     pub rejected_auth: u64,
     /// Connections closed at accept for being over a cap.
     pub refused_connections: u64,
+    /// The process's heap (operators only; none where it cannot be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap: Option<super::heap::Heap>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod cursors;
 pub mod endpoint;
 pub mod event;
 pub mod grants;
+pub mod heap;
 pub mod history;
 mod http;
 pub mod hub;
@@ -75,6 +76,10 @@ pub struct Limits {
     pub send_queue: usize,
     /// Hub pings; a peer silent for two intervals is dropped. Default 30 s.
     pub heartbeat: Duration,
+    /// How soon after events went out a ping follows to prove them
+    /// delivered (`hub::PROVE_EVERY`, 1 s): longer costs fewer pings and
+    /// pongs, and replays more to a seed-style client after a cut.
+    pub prove_every: Duration,
     /// How often the dashboard endpoint sends its latest
     /// `dashboard_update` again, as seed 001's hub pushes every 30 s.
     /// Default 30 s; zero: only on connect and on `refresh`.
@@ -96,6 +101,7 @@ impl Default for Limits {
             max_conns_per_user: 20,
             send_queue: 1024,
             heartbeat: Duration::from_secs(30),
+            prove_every: hub::PROVE_EVERY,
             dashboard_every: Duration::from_secs(30),
             max_publish: 64 * 1024,
             max_conns_per_ip: 4_096,
@@ -116,6 +122,10 @@ impl Limits {
     }
     pub fn heartbeat(mut self, d: Duration) -> Self {
         self.heartbeat = d;
+        self
+    }
+    pub fn prove_every(mut self, d: Duration) -> Self {
+        self.prove_every = d;
         self
     }
     pub fn dashboard_every(mut self, d: Duration) -> Self {
@@ -240,6 +250,7 @@ impl Server {
         };
         let hub = Arc::new(Hub::new(cfg.limits.max_publish, Arc::clone(&broker)));
         tokio::spawn(broker.run(shutdown.clone()));
+        tokio::spawn(Arc::clone(&hub).prover(cfg.limits.prove_every, shutdown.clone()));
         if let Some(jwks) = cfg.auth.jwks_keys() {
             tokio::spawn(Arc::clone(jwks).run(shutdown.clone()));
         }

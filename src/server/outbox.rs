@@ -14,6 +14,19 @@
 //!   queue the connection task drains; the exactly-once filter (`last_sent`)
 //!   runs under the same lock, in channel order. A full queue marks the
 //!   connection as lagging (closed with 1013 by its task), as before.
+//! - What the peer received, as opposed to what was written: the
+//!   connection's pings are written as raw frames in the same stream
+//!   order as events, each remembering the positions sent before it
+//!   ([`Outbox::ping`]); the peer's pong proves those delivered
+//!   ([`Outbox::ponged`]). A connection that ends leaves its user's
+//!   cursors at what was proven ([`Outbox::delivered`]), not at what sat
+//!   in a send buffer, or in a proxy's, when a stalled peer was dropped:
+//!   a seed endpoint's next connection is replayed from there. The hub
+//!   pings every connection that was sent something each second
+//!   ([`super::hub::Hub::prove_delivery`]), writing the ping itself as
+//!   the fan-out writes events: no connection task wakes for it. (A TCP
+//!   acknowledgement proves nothing here: a reverse proxy in front of the
+//!   hub acknowledges bytes the desk may never get.)
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -394,6 +407,33 @@ struct OutState {
     /// by the channel's shared name first (no hashing, no string compare
     /// for an event of a channel already seen).
     last_sent: Vec<(Arc<str>, u64)>,
+    /// Per channel, the highest position the peer proved it received (by
+    /// answering a ping written after it), or where its subscription
+    /// started.
+    proven: Positions,
+    /// Pings not yet answered: their number and the positions sent
+    /// before each.
+    pings: VecDeque<(u64, Positions)>,
+    next_ping: u64,
+    /// Events were sent since the last ping ([`Outbox::proof_wanted`]).
+    unproven: bool,
+    /// `proven` moved since [`Outbox::newly_delivered`] last looked.
+    proven_moved: bool,
+}
+
+/// Positions per channel (a connection has a channel or a few).
+type Positions = Vec<(Arc<str>, u64)>;
+
+/// Pings remembered: a peer answers in order, and one that is several
+/// pings behind is about to be dropped anyway.
+const PINGS_KEPT: usize = 4;
+
+/// Raises `channel`'s position in `list` to at least `seq`.
+fn raise(list: &mut Positions, channel: &Arc<str>, seq: u64) {
+    match list.iter_mut().find(|(c, _)| **c == **channel) {
+        Some((_, s)) => *s = (*s).max(seq),
+        None => list.push((Arc::clone(channel), seq)),
+    }
 }
 
 impl OutState {
@@ -416,10 +456,19 @@ impl OutState {
     }
 
     fn set_last(&mut self, channel: &str, seq: u64) {
-        match self.last_sent.iter_mut().find(|(c, _)| &**c == channel) {
-            Some((_, s)) => *s = seq,
-            None => self.last_sent.push((Arc::from(channel), seq)),
-        }
+        let i = match self.last_sent.iter().position(|(c, _)| &**c == channel) {
+            Some(i) => {
+                self.last_sent[i].1 = seq;
+                i
+            }
+            None => {
+                self.last_sent.push((Arc::from(channel), seq));
+                self.last_sent.len() - 1
+            }
+        };
+        // Where a subscription starts was the user's before it.
+        let name = Arc::clone(&self.last_sent[i].0);
+        raise(&mut self.proven, &name, seq);
     }
 }
 
@@ -460,6 +509,11 @@ impl Outbox {
                 closed: false,
                 queue: VecDeque::new(),
                 last_sent: Vec::new(),
+                proven: Vec::new(),
+                pings: VecDeque::new(),
+                next_ping: 0,
+                unproven: false,
+                proven_moved: false,
             }),
             lagged: AtomicBool::new(false),
             notify: Notify::new(),
@@ -480,9 +534,14 @@ impl Outbox {
                 return false;
             }
             *last = ev.seq;
+            st.unproven = true;
             return true;
         }
+        st.unproven = true;
         st.last_sent.push((Arc::clone(&ev.channel), ev.seq));
+        // A channel first met here (through a pattern): nothing of it was
+        // proven yet.
+        raise(&mut st.proven, &ev.channel, ev.seq.saturating_sub(1));
         true
     }
 
@@ -580,10 +639,81 @@ impl Outbox {
         true
     }
 
-    /// Where the connection got to per channel (on disconnect).
-    pub fn last_sent(&self) -> HashMap<String, u64> {
+    /// Whether events went out since the last ping (their delivery is not
+    /// proven yet).
+    pub fn proof_wanted(&self) -> bool {
+        self.state().unproven
+    }
+
+    /// Puts a ping on the stream, after every event sent so far, and
+    /// remembers what those were: its pong proves them delivered. False
+    /// when the connection is closed.
+    pub fn ping(&self) -> bool {
+        let mut st = self.state();
+        if st.closed {
+            return false;
+        }
+        st.next_ping += 1;
+        st.unproven = false;
+        let id = st.next_ping;
+        if st.pings.len() == PINGS_KEPT {
+            st.pings.pop_front();
+        }
+        let sent = st.last_sent.clone();
+        st.pings.push_back((id, sent));
+        // A server's frame is not masked: FIN + ping, 8 bytes of payload.
+        let mut frame = [0u8; 10];
+        frame[0] = 0x89;
+        frame[1] = 8;
+        frame[2..].copy_from_slice(&id.to_be_bytes());
+        if st.live {
+            if self.io.write_now(&frame) == Raw::Deferred {
+                st.live = false;
+                drop(st);
+                self.notify.notify_one();
+            }
+        } else {
+            // Behind what is pending; events still queued come after it.
+            self.io.queue(&frame);
+        }
+        true
+    }
+
+    /// A pong with `payload` came: if it answers one of this connection's
+    /// pings, what was sent before that ping is delivered.
+    pub fn ponged(&self, payload: &[u8]) {
+        let Ok(id) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+            return;
+        };
+        let mut st = self.state();
+        let Some(i) = st.pings.iter().position(|(n, _)| *n == id) else {
+            return;
+        };
+        // Earlier pings' positions are at or below these.
+        let mut answered = st.pings.drain(..=i);
+        let Some((_, sent)) = answered.next_back() else {
+            return;
+        };
+        drop(answered);
+        for (channel, seq) in sent {
+            raise(&mut st.proven, &channel, seq);
+        }
+        st.proven_moved = true;
+    }
+
+    /// [`Outbox::delivered`], if more was proven since it was last asked
+    /// here.
+    pub fn newly_delivered(&self) -> Option<HashMap<String, u64>> {
+        let moved = std::mem::take(&mut self.state().proven_moved);
+        moved.then(|| self.delivered())
+    }
+
+    /// Where the peer is known to have got to per channel (its user's
+    /// cursors, when the connection ends): what its last answered ping
+    /// followed, or where the subscription started.
+    pub fn delivered(&self) -> HashMap<String, u64> {
         self.state()
-            .last_sent
+            .proven
             .iter()
             .map(|(c, s)| (c.to_string(), *s))
             .collect()
@@ -641,6 +771,59 @@ mod tests {
         async fn drain(&self) -> io::Result<()> {
             std::future::poll_fn(|cx| self.io.lock().poll_drain(cx)).await
         }
+    }
+
+    /// A ping goes on the stream after the events sent before it, as a
+    /// server's unmasked ping frame; only its own pong proves those
+    /// delivered, and a connection's positions start where its
+    /// subscription did.
+    #[tokio::test]
+    async fn a_ping_follows_what_was_sent_and_its_pong_proves_it() {
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let out = Outbox::new(SharedIo::new(a), Endpoint::Native, 16);
+        out.set_sent("c", 0);
+        assert!(!out.proof_wanted());
+        assert!(out.offer_now(&ev(1)));
+        assert!(out.take_queued(64));
+        out.drain().await.unwrap();
+        assert!(!out.take_queued(64));
+        assert!(out.proof_wanted(), "sent, not yet proven");
+        assert!(out.ping());
+        assert!(!out.proof_wanted());
+        assert!(out.offer_now(&ev(2)), "after the ping: not covered by it");
+        out.drain().await.unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = b.read(&mut got).await.unwrap();
+        let mut want = ev(1).frame(Wire::Native).to_vec();
+        want.extend_from_slice(&[0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        want.extend_from_slice(ev(2).frame(Wire::Native));
+        assert_eq!(&got[..n], &want[..]);
+
+        let at = |out: &Outbox| out.delivered().get("c").copied();
+        assert_eq!(at(&out), Some(0), "the subscription's start");
+        out.ponged(&7u64.to_be_bytes());
+        out.ponged(b"not ours");
+        assert_eq!(at(&out), Some(0), "pongs to nothing of ours prove nothing");
+        out.ponged(&1u64.to_be_bytes());
+        assert_eq!(at(&out), Some(1), "what came before ping 1");
+        out.ponged(&1u64.to_be_bytes());
+        assert_eq!(at(&out), Some(1), "a repeated pong changes nothing");
+    }
+
+    /// A channel first met through a pattern has nothing proven until a
+    /// pong: its cursor stays before the first event it was sent.
+    #[tokio::test]
+    async fn a_channel_first_met_through_a_pattern_starts_unproven() {
+        let (a, _b) = tokio::io::duplex(1 << 16);
+        let out = Outbox::new(SharedIo::new(a), Endpoint::Native, 16);
+        out.queue_backlog(&ev(5));
+        out.queue_backlog(&ev(6));
+        assert_eq!(out.delivered().get("c"), Some(&4));
+        assert!(out.ping());
+        out.ponged(&1u64.to_be_bytes());
+        assert_eq!(out.delivered().get("c"), Some(&6));
+        out.close();
+        assert!(!out.ping(), "nothing goes out once closed");
     }
 
     #[tokio::test]

@@ -206,6 +206,19 @@ async fn a_returning_user_in_a_new_process_gets_what_it_missed() {
             Some(i)
         );
     }
+    // Known received (acknowledged by TCP, or a ping answered): a new
+    // process is not replayed it again.
+    let proven = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let at = h.starting_points("u1", None).await;
+            if at.get("user:u1").is_some_and(|c| c.seq >= 3) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(proven.is_ok(), "delivery to the first process never proven");
     first.shutdown();
     drop(first);
     assert!(until(Duration::from_secs(5), || h.stats().total_connections == 0).await);
@@ -309,9 +322,26 @@ async fn stats_show_a_tenant_only_its_own() {
         .unwrap();
     assert_eq!(all["total_connections"], 2);
     assert_eq!(all["msp_connections"]["m2"], 1);
+    assert!(
+        seen.get("heap").is_none(),
+        "the process's heap is hub-wide: {seen}"
+    );
     let alice_token = mint_hs256(SECRET, &alice).unwrap();
     assert_eq!(get("/metrics", alice_token).await.status(), 403);
-    assert_eq!(get("/metrics", ops).await.status(), 200);
+    let metrics = get("/metrics", ops).await;
+    assert_eq!(metrics.status(), 200);
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        let in_use = all["heap"]["in_use_bytes"]
+            .as_u64()
+            .expect("the heap, for operators");
+        assert!(
+            in_use > 0 && all["heap"]["held_bytes"].as_u64().unwrap() >= in_use,
+            "{all}"
+        );
+        let text = metrics.text().await.unwrap();
+        assert!(text.contains("riskwatch_hub_heap_in_use_bytes "), "{text}");
+        assert!(text.contains("riskwatch_hub_heap_held_bytes "), "{text}");
+    }
     hub.shutdown().await;
 }
 

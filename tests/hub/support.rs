@@ -200,16 +200,34 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A redis-server of our own on a free loopback port, stopped on drop.
+/// A redis-server of our own on a free loopback port, stopped on drop;
+/// what it acknowledges is in its append-only file (fsync always), so a
+/// restart keeps it.
 pub struct Redis {
     pub url: String,
+    port: u16,
+    dir: tempfile::TempDir,
     child: std::process::Child,
 }
 
 impl Redis {
     pub async fn start() -> Redis {
         let port = bind(0).local_addr().unwrap().port();
-        let child = std::process::Command::new("redis-server")
+        let dir = tempfile::tempdir().unwrap();
+        let child = Self::spawn(port, dir.path());
+        let url = format!("redis://127.0.0.1:{port}/");
+        let redis = Redis {
+            url,
+            port,
+            dir,
+            child,
+        };
+        redis.ready().await;
+        redis
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> std::process::Child {
+        std::process::Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -217,14 +235,16 @@ impl Redis {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir)
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (scripts/setup.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}/");
-        let client = redis::Client::open(url.as_str()).unwrap();
+            .expect("redis-server must be installed (scripts/setup.sh installs it)")
+    }
+
+    async fn ready(&self) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = client.get_multiplexed_async_connection().await
@@ -241,7 +261,16 @@ impl Redis {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Redis { url, child }
+    }
+
+    /// `kill -9`, then the same server again on the same port and files,
+    /// after `down`.
+    pub async fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        tokio::time::sleep(down).await;
+        self.child = Self::spawn(self.port, self.dir.path());
+        self.ready().await;
     }
 }
 

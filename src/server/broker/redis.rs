@@ -33,7 +33,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
@@ -154,10 +154,11 @@ struct Snapshot {
 }
 
 /// One hub's Redis connection and its copy of the channels in use.
-#[derive(Debug)]
 pub struct RedisBroker {
     client: redis::Client,
-    conn: MultiplexedConnection,
+    /// Commands; reconnects by itself when Redis restarts or the link
+    /// breaks (the command that met the break fails, the next reconnect).
+    conn: ConnectionManager,
     script: redis::Script,
     /// Ordinary events kept per channel in Redis (the history or offline
     /// length, whichever is longer).
@@ -171,11 +172,26 @@ pub struct RedisBroker {
     loaded: Mutex<HashSet<String>>,
 }
 
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("client", &self.client)
+            .field("keep", &self.keep)
+            .field("id_ttl", &self.id_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RedisBroker {
     /// Connects; history follows `limits` in Redis and in the local copy.
     pub async fn connect(url: &str, limits: HubLimits) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(3)
+            .set_max_delay(2_000);
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(RedisBroker {
             client,
             conn,
@@ -458,7 +474,7 @@ impl RedisBroker {
 /// (`rw:cursor:{user}`, field = channel), expiring with the critical
 /// history window (nothing older is kept to replay).
 async fn share_cursors(
-    mut conn: MultiplexedConnection,
+    mut conn: ConnectionManager,
     age: Duration,
     list: &[Cursor],
 ) -> Result<(), BrokerError> {

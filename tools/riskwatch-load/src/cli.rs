@@ -13,8 +13,10 @@ use crate::common::Common;
 use crate::connections::{self, ConnectionsArgs};
 use crate::fanout::{self, FanoutArgs};
 use crate::floor::{self, FloorArgs};
+use crate::soak::{self, SoakArgs};
+use crate::storm::{self, StormArgs};
 use crate::sys;
-use crate::target::{Target, TargetOptions};
+use crate::target::{HubKind, Target, TargetOptions};
 use crate::throughput::{self, ThroughputArgs};
 
 /// Exit codes.
@@ -66,6 +68,14 @@ enum Mode {
     /// No hub: N loopback TCP connections in this process, one message to
     /// each per round; what the kernel alone costs for a fan-out.
     Floor(FloorArgs),
+    /// N clients on a hub that is killed and restarted: time until every
+    /// one is back and resubscribed (p50 / p99 / max), and nothing lost
+    /// or repeated across it.
+    Storm(StormArgs),
+    /// N clients for a long time under a publish load and random
+    /// reconnects: the hub's memory and descriptors each minute, their
+    /// slope, and anything lost.
+    Soak(SoakArgs),
 }
 
 impl Mode {
@@ -75,6 +85,8 @@ impl Mode {
             Mode::Fanout(_) => "fanout",
             Mode::Throughput(_) => "throughput",
             Mode::Floor(_) => "floor",
+            Mode::Storm(_) => "storm",
+            Mode::Soak(_) => "soak",
         }
     }
 
@@ -88,6 +100,8 @@ impl Mode {
             Mode::Throughput(a) => a.subscribers,
             // Both ends of every connection are in this process.
             Mode::Floor(a) => 2 * a.connections,
+            Mode::Storm(a) => a.clients,
+            Mode::Soak(a) => a.clients,
         }
     }
 }
@@ -119,6 +133,27 @@ pub fn main() -> ExitCode {
     });
     rt.shutdown_timeout(Duration::from_secs(5));
     ExitCode::from(code)
+}
+
+/// A directory of the run's own, removed when dropped.
+struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn tempdir() -> anyhow::Result<TempDir> {
+    let path = std::env::temp_dir().join(format!(
+        "riskwatch-load-{}-{}",
+        std::process::id(),
+        sys::wall_ns()
+    ));
+    std::fs::create_dir_all(&path)?;
+    Ok(TempDir { path })
 }
 
 fn init_logging(verbose: u8) {
@@ -154,15 +189,39 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     if !machine.busy.is_empty() {
         tracing::warn!(busy = ?machine.busy, "compilers are running: the numbers will be disturbed");
     }
-    let target = match mode {
+    // The storm restarts the hub it started: its channels must keep their
+    // epochs and history across, as a production hub's do.
+    if common.hub_kind != HubKind::Riskwatch && matches!(mode, Mode::Storm(_) | Mode::Soak(_)) {
+        anyhow::bail!(
+            "{} needs riskwatch's resume: not with --hub-kind {}",
+            mode.name(),
+            common.hub_kind
+        );
+    }
+    let data_dir = match mode {
+        Mode::Storm(_) => {
+            if common.url.is_some() {
+                anyhow::bail!("storm restarts the hub: let it start one (no --url)");
+            }
+            Some(tempdir()?)
+        }
+        _ => None,
+    };
+    let mut hub_args = common.hub_args.clone();
+    if let Some(d) = &data_dir {
+        hub_args.push("--data-dir".into());
+        hub_args.push(d.path.display().to_string());
+    }
+    let mut target = match mode {
         Mode::Floor(_) => None,
         _ => Some(
             Target::open(&TargetOptions {
+                kind: common.hub_kind,
                 url: common.url.clone(),
                 pid: common.hub_pid,
                 hubs: usize::from(common.hubs),
                 bin: common.hub_bin.clone(),
-                hub_args: common.hub_args.clone(),
+                hub_args,
                 token: common.token.clone(),
             })
             .await?,
@@ -176,11 +235,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     // The modes honour the deadline themselves; this is the backstop.
     let hard_stop = deadline + Duration::from_secs(60);
     let work = async {
-        match (&mode, &target) {
+        match (&mode, target.as_mut()) {
             (Mode::Floor(a), _) => floor::run(a, &common, deadline).await,
             (Mode::Connections(a), Some(t)) => connections::run(a, &common, t, deadline).await,
             (Mode::Fanout(a), Some(t)) => fanout::run(a, &common, t, deadline).await,
             (Mode::Throughput(a), Some(t)) => throughput::run(a, &common, t, deadline).await,
+            (Mode::Storm(a), Some(t)) => storm::run(a, &common, t, deadline).await,
+            (Mode::Soak(a), Some(t)) => soak::run(a, &common, t, deadline).await,
             (_, None) => unreachable!("every mode but floor has a hub"),
         }
     };

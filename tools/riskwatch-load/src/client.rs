@@ -4,7 +4,9 @@
 //! concurrency, subscribed to one channel, then reading until the run
 //! ends (or, in `fanout`, handing the socket to the `reader` threads):
 //! counting probe events, their latency and sequence, and how the hub
-//! closed it.
+//! closed it. Against a reference hub ([`HubKind`]) a client joins as that
+//! hub's own clients do: nothing to subscribe to on a plain broadcast hub,
+//! Engine.IO's handshake and the namespace's `40` on Socket.IO.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,8 +28,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::counters::{Shared, probe};
 use crate::reader::Readers;
 use crate::sys::wall_ns;
+use crate::target::HubKind;
 
-type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Engine.IO's ping (the server's, every `pingInterval`) and the pong a
+/// client must answer within `pingTimeout` or be dropped.
+pub const EIO_PING: &str = "2";
+pub const EIO_PONG: &str = "3";
 
 /// Source addresses 127.0.B.C (C in 1..=254), starting at 127.0.0.2 so the
 /// hub's 127.0.0.1 is not among them. Connection `i` uses address number
@@ -78,10 +86,12 @@ pub struct ClientConfig {
     /// Subscribed sockets go to these readers instead of being read by
     /// their task (`fanout`).
     pub readers: Option<Arc<Readers>>,
+    /// The hub's kind: how a client joins.
+    pub kind: HubKind,
 }
 
 impl ClientConfig {
-    fn channel(&self, i: usize) -> String {
+    pub fn channel(&self, i: usize) -> String {
         if self.channels <= 1 {
             self.prefix.clone()
         } else {
@@ -111,12 +121,44 @@ fn kind(stage: &str, e: impl std::fmt::Display) -> String {
 /// Connects client `i`, upgrades, and subscribes; returns the socket and
 /// the channel's head sequence.
 async fn open(i: usize, cfg: &ClientConfig) -> Result<(Ws, u64), String> {
+    open_since(i, cfg, None)
+        .await
+        .map(|(ws, _, head)| (ws, head))
+}
+
+/// Where a client got to on its channel: resumed from with `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub epoch: String,
+    pub seq: u64,
+}
+
+/// Connects client `i`, upgrades, and subscribes (after `since`, when
+/// given: the hub replays what came after it); returns the socket, the
+/// channel's epoch and the sequence the stream continues after.
+pub async fn open_since(
+    i: usize,
+    cfg: &ClientConfig,
+    since: Option<&Position>,
+) -> Result<(Ws, String, u64), String> {
+    let ws = upgrade(cfg, cfg.sources.addr(i)).await?;
+    match cfg.kind {
+        HubKind::Riskwatch => subscribe(ws, &cfg.channel(i), since).await,
+        // Every client of a broadcast hub gets everything; the tool's
+        // publisher numbers its probes from 1.
+        HubKind::Ws => Ok((ws, String::new(), 0)),
+        HubKind::Socketio => socketio_join(ws).await.map(|ws| (ws, String::new(), 0)),
+    }
+}
+
+/// TCP from `source`, then the WebSocket upgrade to the hub's URL.
+pub async fn upgrade(cfg: &ClientConfig, source: Ipv4Addr) -> Result<Ws, String> {
     let sock = TcpSocket::new_v4().map_err(|e| kind("socket", e))?;
     sock.set_reuseaddr(true).map_err(|e| kind("socket", e))?;
     // Pick the source port at connect time, per destination, instead of
     // at bind time, per source address.
     let _ = setsockopt(&sock, IpBindAddressNoPort, &true);
-    sock.bind(SocketAddr::from((cfg.sources.addr(i), 0)))
+    sock.bind(SocketAddr::from((source, 0)))
         .map_err(|e| kind("bind", e))?;
     let stream = sock
         .connect(cfg.hub)
@@ -134,38 +176,84 @@ async fn open(i: usize, cfg: &ClientConfig) -> Result<(Ws, u64), String> {
             .map_err(|e| kind("token", e))?;
         req.headers_mut().insert(http::header::AUTHORIZATION, v);
     }
-    let (mut ws, _) =
+    let (ws, _) =
         tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config(cfg.read_buffer)))
             .await
             .map_err(|e| kind("upgrade", e))?;
-    let sub = serde_json::json!({"op": "subscribe", "channel": cfg.channel(i)}).to_string();
+    Ok(ws)
+}
+
+/// Socket.IO v4 over the WebSocket transport: Engine.IO's open packet
+/// (`0{"sid",…}`), then `40` joins the main namespace, answered by
+/// `40{"sid"}` once the server has the socket in it (so a broadcast from
+/// then on reaches it) or `44{…}` when refused.
+pub async fn socketio_join(mut ws: Ws) -> Result<Ws, String> {
+    let mut sent_connect = false;
+    loop {
+        let t = next_text(&mut ws, "join").await?;
+        if t.starts_with("40") {
+            return Ok(ws);
+        } else if t.starts_with("44") {
+            return Err(format!("join: refused by the server: {t}"));
+        } else if t.starts_with('0') && !sent_connect {
+            ws.send(Message::text("40"))
+                .await
+                .map_err(|e| kind("join", e))?;
+            sent_connect = true;
+        } else if t == EIO_PING {
+            ws.send(Message::text(EIO_PONG))
+                .await
+                .map_err(|e| kind("join", e))?;
+        }
+    }
+}
+
+/// The next text message during a handshake (`stage`), or why there is
+/// none: a close frame, an error, the end of the stream.
+async fn next_text(ws: &mut Ws, stage: &str) -> Result<String, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
+            Some(Ok(Message::Close(f))) => {
+                return Err(format!(
+                    "{stage}: closed by hub ({})",
+                    f.map_or(0, |f| u16::from(f.code))
+                ));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(kind(stage, e)),
+            None => return Err(format!("{stage}: connection ended")),
+        }
+    }
+}
+
+/// The native `subscribe` (after `since`, when given); returns the socket,
+/// the channel's epoch and the sequence the stream continues after.
+async fn subscribe(
+    mut ws: Ws,
+    channel: &str,
+    since: Option<&Position>,
+) -> Result<(Ws, String, u64), String> {
+    let mut sub = serde_json::json!({"op": "subscribe", "channel": channel});
+    if let Some(p) = since {
+        sub["since"] = serde_json::json!({"epoch": p.epoch, "seq": p.seq});
+    }
+    let sub = sub.to_string();
     ws.send(Message::text(sub))
         .await
         .map_err(|e| kind("subscribe", e))?;
     // `welcome`, then `subscribed` (the caller bounds the time).
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: serde_json::Value =
-                    serde_json::from_str(t.as_str()).map_err(|e| kind("subscribe", e))?;
-                match v.get("op").and_then(|o| o.as_str()) {
-                    Some("subscribed") => {
-                        let head = v.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
-                        return Ok((ws, head));
-                    }
-                    Some("error") => return Err(format!("subscribe: hub error {}", v["code"])),
-                    _ => {}
-                }
+        let t = next_text(&mut ws, "subscribe").await?;
+        let v: serde_json::Value = serde_json::from_str(&t).map_err(|e| kind("subscribe", e))?;
+        match v.get("op").and_then(|o| o.as_str()) {
+            Some("subscribed") => {
+                let head = v.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
+                let epoch = v.get("epoch").and_then(|e| e.as_str()).unwrap_or("");
+                return Ok((ws, epoch.to_owned(), head));
             }
-            Some(Ok(Message::Close(f))) => {
-                return Err(format!(
-                    "subscribe: closed by hub ({})",
-                    f.map_or(0, |f| u16::from(f.code))
-                ));
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(kind("subscribe", e)),
-            None => return Err("subscribe: connection ended".into()),
+            Some("error") => return Err(format!("subscribe: hub error {}", v["code"])),
+            _ => {}
         }
     }
 }
@@ -208,6 +296,13 @@ async fn client(
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
+                if t.as_str() == EIO_PING {
+                    if ws.send(Message::text(EIO_PONG)).await.is_err() {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    continue;
+                }
                 let Some(p) = probe(t.as_str()) else { continue };
                 let at = wall_ns();
                 if p.seq != last + 1 {

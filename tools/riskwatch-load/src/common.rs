@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::client::{self, ClientConfig, Connected, Sources};
 use crate::counters::Shared;
 use crate::sys;
-use crate::target::Target;
+use crate::target::{HubKind, Target};
 
 /// Options every mode shares.
 #[derive(Debug, Clone, Args)]
@@ -20,6 +20,12 @@ pub struct Common {
     /// IPv4 loopback only).
     #[arg(long, global = true)]
     pub url: Option<String>,
+    /// What kind of hub --url is: riskwatch's, or a reference hub of the
+    /// side-by-side benchmark (bench/), a plain `ws` broadcast hub or a
+    /// Socket.IO one. Only connections, fanout and throughput run against
+    /// the others (storm and soak need riskwatch's resume).
+    #[arg(long, global = true, value_enum, default_value_t = HubKind::Riskwatch)]
+    pub hub_kind: HubKind,
     /// The external hub's pid, to read its memory from /proc.
     #[arg(long, global = true, requires = "url")]
     pub hub_pid: Option<u32>,
@@ -100,6 +106,7 @@ impl Common {
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             read_buffer: 4096,
             readers: None,
+            kind: hub.kind,
         }
     }
 

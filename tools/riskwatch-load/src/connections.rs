@@ -407,7 +407,9 @@ async fn with_workers(
         let mut cmd = Command::new(&exe);
         cmd.args([
             "--url".to_string(),
-            format!("ws://{}", hub.addr),
+            hub.ws_url(),
+            "--hub-kind".into(),
+            hub.kind.to_string(),
             "--concurrency".into(),
             (common.concurrency / procs).max(1).to_string(),
             "--source-ips".into(),

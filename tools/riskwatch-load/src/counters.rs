@@ -129,10 +129,17 @@ pub struct Probe {
     pub k: u64,
 }
 
+/// Socket.IO's wrapping of an `event` the publisher emitted (a `2` EVENT
+/// packet in an Engine.IO `4` MESSAGE): `42["event",{…}]`.
+pub const SOCKETIO_EVENT: &str = r#"42["event","#;
+
 /// The probe in a native `event` frame whose data is `{"t": <ns since the
-/// epoch>, "k": <number>}`. A scan, not a parse: at 10,000 subscribers the
-/// tool's own work per delivery is part of the latency.
+/// epoch>, "k": <number>}`, bare (riskwatch, or a broadcast hub passing on
+/// what the publisher sent) or as a Socket.IO event. A scan, not a parse:
+/// at 10,000 subscribers the tool's own work per delivery is part of the
+/// latency.
 pub fn probe(text: &str) -> Option<Probe> {
+    let text = text.strip_prefix(SOCKETIO_EVENT).unwrap_or(text);
     if !text.starts_with(r#"{"op":"event""#) {
         return None;
     }
@@ -167,6 +174,12 @@ mod tests {
             })
         );
         assert_eq!(probe(r#"{"op":"pong"}"#), None);
+        let io = format!("{SOCKETIO_EVENT}{ev}]");
+        assert_eq!(probe(&io), probe(ev));
+        assert_eq!(
+            probe(r#"42["other",{"op":"event","seq":1,"data":{"t":1}}]"#),
+            None
+        );
         assert_eq!(probe(r#"{"op":"event","seq":1,"data":{"x":1}}"#), None);
     }
 }

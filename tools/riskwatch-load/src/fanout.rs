@@ -1,5 +1,6 @@
 //! `fanout`: N subscribers on one channel, a probe published at a steady
-//! rate through `POST /api/v1/publish` carrying its send time; every
+//! rate through `POST /api/v1/publish` (or a reference hub's WebSocket:
+//! `publisher`) carrying its send time; every
 //! delivery's latency (receive − send, one wall clock) goes into one
 //! histogram. The subscribed sockets are read by `reader`'s epoll
 //! threads.
@@ -16,6 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::client;
 use crate::common::Common;
 use crate::counters::Shared;
+use crate::publisher::Publisher;
 use crate::reader::{self, Readers};
 use crate::report::Outcome;
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
@@ -170,6 +172,8 @@ pub async fn run(
         shared.errors()
     );
 
+    let publisher = Publisher::open(hub, &cfg, &channel).await?;
+
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut published, mut publish_errors) = (0u64, 0u64);
@@ -182,12 +186,8 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = tokio::time::sleep_until(deadline) => break,
         }
-        let body = serde_json::json!({
-            "channel": channel, "type": "load_probe", "severity": "info",
-            "data": {"t": wall_ns(), "k": k},
-        });
         sent_at.push(start.elapsed().as_secs_f64());
-        match hub.publish(&body).await {
+        match publisher.probes(k, 1, wall_ns()).await {
             Ok(()) => published += 1,
             Err(e) => {
                 publish_errors += 1;

@@ -17,10 +17,16 @@
 //!   latency histogram, the probe events.
 //! - `client`: source addresses over 127.0.0.0/8, bounded-concurrency
 //!   connects, the per-connection subscriber task.
+//! - `publisher`: publishing probes, over HTTP to riskwatch or as a
+//!   WebSocket client of a reference hub (`--hub-kind`, bench/).
 //! - `reader`: `fanout`'s epoll reader threads, which take over the
 //!   subscribed sockets from the tasks.
-//! - `connections`, `fanout`, `throughput`: one file per mode; `floor`,
-//!   the same fan-out over bare loopback TCP with no hub, for comparison.
+//! - `resuming`: the reconnecting, resuming, checking client `storm`
+//!   and `soak` run by the thousand.
+//! - `connections`, `fanout`, `throughput`, `storm`, `soak`: one file per
+//!   mode;
+//!   `floor`, the same fan-out over bare loopback TCP with no hub, for
+//!   comparison.
 
 #[cfg(target_os = "linux")]
 mod cli;
@@ -37,9 +43,17 @@ mod fanout;
 #[cfg(target_os = "linux")]
 mod floor;
 #[cfg(target_os = "linux")]
+mod publisher;
+#[cfg(target_os = "linux")]
 mod reader;
 #[cfg(target_os = "linux")]
 mod report;
+#[cfg(target_os = "linux")]
+mod resuming;
+#[cfg(target_os = "linux")]
+mod soak;
+#[cfg(target_os = "linux")]
+mod storm;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(target_os = "linux")]

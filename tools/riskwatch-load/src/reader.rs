@@ -13,7 +13,8 @@
 //! nothing for a while blocks until the next burst wakes it once.
 //!
 //! Frames are read as RFC 6455 server frames (unmasked); pings are
-//! answered with a masked pong, as a client must; a close frame or the end
+//! answered with a masked pong, as a client must, and Engine.IO's pings
+//! (a text `2`, from Socket.IO hubs) with a masked text `3`; a close frame or the end
 //! of the stream ends the subscriber, counted as the client tasks count it.
 
 use std::io::{self, Read, Write};
@@ -29,6 +30,7 @@ use hdrhistogram::Histogram;
 use nix::errno::Errno;
 use nix::sys::epoll::{EpollCreateFlags, EpollEvent, EpollFlags};
 
+use crate::client::{EIO_PING, EIO_PONG};
 use crate::counters::{Shared, latency_histogram, probe};
 use crate::sys::wall_ns;
 
@@ -101,9 +103,15 @@ pub fn next_frame(data: &[u8]) -> Result<Option<(Frame<'_>, usize)>, &'static st
 /// A client's pong for `payload` (at most 125 bytes, as pings are),
 /// masked with `key`.
 pub fn pong(payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    client_frame(0xA, payload, key)
+}
+
+/// A client's final frame of `opcode` with `payload` (at most 125 bytes),
+/// masked with `key`.
+fn client_frame(opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
     let len = payload.len().min(125);
     let mut out = Vec::with_capacity(6 + len);
-    out.extend_from_slice(&[0x8A, 0x80 | len as u8]);
+    out.extend_from_slice(&[0x80 | opcode, 0x80 | len as u8]);
     out.extend_from_slice(&key);
     out.extend(
         payload[..len]
@@ -404,6 +412,12 @@ fn frames(sub: &mut Sub, data: &[u8], shared: &Shared, tally: &mut Tally) -> (Op
         };
         used += len;
         match frame {
+            Frame::Text(t) if t == EIO_PING.as_bytes() => {
+                // Engine.IO's ping (Socket.IO hubs), answered as its
+                // clients do, or the server drops the subscriber.
+                let key = tally.key();
+                let _ = sub.sock.write(&client_frame(0x1, EIO_PONG.as_bytes(), key));
+            }
             Frame::Text(t) => {
                 let Some(p) = std::str::from_utf8(t).ok().and_then(probe) else {
                     continue;
@@ -512,5 +526,14 @@ mod tests {
             .map(|(i, b)| b ^ key[i % 4])
             .collect();
         assert_eq!(unmasked, b"ping!");
+    }
+
+    #[test]
+    fn engine_io_pongs_are_masked_text_frames() {
+        let key = [9, 8, 7, 6];
+        let f = client_frame(0x1, EIO_PONG.as_bytes(), key);
+        assert_eq!(&f[..2], &[0x81, 0x81]);
+        assert_eq!(&f[2..6], &key);
+        assert_eq!(f[6] ^ key[0], b'3');
     }
 }

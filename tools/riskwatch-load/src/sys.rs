@@ -270,6 +270,11 @@ pub fn sockets_of(pid: u32) -> Option<u64> {
     Some(n)
 }
 
+/// Open file descriptors of a process (entries of `/proc/<pid>/fd`).
+pub fn fds_of(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 /// TCP sockets listening on `port` (any IPv4 address), from
 /// `/proc/net/tcp`: with SO_REUSEPORT, one per hub process.
 pub fn listeners_on(port: u16) -> usize {

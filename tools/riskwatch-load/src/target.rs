@@ -1,6 +1,8 @@
 //! The hub under test: a `riskwatch serve` child this tool starts (so the
 //! hub's memory is measured apart from the tool's), or a hub already
 //! running on a loopback address. Its HTTP API: health, stats, publish.
+//! An external hub may also be another kind of hub ([`HubKind`]): the
+//! reference broadcast hubs of the side-by-side benchmark (`bench/`).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
@@ -22,9 +24,53 @@ use crate::sys;
 /// copy against the library's.
 pub const NATIVE_PATH: &str = "/api/v1/stream";
 
+/// What kind of hub is under test, i.e. how a client subscribes and how
+/// the tool publishes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HubKind {
+    /// riskwatch's hub: the native protocol (`subscribe`, sequenced
+    /// `event`s), published to through `POST /api/v1/publish`.
+    #[default]
+    Riskwatch,
+    /// A plain broadcast hub (the `ws` / `websockets` / FastAPI examples):
+    /// every text message one client sends goes to every other client.
+    /// No subscribe; the tool's publisher is one more WebSocket client.
+    Ws,
+    /// A Socket.IO v4 server that re-emits every `event` to the others
+    /// (`socket.broadcast.emit`): Engine.IO over the WebSocket transport,
+    /// the namespace joined with `40`, pings (`2`) answered with `3`.
+    Socketio,
+}
+
+/// The kind as `--hub-kind` names it.
+impl std::fmt::Display for HubKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no kind is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
+impl HubKind {
+    /// The WebSocket path when --url gives none.
+    fn default_path(self) -> &'static str {
+        match self {
+            HubKind::Riskwatch => NATIVE_PATH,
+            HubKind::Ws => "/",
+            HubKind::Socketio => SOCKETIO_PATH,
+        }
+    }
+}
+
+/// Engine.IO v4 straight over the WebSocket transport (no polling first).
+pub const SOCKETIO_PATH: &str = "/socket.io/?EIO=4&transport=websocket";
+
 /// How to reach (or start) the hub.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
+    /// What kind of hub it is; any kind but riskwatch needs `url`.
+    pub kind: HubKind,
     /// An external hub (`ws://127.0.0.1:PORT`); none starts a child.
     pub url: Option<String>,
     /// The external hub's process, for its memory.
@@ -60,6 +106,7 @@ pub struct TargetInfo {
     pub pid: Option<u32>,
     /// Every hub process whose memory and CPU are measured.
     pub pids: Vec<u32>,
+    pub kind: HubKind,
     /// The command line of the started hub(s), or `external`.
     pub command: String,
     /// The (first) hub's soft open-file limit, when its pid is known.
@@ -68,10 +115,15 @@ pub struct TargetInfo {
 
 pub struct Target {
     pub addr: SocketAddr,
+    pub kind: HubKind,
+    /// The WebSocket path (and query) clients connect to.
+    path: String,
     /// Every hub process (empty for an external hub without --hub-pid).
     pub pids: Vec<u32>,
     command: String,
     children: Vec<ChildGuard>,
+    /// How the children were started, to start them again.
+    spawned: Option<(PathBuf, Vec<String>)>,
     http: reqwest::Client,
     token: Option<String>,
 }
@@ -99,6 +151,18 @@ pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
         bail!("--url: {ip} is not a loopback address; riskwatch-load only targets 127.0.0.0/8");
     }
     Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+}
+
+/// The path and query clients connect to: --url's own, or the kind's
+/// usual one when --url has none.
+fn ws_path(url: &str, kind: HubKind) -> anyhow::Result<String> {
+    let u = url::Url::parse(url).with_context(|| format!("--url {url}"))?;
+    let path = match (u.path(), u.query()) {
+        ("/" | "", None) => kind.default_path().to_owned(),
+        (p, None) => p.to_owned(),
+        (p, Some(q)) => format!("{p}?{q}"),
+    };
+    Ok(path)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -181,12 +245,21 @@ impl Target {
             .pool_max_idle_per_host(4)
             .build()
             .context("building the HTTP client")?;
+        if o.kind != HubKind::Riskwatch && o.url.is_none() {
+            bail!(
+                "--hub-kind {}: this tool starts riskwatch hubs only; start that hub and pass --url",
+                o.kind
+            );
+        }
         let t = match &o.url {
             Some(url) => Target {
                 addr: loopback_addr(url)?,
+                kind: o.kind,
+                path: ws_path(url, o.kind)?,
                 pids: o.pid.into_iter().collect(),
                 command: "external".into(),
                 children: Vec::new(),
+                spawned: None,
                 http,
                 token: o.token.clone(),
             },
@@ -227,6 +300,8 @@ impl Target {
                 }
                 Target {
                     addr,
+                    kind: HubKind::Riskwatch,
+                    path: NATIVE_PATH.into(),
                     pids: children.iter().map(|c| c.0.id()).collect(),
                     command: format!(
                         "{}{} {}",
@@ -239,6 +314,7 @@ impl Target {
                         args.join(" ")
                     ),
                     children,
+                    spawned: Some((bin, args)),
                     http,
                     token: None,
                 }
@@ -254,14 +330,15 @@ impl Target {
             addr: self.addr,
             pid: self.pids.first().copied(),
             pids: self.pids.clone(),
+            kind: self.kind,
             command: self.command.clone(),
             nofile: self.pids.first().copied().and_then(sys::nofile_of),
         }
     }
 
-    /// The native protocol's URL.
+    /// The URL clients connect to (the native protocol's, for riskwatch).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}", self.addr, NATIVE_PATH)
+        format!("ws://{}{}", self.addr, self.path)
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -279,10 +356,16 @@ impl Target {
         }
     }
 
+    /// Until riskwatch answers `/healthz`, or another kind of hub accepts
+    /// a TCP connection (it has no health endpoint to ask).
     async fn wait_healthy(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Ok(r) = self.http.get(self.http_url("/healthz")).send().await
+            if self.kind != HubKind::Riskwatch {
+                if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                    return Ok(());
+                }
+            } else if let Ok(r) = self.http.get(self.http_url("/healthz")).send().await
                 && r.status().is_success()
             {
                 return Ok(());
@@ -293,10 +376,7 @@ impl Target {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "the hub at {} did not answer /healthz within {within:?}",
-                    self.addr
-                );
+                bail!("the hub at {} did not answer within {within:?}", self.addr);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -308,8 +388,11 @@ impl Target {
         sys::rss_sum(&self.pids)
     }
 
-    /// `GET /api/v1/ws/stats`.
+    /// `GET /api/v1/ws/stats` (riskwatch only).
     pub async fn stats(&self) -> anyhow::Result<Value> {
+        if self.kind != HubKind::Riskwatch {
+            bail!("a {} hub has no stats endpoint", self.kind);
+        }
         let r = self
             .authed(self.http.get(self.http_url("/api/v1/ws/stats")))
             .send()
@@ -322,8 +405,12 @@ impl Target {
     }
 
     /// `POST /api/v1/publish` with one event (an object) or a batch (an
-    /// array).
+    /// array); riskwatch only (the others are published to over a
+    /// WebSocket: `publisher`).
     pub async fn publish(&self, body: &Value) -> anyhow::Result<()> {
+        if self.kind != HubKind::Riskwatch {
+            bail!("a {} hub is published to over a WebSocket", self.kind);
+        }
         let r = self
             .authed(self.http.post(self.http_url("/api/v1/publish")))
             .json(body)
@@ -336,6 +423,42 @@ impl Target {
             bail!("POST /api/v1/publish: {status}: {}", text.trim());
         }
         Ok(())
+    }
+
+    /// Restarts a started hub: SIGKILL (`kill`) or SIGINT (every
+    /// connection closed with 1001, history flushed), `down` of nothing
+    /// listening, then the same command again; returns once it answers
+    /// `/healthz`, with the moment (wall-clock ns) the new process was
+    /// started.
+    pub async fn restart(&mut self, kill: bool, down: Duration) -> anyhow::Result<u64> {
+        let Some((bin, args)) = self.spawned.clone() else {
+            bail!("only a hub this tool started can be restarted (not --url)");
+        };
+        if self.children.len() != 1 {
+            bail!("restarting is for one hub process (not --hubs)");
+        }
+        let mut old = self.children.remove(0);
+        if kill {
+            let _ = old.0.kill();
+        } else if let Ok(pid) = i32::try_from(old.0.id()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGINT);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !matches!(old.0.try_wait(), Ok(Some(_))) {
+            if tokio::time::Instant::now() >= deadline {
+                let _ = old.0.kill();
+                let _ = old.0.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(down).await;
+        let started = sys::wall_ns();
+        self.children.push(spawn_hub(&bin, &args)?);
+        self.pids = vec![self.children[0].0.id()];
+        wait_listeners(self.addr.port(), 1, &mut self.children).await?;
+        self.wait_healthy(Duration::from_secs(15)).await?;
+        Ok(started)
     }
 
     /// Stops started hubs: SIGINT (each closes its connections with 1001),
@@ -395,6 +518,31 @@ mod tests {
         ] {
             assert!(loopback_addr(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn kinds_are_named_as_the_option_takes_them() {
+        use clap::ValueEnum;
+        for k in HubKind::value_variants() {
+            assert_eq!(HubKind::from_str(&k.to_string(), false), Ok(*k));
+        }
+        assert_eq!(HubKind::Socketio.to_string(), "socketio");
+    }
+
+    #[test]
+    fn each_kind_has_its_path_unless_the_url_gives_one() {
+        let path = |u, k| ws_path(u, k).unwrap();
+        assert_eq!(path("ws://127.0.0.1:1", HubKind::Riskwatch), NATIVE_PATH);
+        assert_eq!(path("ws://127.0.0.1:1/", HubKind::Ws), "/");
+        assert_eq!(path("ws://127.0.0.1:1", HubKind::Socketio), SOCKETIO_PATH);
+        assert_eq!(path("ws://127.0.0.1:1/ws", HubKind::Ws), "/ws");
+        assert_eq!(
+            path(
+                "ws://127.0.0.1:1/io/?EIO=4&transport=websocket",
+                HubKind::Socketio
+            ),
+            "/io/?EIO=4&transport=websocket"
+        );
     }
 
     #[test]

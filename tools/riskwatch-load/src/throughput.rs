@@ -1,6 +1,7 @@
 //! `throughput`: publish M messages to N subscribers (default 1,000) as
 //! fast as the hub accepts them, in batches through `POST
-//! /api/v1/publish`, and count what comes out. A window keeps the
+//! /api/v1/publish` (or a reference hub's WebSocket: `publisher`), and
+//! count what comes out. A window keeps the
 //! publisher at most W messages ahead of the slowest subscriber: the hub
 //! closes a subscriber whose queue (1,024 by default) overflows, so an
 //! unbounded publisher measures the 1013 path, not delivery.
@@ -12,12 +13,12 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::client;
 use crate::common::Common;
 use crate::counters::Shared;
+use crate::publisher::Publisher;
 use crate::report::Outcome;
 use crate::sys::{CpuMeter, CpuUse, wall_ns};
 use crate::target::Target;
@@ -73,15 +74,6 @@ pub struct ThroughputReport {
     pub hub_dropped_slow: Option<u64>,
 }
 
-fn batch_body(channel: &str, from: u64, n: u64) -> Value {
-    let t = wall_ns();
-    Value::Array(
-        (from..from + n)
-            .map(|k| json!({"channel": channel, "type": "load_probe", "severity": "info", "data": {"t": t, "k": k}}))
-            .collect(),
-    )
-}
-
 pub async fn run(
     a: &ThroughputArgs,
     common: &Common,
@@ -108,6 +100,7 @@ pub async fn run(
         "no subscriber connected: {:?}",
         shared.errors()
     );
+    let publisher = Publisher::open(hub, &cfg, &channel).await?;
     tracing::info!(subscribed, "subscribers ready; publishing");
 
     let meter = CpuMeter::start(&hub.pids);
@@ -126,7 +119,7 @@ pub async fn run(
                 tokio::time::sleep(Duration::from_micros(500)).await;
             }
         }
-        match hub.publish(&batch_body(&channel, sent, n)).await {
+        match publisher.probes(sent, n, wall_ns()).await {
             Ok(()) => published += n,
             Err(e) => {
                 publish_errors += 1;
