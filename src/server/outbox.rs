@@ -203,7 +203,7 @@ impl SharedIo {
     /// HTTP request) to be read first.
     pub fn tcp(stream: TcpStream, read_first: Bytes) -> SharedIo {
         Self::with(Socket::Tcp(Prefixed {
-            head: read_first,
+            head: own_copy(read_first),
             io: stream,
         }))
     }
@@ -353,6 +353,18 @@ impl AsyncWrite for SharedIo {
     }
 }
 
+/// What the HTTP server read past the upgrade request, in an allocation of
+/// its own: hyper hands it over as a view into its whole read buffer
+/// (8 KiB and more), which a connection holding the view kept alive for
+/// its life, idle or not; usually nothing, at most a first frame.
+fn own_copy(read_first: Bytes) -> Bytes {
+    if read_first.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&read_first)
+    }
+}
+
 /// A TCP socket whose first bytes were already read (by the HTTP server,
 /// past the upgrade request): reads give those first.
 struct Prefixed {
@@ -370,6 +382,9 @@ impl AsyncRead for Prefixed {
             let n = self.head.len().min(buf.remaining());
             let head = self.head.split_to(n);
             buf.put_slice(&head);
+            if self.head.is_empty() {
+                self.head = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
@@ -747,6 +762,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&got, b"frame");
+    }
+
+    /// hyper's read buffer is not held by a connection: what it read past
+    /// the request is copied out, given first, and the buffer is freed.
+    #[tokio::test]
+    async fn a_connection_holds_no_part_of_the_http_servers_read_buffer() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        for leftover in [&b""[..], b"\x81\x02hi"] {
+            let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (_b, _) = l.accept().await.unwrap();
+            // As hyper hands it over: the rest of its 8 KiB buffer after
+            // the request was split off.
+            let mut buffer = bytes::BytesMut::with_capacity(8192);
+            buffer.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            buffer.extend_from_slice(leftover);
+            let request = buffer.split_to(18).freeze();
+            let io = SharedIo::tcp(a, buffer.freeze());
+            assert!(request.is_unique(), "the connection holds hyper's buffer");
+            let mut got = vec![0u8; leftover.len()];
+            let mut reader = io.clone();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                reader.read_exact(&mut got),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(got, leftover, "what was read past the request comes first");
+        }
     }
 
     fn ev(seq: u64) -> Arc<HubEvent> {
