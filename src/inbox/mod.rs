@@ -11,7 +11,8 @@
 //!   With [`Durability::Power`] every commit is also synced to disk, so it
 //!   survives power loss as well; the default syncs at checkpoints only.
 //! - Acknowledge and unacknowledge, one or many or by alert key; search by
-//!   text, type, severity, source, time and acknowledgement; retention by
+//!   words (an FTS5 full-text index the table's triggers keep), type,
+//!   severity, source, time and acknowledgement, paged; retention by
 //!   count and age (unacknowledged critical alerts are kept by default);
 //!   the count of unacknowledged critical-or-above alerts for the tray.
 //!
@@ -154,7 +155,11 @@ pub struct StoredAlert {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Query {
-    /// Case-insensitive substring of the payload, subject or channel.
+    /// Words to find in the type, subject, channel or payload (the
+    /// full-text index: case and accents ignored, every term required,
+    /// each term's last word a prefix, so `john` finds "John Doe" and
+    /// `m-884` finds "m-88412"). Text with a term of no letter or digit
+    /// (`%`) is matched as a case-insensitive substring instead, by a scan.
     pub text: Option<String>,
     /// Any of these types. Empty: all.
     pub kinds: Vec<String>,
@@ -303,7 +308,8 @@ impl Inbox {
         Ok(out)
     }
 
-    /// Searches, newest first.
+    /// Searches, newest first. Text goes through the full-text index
+    /// ([`Query::text`]); the rest through the table's indexes.
     pub fn search(&self, q: &Query) -> Result<Vec<StoredAlert>, InboxError> {
         use rusqlite::types::Value as V;
         let mut wh: Vec<String> = Vec::new();
@@ -312,11 +318,25 @@ impl Inbox {
             args.push(v);
             format!("?{}", args.len())
         };
-        if let Some(t) = q.text.as_deref().filter(|t| !t.is_empty()) {
-            let a = arg(V::Text(like_pattern(t)), &mut args);
-            wh.push(format!(
-                "(payload LIKE {a} ESCAPE '\\' OR subject LIKE {a} ESCAPE '\\' OR channel LIKE {a} ESCAPE '\\' OR type LIKE {a} ESCAPE '\\')"
-            ));
+        let mut from = "alerts a".to_owned();
+        let mut newest_first = "a.id DESC";
+        if let Some(t) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            match fts_query(t) {
+                Some(m) => {
+                    // Matches stream from the index newest first, so a
+                    // page of a common word stops after its first rows.
+                    let a = arg(V::Text(m), &mut args);
+                    from = "alerts_fts f JOIN alerts a ON a.id = f.rowid".to_owned();
+                    wh.push(format!("alerts_fts MATCH {a}"));
+                    newest_first = "f.rowid DESC";
+                }
+                None => {
+                    let a = arg(V::Text(like_pattern(t)), &mut args);
+                    wh.push(format!(
+                        "(a.payload LIKE {a} ESCAPE '\\' OR a.subject LIKE {a} ESCAPE '\\' OR a.channel LIKE {a} ESCAPE '\\' OR a.type LIKE {a} ESCAPE '\\')"
+                    ));
+                }
+            }
         }
         if !q.kinds.is_empty() {
             let list: Vec<String> = q
@@ -324,7 +344,7 @@ impl Inbox {
                 .iter()
                 .map(|k| arg(V::Text(k.clone()), &mut args))
                 .collect();
-            wh.push(format!("type IN ({})", list.join(", ")));
+            wh.push(format!("a.type IN ({})", list.join(", ")));
         }
         if !q.sources.is_empty() {
             let list: Vec<String> = q
@@ -332,28 +352,28 @@ impl Inbox {
                 .iter()
                 .map(|k| arg(V::Text(k.clone()), &mut args))
                 .collect();
-            wh.push(format!("source IN ({})", list.join(", ")));
+            wh.push(format!("a.source IN ({})", list.join(", ")));
         }
         if let Some(s) = q.min_severity {
             let a = arg(V::Integer(sev_num(s)), &mut args);
-            wh.push(format!("severity >= {a}"));
+            wh.push(format!("a.severity >= {a}"));
         }
         if let Some(t) = q.since {
             let a = arg(V::Integer(t.timestamp_millis()), &mut args);
-            wh.push(format!("time_ms >= {a}"));
+            wh.push(format!("a.time_ms >= {a}"));
         }
         if let Some(t) = q.until {
             let a = arg(V::Integer(t.timestamp_millis()), &mut args);
-            wh.push(format!("time_ms < {a}"));
+            wh.push(format!("a.time_ms < {a}"));
         }
         match q.acknowledged {
-            Some(true) => wh.push("acked_ms IS NOT NULL".into()),
-            Some(false) => wh.push("acked_ms IS NULL".into()),
+            Some(true) => wh.push("a.acked_ms IS NOT NULL".into()),
+            Some(false) => wh.push("a.acked_ms IS NULL".into()),
             None => {}
         }
         if let Some(id) = q.before_id {
             let a = arg(V::Integer(id), &mut args);
-            wh.push(format!("id < {a}"));
+            wh.push(format!("a.id < {a}"));
         }
         let limit = arg(
             V::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)),
@@ -364,7 +384,10 @@ impl Inbox {
         } else {
             format!("WHERE {}", wh.join(" AND "))
         };
-        let sql = format!("SELECT {COLUMNS} FROM alerts {where_} ORDER BY id DESC LIMIT {limit}");
+        let sql = format!(
+            "SELECT {} FROM {from} {where_} ORDER BY {newest_first} LIMIT {limit}",
+            qualified_columns()
+        );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params_from_iter(args), row_to_alert)

@@ -37,8 +37,34 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ms);
 CREATE INDEX IF NOT EXISTS alerts_unacked ON alerts(severity) WHERE acked_ms IS NULL;
 CREATE INDEX IF NOT EXISTS alerts_key ON alerts(alert_key);
-PRAGMA user_version = 1;
+-- The full-text index over what a search reads (version 2): words of the
+-- type, subject, channel and payload, case and accents folded; kept by
+-- the triggers, its text stays in `alerts` (external content).
+CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
+    type, subject, channel, payload,
+    content = 'alerts', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS alerts_fts_insert AFTER INSERT ON alerts BEGIN
+    INSERT INTO alerts_fts (rowid, type, subject, channel, payload)
+    VALUES (new.id, new.type, new.subject, new.channel, new.payload);
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_fts_delete AFTER DELETE ON alerts BEGIN
+    INSERT INTO alerts_fts (alerts_fts, rowid, type, subject, channel, payload)
+    VALUES ('delete', old.id, old.type, old.subject, old.channel, old.payload);
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_fts_update
+AFTER UPDATE OF type, subject, channel, payload ON alerts BEGIN
+    INSERT INTO alerts_fts (alerts_fts, rowid, type, subject, channel, payload)
+    VALUES ('delete', old.id, old.type, old.subject, old.channel, old.payload);
+    INSERT INTO alerts_fts (rowid, type, subject, channel, payload)
+    VALUES (new.id, new.type, new.subject, new.channel, new.payload);
+END;
 ";
+
+/// The schema's version (`PRAGMA user_version`): 1 the table and its
+/// indexes, 2 the full-text index.
+const VERSION: i64 = 2;
 
 pub(super) const INSERT: &str = "INSERT INTO alerts (type, severity, event_severity, style, channel, subject, \
 source, time_ms, server_time, event_id, seq, alert_key, payload, received_ms) \
@@ -46,6 +72,18 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 pub(super) const COLUMNS: &str = "id, type, severity, event_severity, style, channel, subject, source, \
 time_ms, server_time, event_id, seq, alert_key, payload, received_ms, acked_ms";
+
+/// [`COLUMNS`] of the table aliased `a`, for queries that join it.
+pub(super) fn qualified_columns() -> &'static str {
+    static QUALIFIED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    QUALIFIED.get_or_init(|| {
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
 
 pub(super) fn sev_num(s: Severity) -> i64 {
     match s {
@@ -108,8 +146,57 @@ pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connectio
         Durability::Power => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
-    conn.execute_batch(SCHEMA).map_err(sql)?;
+    migrate(&conn).map_err(sql)?;
     Ok(conn)
+}
+
+/// Creates what is missing and brings an older file up to [`VERSION`], in
+/// one transaction (a second process opening the file meanwhile waits, then
+/// finds it done). A version-1 inbox gets its full-text index built from
+/// the rows it holds.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let current = |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+    if current(conn)? == VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        let before = current(conn)?;
+        if before == VERSION {
+            return Ok(());
+        }
+        conn.execute_batch(SCHEMA)?;
+        if before == 1 {
+            conn.execute("INSERT INTO alerts_fts (alerts_fts) VALUES ('rebuild')", [])?;
+        }
+        conn.pragma_update(None, "user_version", VERSION)
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The full-text query for a search's text: each whitespace-separated
+/// term a phrase of its words, the last word of each a prefix (`"m-884"*`
+/// finds `m-88412`), every term required. `None` when a term has no letter
+/// or digit (`%`, `->`): the tokenizer keeps nothing of it, so such text is
+/// searched as a substring instead.
+pub(super) fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<&str> = text.split_whitespace().collect();
+    if terms.is_empty() || terms.iter().any(|t| !t.chars().any(char::is_alphanumeric)) {
+        return None;
+    }
+    Some(
+        terms
+            .iter()
+            .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 pub(super) fn insert_one(

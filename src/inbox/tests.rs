@@ -138,6 +138,157 @@ fn search_by_each_criterion() {
     );
 }
 
+fn found(inbox: &Inbox, q: &Query) -> Vec<i64> {
+    inbox.search(q).unwrap().into_iter().map(|a| a.id).collect()
+}
+
+#[test]
+fn full_text_search_finds_words_and_prefixes_case_and_accents_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    let mut recs = sample();
+    recs.push(Record::new(
+        ev(r#"{"type":"riskAlert","data":{"merchant_id":"m-88412","message":"Chargeback rate above 2% at Café Zürich"}}"#, 40),
+        now(),
+    ));
+    let ids = inbox.insert(&recs).unwrap();
+    let find = |inbox: &Inbox, t: &str| found(inbox, &Query::default().text(t));
+    assert_eq!(
+        find(&inbox, "ENGINEER"),
+        vec![ids[1]],
+        "a word's prefix, any case"
+    );
+    assert_eq!(
+        find(&inbox, "m-884"),
+        vec![ids[4]],
+        "a phrase, its last word a prefix"
+    );
+    assert_eq!(
+        find(&inbox, "cafe zurich"),
+        vec![ids[4]],
+        "accents folded, every term"
+    );
+    assert_eq!(
+        find(&inbox, "chargeback sales"),
+        Vec::<i64>::new(),
+        "every term required"
+    );
+    assert_eq!(
+        find(&inbox, "riskalert"),
+        vec![ids[4]],
+        "the type is searched"
+    );
+    assert_eq!(find(&inbox, "S42"), vec![ids[3]], "the subject is searched");
+    assert_eq!(
+        find(&inbox, "\"quoted\" \"\""),
+        Vec::<i64>::new(),
+        "quotes are text"
+    );
+    assert_eq!(
+        find(&inbox, "ngineering"),
+        Vec::<i64>::new(),
+        "words, not substrings"
+    );
+    // With the other criteria and paging, newest first.
+    let mut more = Vec::new();
+    for i in 0..5 {
+        more.push(Record::new(
+            ev(
+                &format!(
+                    r#"{{"type":"employee_stress","data":{{"department":"Engineering","n":{i}}}}}"#
+                ),
+                50 + i,
+            ),
+            now(),
+        ));
+    }
+    let more = inbox.insert(&more).unwrap();
+    let page = |before: Option<i64>| -> Vec<i64> {
+        let mut q = Query::default()
+            .text("engineering")
+            .kind("employee_stress")
+            .limit(3);
+        if let Some(b) = before {
+            q = q.before_id(b);
+        }
+        inbox
+            .search(&q)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect()
+    };
+    assert_eq!(page(None), vec![more[4], more[3], more[2]]);
+    assert_eq!(page(Some(more[2])), vec![more[1], more[0], ids[1]]);
+    // Pruned rows leave the index with them.
+    inbox.acknowledge(&ids, now()).unwrap();
+    let all = Retention::default().max_count(0).keep_unacknowledged(None);
+    inbox.prune(&all, now()).unwrap();
+    assert_eq!(inbox.count().unwrap(), 0);
+    assert!(find(&inbox, "engineering").is_empty());
+    inbox
+        .conn
+        .execute(
+            "INSERT INTO alerts_fts (alerts_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .expect("the index matches the table");
+}
+
+/// An inbox written before the full-text index (schema version 1) gets the
+/// index built from its rows when it is first opened, and keeps them all.
+#[test]
+fn a_version_1_inbox_is_indexed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v1 = schema::SCHEMA
+            .split("-- The full-text index")
+            .next()
+            .unwrap()
+            .to_owned()
+            + "PRAGMA user_version = 1;";
+        conn.execute_batch(&v1).unwrap();
+        let mut conn = conn;
+        schema::insert_batch(&mut conn, &sample()).unwrap();
+        let fts: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'alerts_fts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(fts, 0, "a version-1 file has no index");
+    }
+    let inbox = Inbox::open(&path).unwrap();
+    assert_eq!(inbox.count().unwrap(), 4);
+    let found = inbox.search(&Query::default().text("engineering")).unwrap();
+    assert_eq!(found.len(), 1);
+    let version: i64 = inbox
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    drop(inbox);
+    // Opening again does not index twice.
+    let inbox = Inbox::open(&path).unwrap();
+    assert_eq!(
+        inbox
+            .search(&Query::default().text("engineering"))
+            .unwrap()
+            .len(),
+        1
+    );
+    inbox
+        .conn
+        .execute(
+            "INSERT INTO alerts_fts (alerts_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .unwrap();
+}
+
 #[test]
 fn retention_by_count_and_age_keeps_unacknowledged_critical() {
     let dir = tempfile::tempdir().unwrap();
