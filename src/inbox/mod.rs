@@ -23,6 +23,7 @@
 //! reader ([`Inbox`]); `schema.rs` the table, its row mapping and the SQL
 //! both sides share; `writer.rs` the batching writer thread.
 
+mod export;
 mod schema;
 mod writer;
 
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use crate::protocol::{Event, Severity};
 
+pub use export::ExportFormat;
 pub use schema::Durability;
 use schema::*;
 pub use writer::{Committed, Writer, WriterConfig};
@@ -60,6 +62,9 @@ pub enum InboxError {
     /// The writer thread has stopped (after a fatal error or `close`).
     #[error("the inbox writer has stopped")]
     Closed,
+    /// An export could not be written (the file or pipe it goes to).
+    #[error("export: {0}")]
+    Export(#[source] std::io::Error),
     /// A stored row could not be turned back into an event.
     #[error("inbox row {id} is unreadable: {reason}")]
     BadRow { id: i64, reason: String },
@@ -308,9 +313,10 @@ impl Inbox {
         Ok(out)
     }
 
-    /// Searches, newest first. Text goes through the full-text index
+    /// The statement and arguments for `q`, newest first; `limit` rows at
+    /// most, or all. Text goes through the full-text index
     /// ([`Query::text`]); the rest through the table's indexes.
-    pub fn search(&self, q: &Query) -> Result<Vec<StoredAlert>, InboxError> {
+    fn select(q: &Query, limit: Option<usize>) -> (String, Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value as V;
         let mut wh: Vec<String> = Vec::new();
         let mut args: Vec<V> = Vec::new();
@@ -375,19 +381,28 @@ impl Inbox {
             let a = arg(V::Integer(id), &mut args);
             wh.push(format!("a.id < {a}"));
         }
-        let limit = arg(
-            V::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)),
-            &mut args,
-        );
+        let limit = match limit {
+            Some(n) => {
+                let a = arg(V::Integer(i64::try_from(n).unwrap_or(i64::MAX)), &mut args);
+                format!(" LIMIT {a}")
+            }
+            None => String::new(),
+        };
         let where_ = if wh.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", wh.join(" AND "))
         };
         let sql = format!(
-            "SELECT {} FROM {from} {where_} ORDER BY {newest_first} LIMIT {limit}",
+            "SELECT {} FROM {from} {where_} ORDER BY {newest_first}{limit}",
             qualified_columns()
         );
+        (sql, args)
+    }
+
+    /// Searches, newest first, at most `q.limit` rows.
+    pub fn search(&self, q: &Query) -> Result<Vec<StoredAlert>, InboxError> {
+        let (sql, args) = Self::select(q, Some(q.limit));
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params_from_iter(args), row_to_alert)
@@ -397,6 +412,34 @@ impl Inbox {
             out.push(r.map_err(|e| self.err(e))??);
         }
         Ok(out)
+    }
+
+    /// Writes every alert matching `q` (its limit and paging ignored),
+    /// newest first, to `out` as CSV or JSON, row by row (a million alerts
+    /// need no more memory than one); returns how many. See
+    /// [`ExportFormat`] for the columns.
+    pub fn export(
+        &self,
+        q: &Query,
+        format: ExportFormat,
+        out: impl std::io::Write,
+    ) -> Result<u64, InboxError> {
+        let mut all = q.clone();
+        all.before_id = None;
+        let (sql, args) = Self::select(&all, None);
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query_map(params_from_iter(args), row_to_alert)
+            .map_err(|e| self.err(e))?;
+        let mut sink = export::Sink::new(format, out).map_err(InboxError::Export)?;
+        let mut n = 0;
+        for r in &mut rows {
+            let alert = r.map_err(|e| self.err(e))??;
+            sink.write(&alert).map_err(InboxError::Export)?;
+            n += 1;
+        }
+        sink.finish().map_err(InboxError::Export)?;
+        Ok(n)
     }
 
     fn set_acked(&self, ids: &[i64], acked: Option<i64>) -> Result<usize, InboxError> {

@@ -418,3 +418,105 @@ fn a_full_disk_holds_the_alerts_until_there_is_room() {
             .contains("\"n\":59")
     );
 }
+
+#[test]
+fn exports_what_matches_as_csv_and_json_whatever_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    let mut recs = sample();
+    // Server text a spreadsheet would run as a formula.
+    recs.push(Record::new(
+        ev(
+            r#"{"type":"=HYPERLINK(\"http://x\")","sessionId":"+1","status":"x"}"#,
+            40,
+        ),
+        now(),
+    ));
+    let ids = inbox.insert(&recs).unwrap();
+    inbox.acknowledge(&[ids[0]], now()).unwrap();
+
+    let q = Query::default().limit(1).before_id(ids[1]);
+    let mut csv_out = Vec::new();
+    assert_eq!(
+        inbox.export(&q, ExportFormat::Csv, &mut csv_out).unwrap(),
+        5,
+        "limit and paging ignored"
+    );
+    let mut r = csv::Reader::from_reader(&csv_out[..]);
+    assert_eq!(r.headers().unwrap().get(0), Some("id"));
+    assert_eq!(r.headers().unwrap().len(), 15);
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0][0], ids[4].to_string(), "newest first");
+    assert_eq!(
+        &rows[0][5], "'=HYPERLINK(\"http://x\")",
+        "a formula stays text"
+    );
+    assert_eq!(&rows[0][9], "session:+1", "only a cell's start matters");
+    let last = &rows[4];
+    assert_eq!(&last[2], "2025-01-02T00:00:00.000Z", "acknowledged");
+    assert_eq!(&last[3], "info");
+    let payload: serde_json::Value = serde_json::from_str(&last[14]).unwrap();
+    assert_eq!(payload["symbol"], "SPY", "the message as received");
+
+    let crit = Query::default().min_severity(Severity::Critical);
+    let mut json_out = Vec::new();
+    assert_eq!(
+        inbox
+            .export(&crit, ExportFormat::Json, &mut json_out)
+            .unwrap(),
+        2
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json_out).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr[0]["id"], ids[3]);
+    assert_eq!(arr[0]["type"], "session_status");
+    assert_eq!(
+        arr[0]["payload"]["sessionId"], "S42",
+        "the payload is JSON, not a string"
+    );
+    assert!(arr[0]["acknowledged"].is_null());
+    assert_eq!(arr[1]["severity"], "critical");
+
+    let mut empty = Vec::new();
+    let none = Query::default().text("zzzz");
+    assert_eq!(
+        inbox.export(&none, ExportFormat::Json, &mut empty).unwrap(),
+        0
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&empty).unwrap(),
+        serde_json::json!([])
+    );
+}
+
+/// A destination that fails (a full disk, a closed pipe) is one clear
+/// error; the inbox is untouched.
+#[test]
+fn an_export_that_cannot_be_written_is_an_error() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    inbox.insert(&sample()).unwrap();
+    for format in [ExportFormat::Csv, ExportFormat::Json] {
+        let e = inbox.export(&Query::default(), format, Full).unwrap_err();
+        assert!(matches!(e, InboxError::Export(_)), "{e:?}");
+        assert!(e.to_string().starts_with("export: "), "{e}");
+    }
+    assert_eq!(inbox.count().unwrap(), 4);
+    assert_eq!("JSON".parse::<ExportFormat>(), Ok(ExportFormat::Json));
+    assert!(
+        "xml"
+            .parse::<ExportFormat>()
+            .unwrap_err()
+            .contains("csv or json")
+    );
+}
