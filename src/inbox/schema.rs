@@ -119,6 +119,11 @@ pub enum Durability {
     Power,
 }
 
+/// Pages in the write-ahead log that start a checkpoint.
+const WAL_PAGES: i64 = 256;
+/// What the write-ahead log is cut back to after a checkpoint.
+const WAL_BYTES: i64 = 1 << 20;
+
 /// Opens (and creates) the inbox file in WAL mode with the table in place.
 pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connection, InboxError> {
     let p = path.display().to_string();
@@ -146,6 +151,19 @@ pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connectio
         Durability::Power => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
+    // The write-ahead log is checkpointed every WAL_PAGES pages and cut
+    // back to WAL_BYTES after: a desk commits an alert at a time, several
+    // pages each with the full-text index, and SQLite's defaults (1,000
+    // pages, never truncated) leave a 4 MB log beside a 100 KB inbox, the
+    // room a nearly full disk does not have.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)
+        .map_err(sql)?;
+    conn.query_row(
+        &format!("PRAGMA journal_size_limit = {WAL_BYTES}"),
+        [],
+        |_| Ok(()),
+    )
+    .map_err(sql)?;
     migrate(&conn).map_err(sql)?;
     Ok(conn)
 }
