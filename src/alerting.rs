@@ -7,7 +7,8 @@
 //! History gaps are stored whatever the preferences. Repeats, duplicate
 //! counts and burst summaries are raised by [`Alerts::run_due`], which
 //! sleeps until the engines next have something due: nothing ticks while
-//! nothing is due.
+//! nothing is due. The inbox keeps alerts as long as the profile that
+//! wants them longest (`[inbox] keep`, 90 days by default).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::{Decision, Engine, Notification, Prefs, Rule};
 use crate::inbox::{
-    Committed, Inbox, InboxError, Query, Record, StoredAlert, Writer, WriterConfig,
+    Committed, Inbox, InboxError, Query, Record, Retention, StoredAlert, Writer, WriterConfig,
 };
 use crate::notifier::{Notifier, NotifierConfig};
 use crate::{Event, Severity};
@@ -159,7 +160,9 @@ impl Alerts {
         let (writer, reader, committed) = match &cfg.inbox {
             Some(path) => {
                 // The writer creates the file's directory.
-                let (writer, committed) = Writer::spawn(path, WriterConfig::default())?;
+                let retention = retention_of(std::iter::once(&cfg.fallback));
+                let cfg = WriterConfig::default().retention(retention);
+                let (writer, committed) = Writer::spawn(path, cfg)?;
                 let reader = Inbox::open(path)?;
                 (Some(writer), Some(reader), Some(committed))
             }
@@ -193,6 +196,7 @@ impl Alerts {
                     engines.insert(profile.to_owned(), Engine::new(prefs, rules));
                 }
             }
+            self.retain_for(&engines);
         }
         self.rescheduled.notify_one();
     }
@@ -201,6 +205,23 @@ impl Alerts {
     pub fn remove_profile(&self, profile: &str) {
         if let Ok(mut engines) = lock(&self.engines) {
             engines.remove(profile);
+            self.retain_for(&engines);
+        }
+    }
+
+    /// Gives the inbox the retention these profiles ask for together (the
+    /// fallback's when there are none).
+    fn retain_for(&self, engines: &HashMap<String, Engine>) {
+        let retention = if engines.is_empty() {
+            retention_of(std::iter::once(&self.fallback))
+        } else {
+            retention_of(engines.values().map(Engine::prefs))
+        };
+        if let Ok(w) = lock(&self.writer)
+            && let Some(w) = w.as_ref()
+            && let Err(error) = w.set_retention(retention)
+        {
+            tracing::warn!(%error, "the inbox's retention could not be changed");
         }
     }
 
@@ -478,6 +499,23 @@ impl Alerts {
     }
 }
 
+/// What one inbox shared by these profiles keeps: alerts as long as the
+/// longest `[inbox] keep` among them (any "off": forever), unacknowledged
+/// critical and emergency alerts whatever their age.
+pub fn retention_of<'a>(prefs: impl Iterator<Item = &'a Prefs>) -> Retention {
+    let mut longest = Some(Duration::ZERO);
+    for p in prefs {
+        longest = match (longest, p.inbox.keep()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    match longest.filter(|d| !d.is_zero()) {
+        Some(d) => Retention::default().max_age(d),
+        None => Retention::default(),
+    }
+}
+
 impl Drop for Alerts {
     fn drop(&mut self) {
         self.close();
@@ -623,5 +661,64 @@ mod tests {
         assert_eq!(alerts.acknowledge(&ids).unwrap(), 5);
         let c = alerts.counts(999).unwrap();
         assert_eq!((c.unread, c.critical, c.gap), (0, 0, None));
+    }
+
+    fn keeping(keep: &str) -> Prefs {
+        Prefs::from_toml(&format!("[inbox]\nkeep = \"{keep}\"\n"), "test")
+            .expect("valid")
+            .0
+    }
+
+    /// One inbox for every profile keeps alerts as long as the profile
+    /// that wants them longest, follows its profiles as they come and go,
+    /// and keeps unacknowledged critical alerts whatever their age.
+    #[test]
+    fn the_inbox_keeps_alerts_as_long_as_the_longest_profile_wants() {
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        let r = retention_of([keeping("7d"), keeping("30d")].iter());
+        assert_eq!(r.max_age, Some(days(30)));
+        assert_eq!(r.keep_unacknowledged, Some(Severity::Critical));
+        assert_eq!(
+            retention_of([keeping("7d"), keeping("off")].iter()).max_age,
+            None
+        );
+        assert_eq!(
+            retention_of(std::iter::once(&Prefs::default())).max_age,
+            Some(days(90)),
+            "90 days unless a profile says otherwise"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.sqlite3");
+        let ago = |n: i64| Utc::now() - chrono::Duration::days(n);
+        let ids = {
+            let mut inbox = Inbox::open(&path).unwrap();
+            let stop = r#"{"type":"session_status","sessionId":"S1","status":"emergency_stopped"}"#;
+            inbox
+                .insert(&[
+                    Record::new(event(r#"{"type":"t","n":1}"#), ago(100)),
+                    Record::new(event(r#"{"type":"t","n":2}"#), ago(20)),
+                    Record::new(event(stop), ago(400)),
+                ])
+                .unwrap()
+        };
+        let cfg = AlertsConfig::default()
+            .inbox(Some(path.clone()))
+            .fallback(keeping("off"));
+        let (alerts, _committed) = Alerts::open(cfg).unwrap();
+        let count = |alerts: &Alerts| {
+            alerts.flush().unwrap();
+            alerts.counts(u64::MAX).unwrap().total
+        };
+        assert_eq!(count(&alerts), 3, "the fallback keeps everything");
+        alerts.set_prefs("a", keeping("200d"), vec![]);
+        alerts.set_prefs("b", keeping("30d"), vec![]);
+        assert_eq!(count(&alerts), 3, "profile a wants 200 days");
+        alerts.remove_profile("a");
+        assert_eq!(count(&alerts), 2, "b's 30 days: the 100-day-old alert goes");
+        let reader = Inbox::open(&path).unwrap();
+        assert_eq!(reader.missing(&ids).unwrap(), vec![ids[0]]);
+        alerts.set_prefs("b", keeping("1d"), vec![]);
+        assert_eq!(count(&alerts), 1, "the unacknowledged emergency stop stays");
     }
 }

@@ -113,6 +113,9 @@ pub struct Prefs {
     pub sounds: Sounds,
     /// Grouping, burst and repeat settings.
     pub dedupe: DedupePrefs,
+    /// How long the inbox keeps what this profile stores.
+    #[serde(skip_serializing_if = "InboxPrefs::is_default")]
+    pub inbox: InboxPrefs,
     /// Threshold rules, one per string, in the syntax of `docs/RULES.md`,
     /// e.g. `"employee_stress: stress_rate > 40 => warning"`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -431,6 +434,41 @@ impl Default for DedupePrefs {
     }
 }
 
+/// The inbox's retention (`[inbox]`). One inbox holds every profile's
+/// alerts, so it keeps them as long as the profile that wants them longest
+/// (`crate::alerting`); unacknowledged critical and emergency alerts are
+/// kept whatever their age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InboxPrefs {
+    /// Alerts received longer ago than this are deleted; `"off"` keeps
+    /// them forever. Default 90 days.
+    pub keep: HumanDuration,
+}
+
+impl InboxPrefs {
+    /// The default: 90 days.
+    pub const DEFAULT_KEEP: Duration = Duration::from_secs(90 * 86_400);
+
+    fn is_default(&self) -> bool {
+        *self == InboxPrefs::default()
+    }
+
+    /// How long to keep alerts; `None`: forever.
+    pub fn keep(&self) -> Option<Duration> {
+        Some(self.keep.0).filter(|d| !d.is_zero())
+    }
+}
+
+impl Default for InboxPrefs {
+    fn default() -> Self {
+        InboxPrefs {
+            keep: HumanDuration(InboxPrefs::DEFAULT_KEEP),
+        }
+    }
+}
+
 /// A duration written as `90s`, `5m`, `4h`, `1d`, `1h30m` or `off` (zero).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
@@ -627,6 +665,22 @@ mod tests {
         assert!(rules.is_empty());
         assert_eq!(p.severity.notify, Severity::Critical);
         assert_eq!(p.severity.list, Severity::Info);
+        assert_eq!(p.inbox.keep(), Some(Duration::from_secs(90 * 86_400)));
+        assert!(
+            !p.to_toml().unwrap().contains("[inbox]"),
+            "defaults are not written"
+        );
+    }
+
+    #[test]
+    fn inbox_keep_off_is_forever_and_a_bad_value_names_its_line() {
+        let (p, _) = Prefs::from_toml("[inbox]\nkeep = \"off\"\n", "p.toml").unwrap();
+        assert_eq!(p.inbox.keep(), None);
+        let again = Prefs::from_toml(&p.to_toml().unwrap(), "again").unwrap().0;
+        assert_eq!(again.inbox.keep(), None, "off survives a save");
+        let (line, col, msg) = invalid("[inbox]\nkeep = \"ninety days\"\n");
+        assert_eq!((line, col), (2, 8), "{msg}");
+        assert!(msg.contains("ninety days"), "{msg}");
     }
 
     #[test]
@@ -661,6 +715,8 @@ window = "2m"
 burst_count = 10
 burst_window = "1m"
 repeat_interval = "off"
+[inbox]
+keep = "30d"
 "#;
         let (p, rules) = Prefs::from_toml(text, "p.toml").unwrap();
         assert_eq!(rules.len(), 2);
@@ -678,6 +734,7 @@ repeat_interval = "off"
         );
         assert_eq!(p.dedupe.window.0, Duration::from_secs(120));
         assert_eq!(p.dedupe.repeat_interval.0, Duration::ZERO);
+        assert_eq!(p.inbox.keep(), Some(Duration::from_secs(30 * 86_400)));
         // And back: what is saved loads to the same preferences.
         let again = Prefs::from_toml(&p.to_toml().unwrap(), "again").unwrap().0;
         assert_eq!(again.to_toml().unwrap(), p.to_toml().unwrap());

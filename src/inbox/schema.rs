@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ms);
 CREATE INDEX IF NOT EXISTS alerts_unacked ON alerts(severity) WHERE acked_ms IS NULL;
 CREATE INDEX IF NOT EXISTS alerts_key ON alerts(alert_key);
+-- Retention by age (version 3): what was received before a cutoff, in
+-- whatever order it was stored (a clock once set ahead must not hold up
+-- the rest).
+CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ms);
 -- The full-text index over what a search reads (version 2): words of the
 -- type, subject, channel and payload, case and accents folded; kept by
 -- the triggers, its text stays in `alerts` (external content).
@@ -63,8 +67,8 @@ END;
 ";
 
 /// The schema's version (`PRAGMA user_version`): 1 the table and its
-/// indexes, 2 the full-text index.
-const VERSION: i64 = 2;
+/// indexes, 2 the full-text index, 3 the index retention reads.
+const VERSION: i64 = 3;
 
 pub(super) const INSERT: &str = "INSERT INTO alerts (type, severity, event_severity, style, channel, subject, \
 source, time_ms, server_time, event_id, seq, alert_key, payload, received_ms) \
@@ -313,38 +317,152 @@ pub(super) fn like_pattern(text: &str) -> String {
     s
 }
 
+/// One pass of pruning, done a chunk at a time so that deleting much
+/// (a first pass over a million rows) never holds the writer for long:
+/// the writer commits what arrived between chunks. First what is too old
+/// (oldest received first), then what is beyond the count (lowest id
+/// first); each phase resumes after the last row it looked at, so the
+/// unacknowledged critical alerts it keeps are read once a pass.
+#[derive(Debug, Clone)]
+pub(super) struct PrunePass {
+    /// Rows received before this (ms) go.
+    cutoff_ms: Option<i64>,
+    /// Rows at or below this id go (the count limit).
+    below_id: Option<i64>,
+    /// The keep clause: unacknowledged rows at or above a severity stay.
+    keep: String,
+    /// The last (received_ms, id) the age phase looked at.
+    age_cursor: (i64, i64),
+    /// The last id the count phase looked at.
+    id_cursor: i64,
+}
+
+/// Rows looked at, and at most deleted, per chunk.
+pub(super) const PRUNE_CHUNK: i64 = 1_000;
+
+impl PrunePass {
+    /// A pass of `r` as of `now`; `None` when `r` keeps everything.
+    pub(super) fn start(
+        conn: &Connection,
+        r: &Retention,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<Option<PrunePass>> {
+        if r.is_unlimited() {
+            return Ok(None);
+        }
+        // An age beyond the calendar keeps everything.
+        let cutoff_ms = r.max_age.and_then(|age| {
+            chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .map(|t| t.timestamp_millis())
+        });
+        let below_id = match r.max_count {
+            Some(max) => {
+                let offset = i64::try_from(max).unwrap_or(i64::MAX);
+                match conn.query_row(
+                    "SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                    [offset],
+                    |row| row.get::<_, i64>(0),
+                ) {
+                    Ok(id) => Some(id),
+                    Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        Ok(Some(PrunePass {
+            cutoff_ms,
+            below_id,
+            keep: match r.keep_unacknowledged {
+                Some(s) => format!(" AND NOT (acked_ms IS NULL AND severity >= {})", sev_num(s)),
+                None => String::new(),
+            },
+            age_cursor: (i64::MIN, i64::MIN),
+            id_cursor: i64::MIN,
+        }))
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.cutoff_ms.is_none() && self.below_id.is_none()
+    }
+
+    /// Deletes what goes among the next [`PRUNE_CHUNK`] candidates, in one
+    /// statement (its own transaction); returns how many.
+    pub(super) fn step(&mut self, conn: &Connection) -> rusqlite::Result<usize> {
+        if let Some(cutoff) = self.cutoff_ms {
+            let mut stmt = conn.prepare_cached(
+                "SELECT received_ms, id FROM alerts WHERE received_ms < ?1 \
+                 AND (received_ms, id) > (?2, ?3) ORDER BY received_ms, id LIMIT ?4",
+            )?;
+            let rows: Vec<(i64, i64)> = stmt
+                .query_map(
+                    params![cutoff, self.age_cursor.0, self.age_cursor.1, PRUNE_CHUNK],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .collect::<Result<_, _>>()?;
+            if rows.len() < PRUNE_CHUNK as usize {
+                self.cutoff_ms = None;
+            }
+            let Some(&last) = rows.last() else {
+                return Ok(0);
+            };
+            self.age_cursor = last;
+            return delete_ids(conn, rows.iter().map(|r| r.1), &self.keep);
+        }
+        if let Some(below) = self.below_id {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM alerts WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let ids: Vec<i64> = stmt
+                .query_map(params![self.id_cursor, below, PRUNE_CHUNK], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if ids.len() < PRUNE_CHUNK as usize {
+                self.below_id = None;
+            }
+            let Some(&last) = ids.last() else {
+                return Ok(0);
+            };
+            self.id_cursor = last;
+            return delete_ids(conn, ids.into_iter(), &self.keep);
+        }
+        Ok(0)
+    }
+}
+
+/// Deletes these rows but those `keep` keeps.
+fn delete_ids(
+    conn: &Connection,
+    ids: impl Iterator<Item = i64>,
+    keep: &str,
+) -> rusqlite::Result<usize> {
+    use std::fmt::Write;
+    let mut list = String::new();
+    for id in ids {
+        if !list.is_empty() {
+            list.push(',');
+        }
+        let _ = write!(list, "{id}");
+    }
+    conn.execute(
+        &format!("DELETE FROM alerts WHERE id IN ({list}){keep}"),
+        [],
+    )
+}
+
+/// A whole pass of `r` at once; returns how many alerts went.
 pub(super) fn prune(
     conn: &Connection,
     r: &Retention,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<usize> {
-    if r.is_unlimited() {
+    let Some(mut pass) = PrunePass::start(conn, r, now)? else {
         return Ok(0);
-    }
-    let keep = match r.keep_unacknowledged {
-        Some(s) => format!(" AND NOT (acked_ms IS NULL AND severity >= {})", sev_num(s)),
-        None => String::new(),
     };
     let mut n = 0;
-    if let Some(age) = r.max_age {
-        // An age beyond the calendar keeps everything.
-        let cutoff = chrono::Duration::from_std(age)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        n += conn.execute(
-            &format!("DELETE FROM alerts WHERE received_ms < ?1{keep}"),
-            [cutoff.timestamp_millis()],
-        )?;
-    }
-    if let Some(max) = r.max_count {
-        let offset = i64::try_from(max).unwrap_or(i64::MAX);
-        n += conn.execute(
-            &format!(
-                "DELETE FROM alerts WHERE id <= (SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1){keep}"
-            ),
-            [offset],
-        )?;
+    while !pass.done() {
+        n += pass.step(conn)?;
     }
     Ok(n)
 }

@@ -236,7 +236,8 @@ fn full_text_search_finds_words_and_prefixes_case_and_accents_ignored() {
 }
 
 /// An inbox written before the full-text index (schema version 1) gets the
-/// index built from its rows when it is first opened, and keeps them all.
+/// index built from its rows when it is first opened, and keeps them all;
+/// it is brought to the current version (3) in the same step.
 #[test]
 fn a_version_1_inbox_is_indexed_on_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,7 +245,7 @@ fn a_version_1_inbox_is_indexed_on_open() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let v1 = schema::SCHEMA
-            .split("-- The full-text index")
+            .split("-- Retention by age")
             .next()
             .unwrap()
             .to_owned()
@@ -269,7 +270,16 @@ fn a_version_1_inbox_is_indexed_on_open() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let received_index: i64 = inbox
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'alerts_received'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(received_index, 1, "and the index retention reads");
     drop(inbox);
     // Opening again does not index twice.
     let inbox = Inbox::open(&path).unwrap();
@@ -311,6 +321,75 @@ fn retention_by_count_and_age_keeps_unacknowledged_critical() {
     inbox.prune(&by_count, now()).unwrap();
     assert_eq!(inbox.count().unwrap(), 2);
     assert!(inbox.missing(&fresh[2..]).unwrap().is_empty());
+}
+
+/// Waits (at most 10 s) until the inbox at `path` holds `n` alerts.
+fn wait_for_count(path: &std::path::Path, n: u64) -> u64 {
+    let inbox = Inbox::open(path).unwrap();
+    let mut count = inbox.count().unwrap();
+    for _ in 0..200 {
+        if count == n {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        count = inbox.count().unwrap();
+    }
+    count
+}
+
+/// A retention set while the writer runs is applied at once, over many
+/// chunks (2,501 old rows, the chunk is 1,000), with alerts pushed during
+/// the pass committed too; unacknowledged critical alerts stay whatever
+/// their age. A writer started on an inbox holding old alerts prunes them
+/// without waiting for a new alert.
+#[test]
+fn the_writer_applies_retention_in_chunks_at_start_and_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let old = Utc::now() - chrono::Duration::days(100);
+    let info = |i: i64, at| Record::new(ev(&format!(r#"{{"type":"t","n":{i}}}"#), i), at);
+    let (mut w, _done) = Writer::spawn(&path, WriterConfig::default()).unwrap();
+    let stop = ev(
+        r#"{"type":"session_status","sessionId":"S1","status":"emergency_stopped"}"#,
+        0,
+    );
+    w.push(Record::new(stop, old)).unwrap();
+    for i in 0..2500 {
+        w.push(info(i, old)).unwrap();
+    }
+    w.flush().unwrap();
+    assert_eq!(Inbox::open(&path).unwrap().count().unwrap(), 2501);
+
+    let ninety_days = Duration::from_secs(90 * 86_400);
+    w.set_retention(Retention::default().max_age(ninety_days))
+        .unwrap();
+    for i in 0..5 {
+        w.push(info(i, Utc::now())).unwrap();
+    }
+    w.flush().unwrap();
+    assert_eq!(
+        wait_for_count(&path, 6),
+        6,
+        "the emergency stop and the 5 new"
+    );
+    let left = Inbox::open(&path)
+        .unwrap()
+        .search(&Query::default())
+        .unwrap();
+    assert!(left.iter().any(|a| a.severity >= Severity::Critical));
+    drop(w);
+
+    // Old alerts again (written with no retention), then a writer that has
+    // one: it prunes on its own.
+    let (mut w, _done) = Writer::spawn(&path, WriterConfig::default()).unwrap();
+    for i in 0..1500 {
+        w.push(info(i, old)).unwrap();
+    }
+    w.close().unwrap();
+    assert_eq!(Inbox::open(&path).unwrap().count().unwrap(), 1506);
+    let cfg = WriterConfig::default().retention(Retention::default().max_age(ninety_days));
+    let (_w, _done) = Writer::spawn(&path, cfg).unwrap();
+    assert_eq!(wait_for_count(&path, 6), 6);
 }
 
 #[test]

@@ -80,6 +80,8 @@ pub struct Committed {
 pub(super) enum Cmd {
     Insert(Box<Record>),
     Flush(mpsc::SyncSender<Result<(), String>>),
+    /// A new retention, applied at once.
+    Retention(Retention),
     /// Caps the database's size in pages: how the tests fill the "disk".
     #[cfg(test)]
     MaxPages(u64),
@@ -182,6 +184,12 @@ impl Writer {
         }
     }
 
+    /// Changes what the inbox keeps; a pass applying it begins at once.
+    pub fn set_retention(&self, r: Retention) -> Result<(), InboxError> {
+        let tx = self.tx.as_ref().ok_or(InboxError::Closed)?;
+        tx.send(Cmd::Retention(r)).map_err(|_| InboxError::Closed)
+    }
+
     /// Caps the database's size (tests: a full disk on demand).
     #[cfg(test)]
     pub(super) fn max_pages(&self, n: u64) {
@@ -218,29 +226,44 @@ pub(super) fn writer_loop(
     done: mpsc::Sender<Committed>,
 ) {
     let mut next_ticket: u64 = 0;
-    let mut last_prune = Instant::now();
+    let mut retention = cfg.retention.clone();
+    // When the last pass began; none: one is due (at start, and after the
+    // retention changes).
+    let mut last_prune: Option<Instant> = None;
+    let mut pass: Option<PrunePass> = None;
+    let mut pruned = 0usize;
     let mut batch: Vec<Record> = Vec::with_capacity(cfg.max_batch.min(65_536));
     let mut flushes = Vec::new();
     let mut held: Option<Held> = None;
     let mut open = true;
     while open {
-        // Block for the first command (while holding a refused batch, only
-        // until its next try), then take whatever else is queued.
-        let mut cmd = match &held {
+        // Wait for the first command: while holding a refused batch only
+        // until its next try, while a prune pass runs not at all, while a
+        // retention is set until the next pass; then take whatever else is
+        // queued.
+        let wait = match (&held, &pass) {
+            (Some(h), _) => Some(h.next_try.saturating_duration_since(Instant::now())),
+            (None, Some(_)) => Some(Duration::ZERO),
+            (None, None) if !retention.is_unlimited() => {
+                Some(last_prune.map_or(Duration::ZERO, |t| {
+                    cfg.prune_every.saturating_sub(t.elapsed())
+                }))
+            }
+            (None, None) => None,
+        };
+        let mut cmd = match wait {
             None => match rx.recv() {
                 Ok(c) => Some(c),
                 Err(_) => break,
             },
-            Some(h) => {
-                match rx.recv_timeout(h.next_try.saturating_duration_since(Instant::now())) {
-                    Ok(c) => Some(c),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        None
-                    }
+            Some(w) => match rx.recv_timeout(w) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
                 }
-            }
+            },
         };
         // A held batch grows up to the queue's size, then turns records
         // away (counted) rather than growing without bound.
@@ -256,6 +279,11 @@ pub(super) fn writer_loop(
                     _ => batch.push(*r),
                 },
                 Cmd::Flush(f) => flushes.push(f),
+                Cmd::Retention(r) => {
+                    retention = r;
+                    pass = None;
+                    last_prune = None;
+                }
                 #[cfg(test)]
                 Cmd::MaxPages(n) => {
                     let _ = conn.query_row(&format!("PRAGMA max_page_count = {n}"), [], |_| Ok(()));
@@ -313,23 +341,44 @@ pub(super) fn writer_loop(
                 }
             }
         }
-        // A flush while the disk refuses is answered at once, with why.
+        // Retention, a chunk per turn of the loop, never while the disk
+        // refuses commits.
+        if held.is_none() && open {
+            if pass.is_none()
+                && !retention.is_unlimited()
+                && last_prune.is_none_or(|t| t.elapsed() >= cfg.prune_every)
+            {
+                last_prune = Some(Instant::now());
+                pruned = 0;
+                match PrunePass::start(&conn, &retention, Utc::now()) {
+                    Ok(p) => pass = p,
+                    Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
+                }
+            }
+            if let Some(p) = pass.as_mut() {
+                match p.step(&conn) {
+                    Ok(n) => pruned += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inbox retention failed");
+                        pass = None;
+                    }
+                }
+                if pass.as_ref().is_some_and(PrunePass::done) {
+                    pass = None;
+                    if pruned > 0 {
+                        tracing::info!(pruned, "inbox retention deleted old alerts");
+                    }
+                }
+            }
+        }
+        // A flush while the disk refuses is answered at once, with why;
+        // otherwise after this turn's chunk of pruning (so that a flush
+        // after a new retention on a small inbox finds it applied).
         if let Some(h) = &held {
             result = Err(h.why.clone());
         }
         for f in flushes.drain(..) {
             let _ = f.send(result.clone());
-        }
-        if held.is_none()
-            && !cfg.retention.is_unlimited()
-            && last_prune.elapsed() >= cfg.prune_every
-        {
-            last_prune = Instant::now();
-            match prune(&conn, &cfg.retention, Utc::now()) {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(n, "inbox retention pruned alerts"),
-                Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
-            }
         }
     }
 }
