@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::{Decision, Engine, Notification, Prefs, Rule};
 use crate::inbox::{
-    Committed, Inbox, InboxError, Query, Record, Retention, StoredAlert, Writer, WriterConfig,
+    Committed, ExportFormat, Inbox, InboxError, Query, Record, Retention, StoredAlert, Writer,
+    WriterConfig,
 };
 use crate::notifier::{Notifier, NotifierConfig};
 use crate::{Event, Severity};
@@ -449,6 +450,42 @@ impl Alerts {
         Ok(n)
     }
 
+    /// Undoes acknowledgements in the inbox; returns how many changed.
+    /// The engines are left as they are: an alert acknowledged once is not
+    /// repeated again (its next occurrence notifies as usual).
+    pub fn unacknowledge(&self, ids: &[i64]) -> Result<usize, AlertsError> {
+        let reader = lock(&self.reader)?;
+        let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
+        Ok(reader.unacknowledge(ids)?)
+    }
+
+    /// One stored alert, whole.
+    pub fn get(&self, id: i64) -> Result<Option<StoredAlert>, AlertsError> {
+        let reader = lock(&self.reader)?;
+        Ok(reader.as_ref().ok_or(AlertsError::NoInbox)?.get(id)?)
+    }
+
+    /// Writes what `q` matches to `out` ([`Inbox::export`]) on a
+    /// connection of its own, so a long export holds up no search, count
+    /// or acknowledgement meanwhile.
+    pub fn export(
+        &self,
+        q: &Query,
+        format: ExportFormat,
+        out: impl std::io::Write,
+    ) -> Result<u64, AlertsError> {
+        let path = {
+            let reader = lock(&self.reader)?;
+            reader
+                .as_ref()
+                .ok_or(AlertsError::NoInbox)?
+                .path()
+                .to_path_buf()
+        };
+        self.flush()?;
+        Ok(Inbox::open(path)?.export(q, format, out)?)
+    }
+
     pub fn pause_until(&self, until: Option<DateTime<Utc>>) {
         if let Ok(mut p) = lock(&self.paused_until) {
             *p = until;
@@ -720,5 +757,38 @@ mod tests {
         assert_eq!(reader.missing(&ids).unwrap(), vec![ids[0]]);
         alerts.set_prefs("b", keeping("1d"), vec![]);
         assert_eq!(count(&alerts), 1, "the unacknowledged emergency stop stays");
+    }
+
+    /// Acknowledge, undo, read one whole, export while counting: the
+    /// inbox commands the desktop and the CLI share.
+    #[test]
+    fn an_alert_acknowledged_can_be_undone_read_whole_and_exported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.sqlite3");
+        let stop = r#"{"type":"session_status","sessionId":"S1","status":"emergency_stopped","note":"<b>x</b>"}"#;
+        let id = Inbox::open(&path)
+            .unwrap()
+            .insert(&[Record::new(event(stop), Utc::now())])
+            .unwrap()[0];
+        let (alerts, _committed) = Alerts::open(AlertsConfig::default().inbox(Some(path))).unwrap();
+        assert_eq!(alerts.counts(99).unwrap().critical, 1);
+        assert_eq!(alerts.acknowledge(&[id]).unwrap(), 1);
+        assert_eq!(alerts.counts(99).unwrap().critical, 0);
+        assert_eq!(alerts.unacknowledge(&[id]).unwrap(), 1);
+        assert_eq!(alerts.unacknowledge(&[id]).unwrap(), 0, "once");
+        assert_eq!(alerts.counts(99).unwrap().critical, 1);
+        let whole = alerts.get(id).unwrap().expect("stored");
+        assert_eq!(whole.event.payload.get(), stop, "the message as received");
+        assert!(alerts.get(id + 1).unwrap().is_none());
+        let mut csv = Vec::new();
+        let n = alerts
+            .export(&Query::default(), ExportFormat::Csv, &mut csv)
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(
+            String::from_utf8(csv)
+                .unwrap()
+                .contains("emergency_stopped")
+        );
     }
 }
