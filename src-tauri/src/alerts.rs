@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use riskwatch::Event;
 use riskwatch::alerting::{AlertsConfig, AlertsError};
 use riskwatch::engine::Notification;
-use riskwatch::inbox::{Committed, Inbox, InboxError};
+use riskwatch::inbox::{Committed, ExportFormat, Inbox, InboxError};
 
 use crate::error::Error;
 use crate::profiles::desktop_prefs;
-use crate::view::{AlertView, InboxCounts, InboxFilter};
+use crate::view::{AlertDetail, AlertView, ExportView, InboxCounts, InboxFilter};
 
 /// The pipeline, with the desktop's views over it.
 #[derive(Debug)]
@@ -72,6 +72,71 @@ impl Alerts {
     /// repeats). Returns how many changed.
     pub fn acknowledge(&self, ids: &[i64]) -> Result<usize, Error> {
         Ok(self.0.acknowledge(ids)?)
+    }
+
+    /// Undoes acknowledgements; returns how many changed.
+    pub fn unacknowledge(&self, ids: &[i64]) -> Result<usize, Error> {
+        Ok(self.0.unacknowledge(ids)?)
+    }
+
+    /// One alert whole, for the detail view.
+    pub fn detail(&self, id: i64) -> Result<Option<AlertDetail>, Error> {
+        Ok(self.0.get(id)?.as_ref().map(AlertDetail::new))
+    }
+
+    /// Writes what `filter` matches (every page) to a new file in `dir`,
+    /// `riskwatch-inbox-<local time>.csv|json`, never over an existing
+    /// one.
+    pub fn export(
+        &self,
+        filter: &InboxFilter,
+        format: ExportFormat,
+        dir: &Path,
+    ) -> Result<ExportView, Error> {
+        let ext = match format {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        };
+        let stamp = chrono::Local::now().format("%Y-%m-%d-%H%M%S");
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            Error::Inbox(format!("export: {what} {}: {e}", path.display()))
+        };
+        let (path, file) = (0..100)
+            .map(|n| match n {
+                0 => dir.join(format!("riskwatch-inbox-{stamp}.{ext}")),
+                n => dir.join(format!("riskwatch-inbox-{stamp}-{n}.{ext}")),
+            })
+            .find_map(|path| {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    other => Some((path, other)),
+                }
+            })
+            .ok_or_else(|| {
+                Error::Inbox(format!("export: no free file name in {}", dir.display()))
+            })?;
+        let file = file.map_err(|e| io("cannot create", &path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        let count = match self.0.export(&filter.query(), format, &mut out) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(out);
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        out.into_inner()
+            .map_err(|e| io("cannot write", &path, e.into_error()))?
+            .sync_all()
+            .map_err(|e| io("cannot write", &path, e))?;
+        Ok(ExportView {
+            path: path.display().to_string(),
+            count,
+        })
     }
 
     /// Acknowledges one alert by its engine key (a notification's action).
@@ -269,6 +334,73 @@ mod tests {
         let ids = all_ids(&alerts);
         assert_eq!(alerts.acknowledge(&ids).unwrap(), 1);
         assert_eq!(alerts.counts().unwrap().unread, 0);
+        alerts.close();
+    }
+
+    /// The inbox's detail view, undo, paging and export, as the window
+    /// calls them: the message whole and as text, pages that neither
+    /// repeat nor skip, a new file per export that never replaces one.
+    #[test]
+    fn detail_undo_pages_and_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alerts, _committed) = Alerts::open(&dir.path().join("inbox.sqlite3"), false).unwrap();
+        let now = Utc::now();
+        for i in 0..5 {
+            let text = format!(
+                r#"{{"type":"risk_alert","sessionId":"S{i}","alertLevel":"critical","alertType":"loss_limit","message":"<b>m{i}</b>","currentValue":92,"threshold":90}}"#
+            );
+            alerts.on_event("demo", &event(&text), now);
+        }
+        flush(&alerts);
+        let page = |before: Option<i64>| {
+            let f = InboxFilter {
+                limit: Some(2),
+                before_id: before,
+                ..InboxFilter::default()
+            };
+            alerts
+                .search(&f)
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        };
+        let (p1, p2) = (page(None), page(None));
+        assert_eq!(p1, p2);
+        let p2 = page(p1.last().copied());
+        let p3 = page(p2.last().copied());
+        let mut all: Vec<i64> = [p1, p2, p3.clone()].concat();
+        assert_eq!(p3.len(), 1, "5 alerts: 2 + 2 + 1");
+        all.dedup();
+        assert_eq!(all.len(), 5, "no alert on two pages");
+
+        let d = alerts.detail(all[0]).unwrap().expect("stored");
+        assert!(
+            d.message.contains("\"message\": \"<b>m4</b>\""),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.style, "trading");
+        assert!(alerts.detail(-1).unwrap().is_none());
+        assert_eq!(alerts.acknowledge(&all).unwrap(), 5);
+        assert_eq!(alerts.unacknowledge(&all[..2]).unwrap(), 2);
+        assert_eq!(alerts.counts().unwrap().critical, 2);
+
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let f = InboxFilter::default();
+        let csv = alerts.export(&f, ExportFormat::Csv, &out).unwrap();
+        let json = alerts.export(&f, ExportFormat::Json, &out).unwrap();
+        let again = alerts.export(&f, ExportFormat::Csv, &out).unwrap();
+        assert_eq!((csv.count, json.count), (5, 5));
+        assert_ne!(csv.path, again.path, "a second export is a new file");
+        let text = std::fs::read_to_string(&csv.path).unwrap();
+        assert_eq!(text.lines().count(), 6, "a header and 5 rows");
+        let parsed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json.path).unwrap()).unwrap();
+        assert_eq!(parsed.as_array().map(Vec::len), Some(5));
+        let nowhere = alerts.export(&f, ExportFormat::Csv, &dir.path().join("missing"));
+        assert!(nowhere.unwrap_err().to_string().contains("cannot create"));
         alerts.close();
     }
 }

@@ -5,8 +5,9 @@
 
 use chrono::Utc;
 use riskwatch::engine::{Prefs, Rule};
+use riskwatch::inbox::ExportFormat;
 use riskwatch::profile::Profile;
-use tauri::{AppHandle, Manager, State};
+use tauri::{AppHandle, Manager};
 
 use crate::alerts::Alerts;
 use crate::error::Error;
@@ -15,49 +16,94 @@ use crate::link::Links;
 use crate::profiles::{self, Profiles};
 use crate::settings::{Settings, Target};
 use crate::view::{
-    AlertView, InboxFilter, LinkView, PrefsForm, PrefsView, ProfileInput, ProfileView, Snapshot,
+    AlertDetail, AlertView, ExportView, InboxFilter, LinkView, PrefsForm, PrefsView, ProfileInput,
+    ProfileView, Snapshot,
 };
 
 /// The current state, source, last events and inbox counts, for a page
 /// that just loaded.
 #[tauri::command]
-pub fn snapshot(
-    app: AppHandle,
-    feed: State<'_, Feed>,
-    start: State<'_, StartTab>,
-) -> Result<Snapshot, Error> {
-    let mut snap = feed.snapshot()?;
-    snap.tab = start.0.clone();
-    if let Some(alerts) = app.try_state::<Alerts>() {
-        snap.inbox = alerts.counts()?;
-    }
-    Ok(snap)
+pub async fn snapshot(app: AppHandle) -> Result<Snapshot, Error> {
+    blocking(move || {
+        let mut snap = app.state::<Feed>().snapshot()?;
+        snap.tab = app.state::<StartTab>().0.clone();
+        if let Some(alerts) = app.try_state::<Alerts>() {
+            snap.inbox = alerts.counts()?;
+        }
+        Ok(snap)
+    })
+    .await
 }
 
 /// The dashboard to open on (`--tab`). Managed state.
 #[derive(Debug, Default)]
 pub struct StartTab(pub Option<String>);
 
-/// Stored alerts matching `filter`, newest first.
+/// Runs `f` on the app's inbox on a blocking thread: SQLite never runs
+/// on the main thread (the window's and the tray's) nor on the IPC one,
+/// so a large inbox blocks neither.
+async fn with_inbox<T: Send + 'static>(
+    app: AppHandle,
+    f: impl FnOnce(&Alerts) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    blocking(move || match app.try_state::<Alerts>() {
+        Some(alerts) => f(&alerts),
+        None => Err(Error::Inbox(
+            "there is no inbox (it could not be opened at start; see the log)".into(),
+        )),
+    })
+    .await
+}
+
+/// Stored alerts matching `filter`, newest first, a page at a time.
 #[tauri::command]
-pub fn inbox_search(
-    alerts: State<'_, Alerts>,
-    filter: InboxFilter,
-) -> Result<Vec<AlertView>, Error> {
-    alerts.search(&filter)
+pub async fn inbox_search(app: AppHandle, filter: InboxFilter) -> Result<Vec<AlertView>, Error> {
+    with_inbox(app, move |alerts| alerts.search(&filter)).await
+}
+
+/// One alert whole, for the detail view; `None` once it is gone.
+#[tauri::command]
+pub async fn inbox_alert(app: AppHandle, id: i64) -> Result<Option<AlertDetail>, Error> {
+    with_inbox(app, move |alerts| alerts.detail(id)).await
 }
 
 /// Acknowledges these alerts; returns how many changed. The new counts
 /// follow as an `inbox` event.
 #[tauri::command]
-pub fn inbox_acknowledge(
-    app: AppHandle,
-    alerts: State<'_, Alerts>,
-    ids: Vec<i64>,
-) -> Result<usize, Error> {
-    let n = alerts.acknowledge(&ids)?;
-    crate::window::inbox(&app);
+pub async fn inbox_acknowledge(app: AppHandle, ids: Vec<i64>) -> Result<usize, Error> {
+    let handle = app.clone();
+    let n = with_inbox(app, move |alerts| alerts.acknowledge(&ids)).await?;
+    crate::window::inbox(&handle);
     Ok(n)
+}
+
+/// Undoes acknowledgements; returns how many changed. The new counts
+/// follow as an `inbox` event.
+#[tauri::command]
+pub async fn inbox_unacknowledge(app: AppHandle, ids: Vec<i64>) -> Result<usize, Error> {
+    let handle = app.clone();
+    let n = with_inbox(app, move |alerts| alerts.unacknowledge(&ids)).await?;
+    crate::window::inbox(&handle);
+    Ok(n)
+}
+
+/// Writes every alert `filter` matches to a new CSV or JSON file in the
+/// user's downloads folder (else the home folder); says where.
+#[tauri::command]
+pub async fn inbox_export(
+    app: AppHandle,
+    filter: InboxFilter,
+    format: String,
+) -> Result<ExportView, Error> {
+    let format: ExportFormat = format.parse().map_err(Error::Invalid)?;
+    let dir = app
+        .path()
+        .download_dir()
+        .ok()
+        .filter(|d| d.is_dir())
+        .or_else(|| app.path().home_dir().ok())
+        .ok_or_else(|| Error::Inbox("export: no downloads or home folder".into()))?;
+    with_inbox(app, move |alerts| alerts.export(&filter, format, &dir)).await
 }
 
 /// The profile store, or why there is none (no config directory).

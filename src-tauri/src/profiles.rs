@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 use riskwatch::Severity;
 use riskwatch::client::Token;
 use riskwatch::credentials;
-use riskwatch::engine::prefs::QuietHours;
+use riskwatch::engine::prefs::{HumanDuration, QuietHours};
 use riskwatch::engine::{MuteTarget, Prefs};
 use riskwatch::profile::{Profile, ProfileStore, ServerUrl};
 use riskwatch::protocol::Style;
@@ -356,7 +356,16 @@ pub fn form_of(prefs: &Prefs) -> PrefsForm {
                 }
             })
             .collect(),
+        keep_days: keep_days(prefs),
     }
+}
+
+/// `[inbox] keep` in whole days, rounded up (`None`: forever).
+fn keep_days(prefs: &Prefs) -> Option<u32> {
+    prefs.inbox.keep().map(|d| {
+        let days = d.as_secs().div_ceil(86_400).max(1);
+        u32::try_from(days).unwrap_or(u32::MAX)
+    })
 }
 
 /// A mute's target from Settings' `kind` and `value`.
@@ -421,6 +430,21 @@ pub fn apply_form(prefs: &mut Prefs, form: &PrefsForm) -> Result<(), Error> {
             .map_err(|e| Error::Invalid(format!("rule {}: {e}", i + 1)))?;
     }
     prefs.rules = rules.rules;
+    // A value the form cannot show exactly ("36h") stays unless changed.
+    if form.keep_days != keep_days(prefs) {
+        prefs.inbox.keep = match form.keep_days {
+            None => HumanDuration(Duration::ZERO),
+            Some(d @ 1..=PrefsForm::MAX_KEEP_DAYS) => {
+                HumanDuration(Duration::from_secs(u64::from(d) * 86_400))
+            }
+            Some(d) => {
+                return Err(Error::Invalid(format!(
+                    "keep alerts: {d} days; give 1 to {} days, or keep them forever",
+                    PrefsForm::MAX_KEEP_DAYS
+                )));
+            }
+        };
+    }
     // Mutes and snoozes change through `snooze` / `unmute` only: a form
     // opened before a snooze must not undo it when saved.
     Ok(())
@@ -488,6 +512,40 @@ timezone = "Europe/London"
             f.rules.retain(|r| !r.trim().is_empty());
             f
         });
+    }
+
+    /// Settings' "keep alerts" is the file's `[inbox] keep` in days:
+    /// 90 by default, "forever" as `off`, a value it cannot show exactly
+    /// kept unless changed, and nonsense refused with the field's name.
+    #[test]
+    fn the_form_sets_how_long_the_inbox_keeps_alerts() {
+        let mut prefs = desktop_prefs();
+        let mut form = form_of(&prefs);
+        assert_eq!(form.keep_days, Some(90));
+        form.keep_days = Some(30);
+        apply_form(&mut prefs, &form).unwrap();
+        assert_eq!(prefs.inbox.keep(), Some(Duration::from_secs(30 * 86_400)));
+        form.keep_days = None;
+        apply_form(&mut prefs, &form).unwrap();
+        assert_eq!(prefs.inbox.keep(), None);
+        assert!(prefs.to_toml().unwrap().contains("keep = \"off\""));
+
+        let (mut odd, _) = Prefs::from_toml("[inbox]\nkeep = \"36h\"\n", "p.toml").unwrap();
+        let form = form_of(&odd);
+        assert_eq!(form.keep_days, Some(2), "rounded up for the form");
+        apply_form(&mut odd, &form).unwrap();
+        assert_eq!(
+            odd.inbox.keep(),
+            Some(Duration::from_secs(36 * 3600)),
+            "kept"
+        );
+
+        for bad in [0, PrefsForm::MAX_KEEP_DAYS + 1] {
+            let mut form = form_of(&prefs);
+            form.keep_days = Some(bad);
+            let err = apply_form(&mut prefs, &form).unwrap_err().to_string();
+            assert!(err.contains("keep alerts"), "{err}");
+        }
     }
 
     #[test]

@@ -161,6 +161,19 @@ pub struct PrefsForm {
     /// Threshold rules, one per entry (docs/RULES.md).
     pub rules: Vec<String>,
     pub mutes: Vec<MuteView>,
+    /// How many days the inbox keeps this profile's alerts (`[inbox]
+    /// keep`); `None`: forever. Default 90.
+    #[serde(default = "PrefsForm::default_keep_days")]
+    pub keep_days: Option<u32>,
+}
+
+impl PrefsForm {
+    /// The most days Settings accepts (ten years; beyond, "forever").
+    pub const MAX_KEEP_DAYS: u32 = 3650;
+
+    fn default_keep_days() -> Option<u32> {
+        Some(90)
+    }
 }
 
 /// A profile's preferences: the form, and the whole file for the advanced
@@ -249,17 +262,72 @@ impl AlertView {
     }
 }
 
-/// The inbox filter the UI sends (`inbox_search`). Every field optional.
+/// One stored alert whole, for the inbox's detail view: the message as
+/// the server sent it (pretty-printed JSON, server text: render it as
+/// text) and what riskwatch knows of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDetail {
+    pub alert: AlertView,
+    /// The message as received, indented.
+    pub message: String,
+    /// The backend style it was decoded as (`native`, `trading`, …).
+    pub style: String,
+    /// The server's event id and the hub's sequence number, when sent.
+    pub event_id: Option<String>,
+    pub seq: Option<u64>,
+    /// Whether `alert.time` is the server's (false: the receipt time).
+    pub server_time: bool,
+    pub received: DateTime<Utc>,
+    /// Severity as decoded, before the user's rules.
+    pub event_severity: Severity,
+}
+
+impl AlertDetail {
+    pub fn new(a: &StoredAlert) -> AlertDetail {
+        let raw = a.event.payload.get();
+        let message = serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| raw.to_owned());
+        AlertDetail {
+            alert: AlertView::new(a),
+            message,
+            style: a.event.style.as_str().to_owned(),
+            event_id: a.event.id.clone(),
+            seq: a.event.seq,
+            server_time: a.event.server_time,
+            received: a.received,
+            event_severity: a.event.severity,
+        }
+    }
+}
+
+/// Where an export was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportView {
+    pub path: String,
+    pub count: u64,
+}
+
+/// The inbox filter the UI sends (`inbox_search`, `inbox_export`). Every
+/// field optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboxFilter {
-    /// Case-insensitive substring of the payload, subject or channel.
+    /// Words of the type, subject, channel or message, each matched as a
+    /// prefix, case and accents ignored (the inbox's full-text index).
     pub text: Option<String>,
     pub kind: Option<String>,
     pub min_severity: Option<Severity>,
     pub source: Option<String>,
     /// Only unacknowledged alerts.
     pub unread_only: bool,
+    /// Only alerts whose time is at or after `since` and before `until`.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Paging: only alerts older than this id (the last one of the page
+    /// before).
+    pub before_id: Option<i64>,
     /// Default and maximum 200.
     pub limit: Option<usize>,
 }
@@ -289,6 +357,15 @@ impl InboxFilter {
         }
         if self.unread_only {
             q = q.acknowledged(false);
+        }
+        if let Some(t) = self.since {
+            q = q.since(t);
+        }
+        if let Some(t) = self.until {
+            q = q.until(t);
+        }
+        if let Some(id) = self.before_id {
+            q = q.before_id(id);
         }
         q
     }
@@ -441,11 +518,19 @@ mod tests {
                 value: "tick".into(),
                 until: None,
             }],
+            keep_days: Some(90),
         };
         let fv = serde_json::to_value(&form).unwrap();
         assert_eq!(
             keys(&fv),
-            ["list", "mutes", "notify", "quiet_hours", "rules"]
+            [
+                "keep_days",
+                "list",
+                "mutes",
+                "notify",
+                "quiet_hours",
+                "rules"
+            ]
         );
         assert_eq!(
             keys(&fv["quiet_hours"]),

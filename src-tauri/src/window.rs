@@ -51,8 +51,20 @@ pub fn changed(app: &AppHandle, c: Changed) {
     }
 }
 
-/// Sends fresh inbox counts to the window (and so to the tray).
+/// Asks for fresh inbox counts ([`EVENT_INBOX`]): they are read and sent
+/// by the inbox's own thread ([`watch_commits`]), never by the caller,
+/// which may be the main thread (the tray's menu) or the async runtime.
 pub fn inbox(app: &AppHandle) {
+    if let Some(poke) = app.try_state::<InboxPoke>() {
+        let _ = poke.0.send(());
+    }
+}
+
+/// How [`inbox`] reaches the counting thread. Managed state.
+struct InboxPoke(mpsc::Sender<()>);
+
+/// Reads the counts and sends them to the window and the tray.
+fn send_counts(app: &AppHandle) {
     if let Some(alerts) = app.try_state::<Alerts>() {
         match alerts.counts() {
             Ok(counts) => emit(app, EVENT_INBOX, &counts),
@@ -61,27 +73,38 @@ pub fn inbox(app: &AppHandle) {
     }
 }
 
-/// After inbox commits, fresh counts, at most every [`COUNTS_EVERY`]
-/// (counting unread alerts reads rows; see `Alerts::counts`).
+/// Sends fresh counts after each inbox commit and each [`inbox`] call, at
+/// most every [`COUNTS_EVERY`] (counting unread alerts reads rows; see
+/// `Alerts::counts`), from one thread, so they arrive in order.
 pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
-    let spawned = std::thread::Builder::new()
-        .name("riskwatch-inbox-watch".into())
+    let (poke, poked) = mpsc::channel::<()>();
+    app.manage(InboxPoke(poke.clone()));
+    let forwarded = std::thread::Builder::new()
+        .name("riskwatch-inbox-commits".into())
         .spawn(move || {
             while committed.recv().is_ok() {
-                inbox(&app);
-                std::thread::sleep(COUNTS_EVERY);
-                // Coalesce what arrived meanwhile; a pending report waits
-                // for the next commit or is sent below.
-                let mut pending = false;
-                while committed.try_recv().is_ok() {
-                    pending = true;
-                }
-                if pending {
-                    inbox(&app);
+                if poke.send(()).is_err() {
+                    break;
                 }
             }
         });
-    if let Err(error) = spawned {
+    let counting = std::thread::Builder::new()
+        .name("riskwatch-inbox-counts".into())
+        .spawn(move || {
+            while poked.recv().is_ok() {
+                send_counts(&app);
+                std::thread::sleep(COUNTS_EVERY);
+                // Coalesce what arrived meanwhile.
+                let mut pending = false;
+                while poked.try_recv().is_ok() {
+                    pending = true;
+                }
+                if pending {
+                    send_counts(&app);
+                }
+            }
+        });
+    if let Err(error) = forwarded.and(counting) {
         tracing::warn!(%error, "cannot watch the inbox");
     }
 }
@@ -102,15 +125,18 @@ pub fn raise(app: &AppHandle, alerts: &Alerts, n: Notification) {
     let alert = n.alert.clone();
     alerts.raise(n, move |picked| match (picked.as_deref(), alert) {
         (Some(action::ACKNOWLEDGE), Some(key)) => {
-            if let Some(alerts) = app.try_state::<Alerts>() {
-                match alerts.acknowledge_key(&key) {
-                    Ok(n) => tracing::info!(stored = n, "acknowledged from a notification"),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot acknowledge from the notification")
+            // SQLite: on a blocking thread, not the async runtime's.
+            tauri::async_runtime::spawn_blocking(move || {
+                if let Some(alerts) = app.try_state::<Alerts>() {
+                    match alerts.acknowledge_key(&key) {
+                        Ok(n) => tracing::info!(stored = n, "acknowledged from a notification"),
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot acknowledge from the notification")
+                        }
                     }
                 }
-            }
-            inbox(&app);
+                inbox(&app);
+            });
         }
         (Some(action::OPEN), _) => show_main(&app),
         _ => {}
