@@ -648,7 +648,9 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
         .unwrap()
         .parse::<u64>()
         .unwrap();
-    d.click(&format!("{row}//button[contains(@class,'ack')]"));
+    d.click(&format!(
+        "{row}//button[contains(concat(' ', @class, ' '), ' ack ')]"
+    ));
     d.wait(
         10,
         "the alert's row to show as acknowledged",
@@ -699,6 +701,95 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     }
     eprintln!("e2e: acknowledged, critical state cleared (inbox and tray)");
     d.screenshot(&artifacts.join("e2e-inbox-acknowledged.png"));
+    inbox_tools(d, &row, &nonce, artifacts);
+}
+
+/// The inbox beyond the list (issue 17 point 5), in the real webview: the
+/// alert's detail pane with its whole message as text; undoing the
+/// acknowledgement and acknowledging again from the pane; a date filter;
+/// an export whose file holds the alert.
+fn inbox_tools(d: &Driver, row: &str, nonce: &str, artifacts: &Path) {
+    d.click(&format!("{row}//button[contains(@class,'open-detail')]"));
+    let message = d.wait(
+        10,
+        "the detail pane with the whole message",
+        "const p = document.getElementById('inbox-detail'); const m = document.getElementById('d-message').textContent; return !p.hidden && m.includes(arguments[0]) ? m : null",
+        json!([nonce]),
+    );
+    let message = message.as_str().unwrap();
+    assert!(
+        message.contains("\"alertLevel\": \"critical\""),
+        "the message, pretty-printed: {message}"
+    );
+    d.screenshot(&artifacts.join("e2e-inbox-detail.png"));
+    eprintln!("e2e: the detail pane shows the message as received");
+
+    // Undo from the pane: the row is unacknowledged again, then
+    // acknowledged again.
+    d.click("//button[@id='d-unack']");
+    let acked = "return [...document.querySelectorAll('#inbox li')].some(li => li.textContent.includes(arguments[0]) && li.classList.contains('acked') === arguments[1]) && document.getElementById('d-ack').hidden === arguments[1]";
+    d.wait(
+        10,
+        "the alert unacknowledged again",
+        acked,
+        json!([nonce, false]),
+    );
+    d.click("//button[@id='d-ack']");
+    d.wait(
+        10,
+        "the alert acknowledged again",
+        acked,
+        json!([nonce, true]),
+    );
+    eprintln!("e2e: unacknowledged and acknowledged again from the detail pane");
+
+    // A date filter: from tomorrow, nothing; cleared, the alert is back.
+    let set_from = "const f = document.getElementById('f-from'); f.value = arguments[0]; f.dispatchEvent(new Event('input')); return null";
+    let tomorrow = (chrono::Local::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    d.js(set_from, json!([tomorrow]));
+    d.wait(
+        10,
+        "an empty inbox from tomorrow on",
+        "return document.querySelectorAll('#inbox li').length === 0 && /^0 shown/.test(document.getElementById('inbox-summary').textContent)",
+        json!([]),
+    );
+    d.js(set_from, json!([""]));
+    d.wait(
+        10,
+        "the alert back without the date filter",
+        IN_INBOX,
+        json!([nonce]),
+    );
+    eprintln!("e2e: the date filter narrows and widens the inbox");
+
+    // Export: the search for the nonce, as CSV, to a new file that holds it.
+    d.type_text("//input[@id='f-text']", nonce);
+    d.wait(
+        10,
+        "the search for the alert",
+        "const rows = [...document.querySelectorAll('#inbox li')]; return rows.length >= 1 && rows.every(li => li.textContent.includes(arguments[0]))",
+        json!([nonce]),
+    );
+    d.click("//button[@id='export-csv']");
+    let said = d.wait(
+        15,
+        "the export's file named in the summary",
+        "const m = / exported (\\d+) to (.+)$/.exec(document.getElementById('inbox-summary').textContent); return m ? [m[1], m[2]] : null",
+        json!([]),
+    );
+    let (count, path) = (said[0].as_str().unwrap(), said[1].as_str().unwrap());
+    assert_eq!(count, "1", "only the alert searched for");
+    let csv = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(csv.starts_with("id,"), "a header first: {csv}");
+    assert!(csv.contains(nonce), "the alert in {path}: {csv}");
+    let _ = std::fs::remove_file(path);
+    d.js(
+        "const f = document.getElementById('f-text'); f.value = ''; f.dispatchEvent(new Event('input')); return null",
+        json!([]),
+    );
+    eprintln!("e2e: exported the search to {path}");
 }
 
 /// `riskwatch token` for the hub started with `secret`.
@@ -841,6 +932,22 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
         "//textarea[@id='pf-rules']",
         "risk_alert: currentValue > 90 => emergency",
     );
+    // The inbox's retention: 90 days unless changed; nonsense refused, 30
+    // saved as the file's [inbox] keep.
+    let keep = d.js("return document.getElementById('pf-keep').value", json!([]));
+    assert_eq!(keep, json!("90"), "the default retention");
+    let set_keep = "const k = document.getElementById('pf-keep'); k.value = ''; return null";
+    d.js(set_keep, json!([]));
+    d.type_text("//input[@id='pf-keep']", "0");
+    d.click("//button[@id='pf-save']");
+    d.wait(
+        10,
+        "the retention refused",
+        "const t = document.getElementById('prefs-status').textContent; return t.includes('Keep alerts') ? t : ''",
+        json!([]),
+    );
+    d.js(set_keep, json!([]));
+    d.type_text("//input[@id='pf-keep']", "30");
     d.click("//button[@id='pf-save']");
     d.wait(
         10,
@@ -851,6 +958,7 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
     let file = std::fs::read_to_string(Path::new(&config).join("riskwatch/profiles/desk2.toml"))
         .expect("the profile's file");
     assert!(file.contains("currentValue > 90 => emergency"), "{file}");
+    assert!(file.contains("[inbox]\nkeep = \"30d\""), "{file}");
     d.screenshot(&artifacts.join("e2e-settings.png"));
 
     // The demo disconnected: the Demo badge goes, desk2 stays Live.

@@ -75,12 +75,40 @@ export interface AlertView {
 
 /** `view::InboxFilter`; every field optional. */
 export interface InboxFilter {
+  /** Words, each matched as a prefix, case and accents ignored. */
   text?: string | null;
   kind?: string | null;
   min_severity?: Severity | null;
   source?: string | null;
   unread_only?: boolean;
+  /** RFC 3339: alerts at or after `since` and before `until`. */
+  since?: string | null;
+  until?: string | null;
+  /** Paging: only alerts older than this id. */
+  before_id?: number | null;
   limit?: number | null;
+}
+
+/** One alert whole (`view::AlertDetail`). All text is server text. */
+export interface AlertDetail {
+  alert: AlertView;
+  /** The message as received, indented. */
+  message: string;
+  style: string;
+  event_id: string | null;
+  seq: number | null;
+  /** Whether `alert.time` is the server's (false: the receipt time). */
+  server_time: boolean;
+  /** RFC 3339. */
+  received: string;
+  /** Severity as decoded, before the user's rules. */
+  event_severity: Severity;
+}
+
+/** Where an export went (`view::ExportView`). */
+export interface ExportView {
+  path: string;
+  count: number;
 }
 
 /** One running connection (`view::LinkView`): a profile, the demo, or `--url`. */
@@ -152,6 +180,8 @@ export interface PrefsForm {
   /** Threshold rules, one per entry (docs/RULES.md). */
   rules: string[];
   mutes: MuteView[];
+  /** Days the inbox keeps alerts; null: forever. */
+  keep_days: number | null;
 }
 
 /** `view::PrefsView`: the form and the whole file. */
@@ -233,6 +263,22 @@ export async function acknowledge(ids: readonly number[]): Promise<number> {
   } catch (error) {
     throw new Error(errorText(error));
   }
+}
+
+/** Undoes acknowledgements; resolves with how many changed. */
+export function unacknowledge(ids: readonly number[]): Promise<number> {
+  return call<number>("inbox_unacknowledge", { ids });
+}
+
+/** One alert whole; null once it is gone. */
+export function inboxAlert(id: number): Promise<AlertDetail | null> {
+  return call<AlertDetail | null>("inbox_alert", { id });
+}
+
+/** Writes what `filter` matches (every page) to a new file in the
+ * downloads folder. */
+export function exportInbox(filter: InboxFilter, format: "csv" | "json"): Promise<ExportView> {
+  return call<ExportView>("inbox_export", { filter, format });
 }
 
 /** Calls a command; rejects with its error message. */

@@ -39,6 +39,7 @@ import {
   mergeLinks,
   muteKey,
   muteRows,
+  parseKeepDays,
   parseRules,
   profileInput,
   snoozeMinutes,
@@ -140,6 +141,8 @@ export class SettingsView {
     tz: byId<HTMLInputElement>("pf-tz"),
     allow: byId<HTMLSelectElement>("pf-allow"),
     rules: byId<HTMLTextAreaElement>("pf-rules"),
+    keep: byId<HTMLInputElement>("pf-keep"),
+    keepForever: byId<HTMLInputElement>("pf-keep-forever"),
     prefsSave: byId<HTMLButtonElement>("pf-save"),
     prefsStatus: byId<HTMLParagraphElement>("prefs-status"),
     mutes: byId<HTMLTableSectionElement>("mutes"),
@@ -194,6 +197,7 @@ export class SettingsView {
       void this.savePrefs();
     });
     e.quiet.addEventListener("change", () => this.quietEnabled(e.quiet.checked));
+    e.keepForever.addEventListener("change", () => (e.keep.disabled = e.keepForever.checked));
     e.muteForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
       void this.addMute();
@@ -508,6 +512,9 @@ export class SettingsView {
     e.allow.value = q?.allow ?? "emergency";
     this.quietEnabled(q !== null);
     e.rules.value = f.rules.join("\n");
+    e.keepForever.checked = f.keep_days === null;
+    e.keep.value = String(f.keep_days ?? 90);
+    e.keep.disabled = f.keep_days === null;
   }
 
   private renderPrefs(): void {
@@ -547,12 +554,18 @@ export class SettingsView {
       }
       quiet = { start, end, timezone, allow: selected(e.allow, "emergency") };
     }
+    const keep = parseKeepDays(e.keep.value, e.keepForever.checked);
+    if ("error" in keep) {
+      status(e.prefsStatus, keep.error, "error");
+      return;
+    }
     const form: PrefsForm = {
       list: selected(e.list, "info"),
       notify: selected(e.notify, "critical"),
       quiet_hours: quiet,
       rules: parseRules(e.rules.value),
       mutes: current.form.mutes,
+      keep_days: keep.days,
     };
     await pending(e.prefsSave, e.prefsStatus, async () => {
       const view = await savePrefs(name, form);

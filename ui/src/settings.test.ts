@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import type { LinkView, MuteView, ProfileView } from "./ipc";
 import {
+  parseKeepDays,
   TOKEN_IN_URL,
   checkProfileName,
   checkUrl,
@@ -244,5 +245,21 @@ describe("links", () => {
     expect(mergeLinks(list, [link("a"), link("b")]).stale).toBe(true); // b connected
     expect(mergeLinks(list, []).stale).toBe(true); // a went away
     expect(mergeLinks(list, [link("a"), link("cli")]).stale).toBe(true); // unknown link
+  });
+});
+
+describe("parseKeepDays", () => {
+  it("takes whole days in range, or forever", () => {
+    expect(parseKeepDays(" 90 ", false)).toEqual({ days: 90 });
+    expect(parseKeepDays("1", false)).toEqual({ days: 1 });
+    expect(parseKeepDays("3650", false)).toEqual({ days: 3650 });
+    expect(parseKeepDays("", true)).toEqual({ days: null });
+    expect(parseKeepDays("abc", true)).toEqual({ days: null });
+  });
+
+  it("refuses what is not whole days from 1 to 3650", () => {
+    for (const bad of ["", "0", "-3", "1.5", "3651", "ninety", "1e9"]) {
+      expect(parseKeepDays(bad, false)).toHaveProperty("error");
+    }
   });
 });

@@ -144,6 +144,21 @@ export function parseRules(text: string): string[] {
 
 /** The profile whose preferences Settings opens on: the first connected
  * one, else the first with a connection, else the first. */
+/** The most days the inbox keeps alerts by Settings (`PrefsForm::MAX_KEEP_DAYS`). */
+export const MAX_KEEP_DAYS = 3650;
+
+/** Settings' "keep alerts" as the form sends it: whole days, or null for
+ * forever; an error to show otherwise. */
+export function parseKeepDays(value: string, forever: boolean): { days: number | null } | { error: string } {
+  if (forever) return { days: null };
+  const t = value.trim();
+  const n = Number(t);
+  if (t === "" || !Number.isInteger(n) || n < 1 || n > MAX_KEEP_DAYS) {
+    return { error: `Keep alerts: enter whole days from 1 to ${MAX_KEEP_DAYS}, or choose Forever.` };
+  }
+  return { days: n };
+}
+
 export function defaultPrefsProfile(profiles: readonly ProfileView[]): string | null {
   return (
     profiles.find((p) => p.link?.state.state === "connected")?.name ??
