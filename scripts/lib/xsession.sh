@@ -43,6 +43,9 @@ private_xdg() {
   mkdir -m 700 "$WORK/run"
   export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
     XDG_CONFIG_HOME=$WORK/config
+  # The downloads folder (the inbox's exports), as xdg-user-dirs names it.
+  mkdir -p "$WORK/config" "$WORK/downloads"
+  printf 'XDG_DOWNLOAD_DIR="%s"\n' "$WORK/downloads" >"$WORK/config/user-dirs.dirs"
 }
 
 # The app under test runs as a new user would: in demo mode, with none of

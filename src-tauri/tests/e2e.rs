@@ -781,6 +781,12 @@ fn inbox_tools(d: &Driver, row: &str, nonce: &str, artifacts: &Path) {
     );
     let (count, path) = (said[0].as_str().unwrap(), said[1].as_str().unwrap());
     assert_eq!(count, "1", "only the alert searched for");
+    let config = std::env::var("XDG_CONFIG_HOME").expect("XDG_CONFIG_HOME (desktop-e2e.sh)");
+    let downloads = Path::new(&config).with_file_name("downloads");
+    assert!(
+        Path::new(path).parent() == Some(downloads.as_path()),
+        "{path} is not in the downloads folder {downloads:?}"
+    );
     let csv = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     assert!(csv.starts_with("id,"), "a header first: {csv}");
     assert!(csv.contains(nonce), "the alert in {path}: {csv}");
