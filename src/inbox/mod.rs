@@ -24,6 +24,7 @@
 //! both sides share; `writer.rs` the batching writer thread.
 
 mod export;
+pub mod sample;
 mod schema;
 mod writer;
 
