@@ -115,6 +115,12 @@ fn main() {
     g.bench_function("tray count (unacknowledged critical)", |b| {
         b.iter(|| black_box(inbox.unacknowledged_critical().unwrap()))
     });
+    g.bench_function("unread badge (counted up to 999)", |b| {
+        b.iter(|| black_box(inbox.unacknowledged_up_to(999).unwrap()))
+    });
+    g.bench_function("total stored", |b| {
+        b.iter(|| black_box(inbox.count().unwrap()))
+    });
     let mut k = 0;
     g.bench_function("acknowledge one, then undo", |b| {
         b.iter(|| {

@@ -513,7 +513,7 @@ impl Alerts {
         let gap = reader.search(&q)?.first().map(|a| a.event.describe().body);
         Ok(Counts {
             total: reader.count()?,
-            unread: reader.unacknowledged()?.min(unread_cap),
+            unread: reader.unacknowledged_up_to(unread_cap)?,
             critical: reader.unacknowledged_critical()?,
             paused_until: lock(&self.paused_until)?.filter(|t| now < *t),
             gap,

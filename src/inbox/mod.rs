@@ -505,6 +505,21 @@ impl Inbox {
         self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL")
     }
 
+    /// Unacknowledged alerts, counted no further than `cap` (what a badge
+    /// shows as "999+"): a million unread rows cost no more than a
+    /// thousand.
+    pub fn unacknowledged_up_to(&self, cap: u64) -> Result<u64, InboxError> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM alerts WHERE acked_ms IS NULL LIMIT ?1)",
+                [cap],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// All stored alerts.
     pub fn count(&self) -> Result<u64, InboxError> {
         self.count_sql("SELECT count(*) FROM alerts")

@@ -66,6 +66,8 @@ fn acknowledge_and_unacknowledge() {
     assert_eq!(inbox.acknowledge(&[ids[2]], now()).unwrap(), 0, "already");
     assert_eq!(inbox.unacknowledged_critical().unwrap(), 1);
     assert_eq!(inbox.unacknowledged().unwrap(), 3);
+    assert_eq!(inbox.unacknowledged_up_to(2).unwrap(), 2, "capped");
+    assert_eq!(inbox.unacknowledged_up_to(99).unwrap(), 3);
     assert_eq!(
         inbox.get(ids[2]).unwrap().unwrap().acknowledged,
         Some(now())
