@@ -8,7 +8,12 @@
 //!   `Event::describe`); the app name is `riskwatch`, the icon a themed
 //!   icon per severity unless one is configured.
 //! - The actions *Acknowledge* (`acknowledge`) and *Open* (`open`) are
-//!   offered when the server lists the `actions` capability.
+//!   offered when the server lists the `actions` capability, with the
+//!   spec's `default` action, which a click on the body invokes, reported
+//!   as *Open*.
+//! - The category is `x-riskwatch.alert` (`.critical` for critical and
+//!   emergency alerts): the spec reserves unprefixed names for its own
+//!   list, vendors' go under `x-vendor.`.
 //! - A notification with the same key replaces the earlier bubble (the
 //!   D-Bus `replaces_id`), so a count update does not stack up bubbles.
 //! - The D-Bus call blocks, so [`Notifier::show`] runs it on tokio's
@@ -94,6 +99,9 @@ impl NotifierConfig {
 pub mod action {
     pub const ACKNOWLEDGE: &str = "acknowledge";
     pub const OPEN: &str = "open";
+    /// The freedesktop spec's action for a click on the notification's
+    /// body; [`super::Shown::wait_for_action`] reports it as [`OPEN`].
+    pub const DEFAULT: &str = "default";
 }
 
 /// A shown notification.
@@ -109,16 +117,17 @@ pub struct Shown {
 
 impl Shown {
     /// Blocks until the user picks an action or the notification closes;
-    /// returns the action id (`acknowledge`, `open`), or `None` when it was
-    /// closed or dismissed. Call it on a blocking thread.
+    /// returns the action id (`acknowledge`, `open`; a click on the body
+    /// is `open`), or `None` when it was closed or dismissed. Call it on a
+    /// blocking thread.
     pub fn wait_for_action(self) -> Option<String> {
         #[cfg(all(unix, not(target_os = "macos")))]
         if let Some(h) = self.handle {
             let mut picked = None;
-            h.wait_for_action(|a| {
-                if a != "__closed" {
-                    picked = Some(a.to_owned());
-                }
+            h.wait_for_action(|a| match a {
+                "__closed" => {}
+                action::DEFAULT => picked = Some(action::OPEN.to_owned()),
+                a => picked = Some(a.to_owned()),
             });
             return picked;
         }
@@ -331,9 +340,9 @@ impl Notifier {
             &mut note,
             Hint::Category(
                 if n.severity >= Severity::Critical {
-                    "riskwatch.alert.critical"
+                    "x-riskwatch.alert.critical"
                 } else {
-                    "riskwatch.alert"
+                    "x-riskwatch.alert"
                 }
                 .into(),
             ),
@@ -361,6 +370,9 @@ impl Notifier {
             }
         }
         if actions {
+            // First: servers that draw actions as buttons leave `default`
+            // out and run it on a click on the body.
+            note.action(action::DEFAULT, "Open");
             if n.alert.is_some() {
                 note.action(action::ACKNOWLEDGE, "Acknowledge");
             }
@@ -479,7 +491,14 @@ mod tests {
         assert_eq!(b.timeout, notify_rust::Timeout::Never);
         assert_eq!(
             b.actions,
-            vec!["acknowledge", "Acknowledge", "open", "Open"]
+            vec![
+                "default",
+                "Open",
+                "acknowledge",
+                "Acknowledge",
+                "open",
+                "Open"
+            ]
         );
         let b = Notifier::default().build(&note(Severity::Warning), false, false);
         assert_eq!(b.body, "session S42: <loss> & more", "no markup: as is");

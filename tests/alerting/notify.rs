@@ -30,6 +30,8 @@ pub struct Captured {
     pub actions: Vec<String>,
     pub urgency: Option<u8>,
     pub sound_name: Option<String>,
+    pub category: Option<String>,
+    pub desktop_entry: Option<String>,
     pub expire_timeout: i32,
     pub id: u32,
 }
@@ -66,9 +68,10 @@ impl Capture {
         let urgency = hints
             .get("urgency")
             .and_then(|v| v.downcast_ref::<u8>().ok());
-        let sound_name = hints
-            .get("sound-name")
-            .and_then(|v| v.downcast_ref::<String>().ok());
+        let text = |k: &str| hints.get(k).and_then(|v| v.downcast_ref::<String>().ok());
+        let sound_name = text("sound-name");
+        let category = text("category");
+        let desktop_entry = text("desktop-entry");
         let _ = self.tx.lock().unwrap().send(Captured {
             app_name,
             replaces_id,
@@ -78,6 +81,8 @@ impl Capture {
             actions,
             urgency,
             sound_name,
+            category,
+            desktop_entry,
             expire_timeout,
             id,
         });
@@ -212,7 +217,20 @@ fn an_emergency_crosses_dbus_as_critical_never_expiring_with_actions() {
     assert_eq!(n.expire_timeout, 0, "emergencies never expire");
     assert_eq!(n.app_name, "riskwatch");
     assert_eq!(n.icon, "dialog-error");
-    assert_eq!(n.actions, ["acknowledge", "Acknowledge", "open", "Open"]);
+    assert_eq!(
+        n.actions,
+        [
+            "default",
+            "Open",
+            "acknowledge",
+            "Acknowledge",
+            "open",
+            "Open"
+        ]
+    );
+    // The spec's vendor prefix, and the launcher entry the package installs.
+    assert_eq!(n.category.as_deref(), Some("x-riskwatch.alert.critical"));
+    assert_eq!(n.desktop_entry.as_deref(), Some("riskwatch"));
     // The second show of the same alert replaces the first bubble.
     let again = server.next("the second show");
     assert_eq!(again.replaces_id, n.id);
@@ -332,6 +350,21 @@ fn watch_with_prefs_and_notify_raises_real_notifications_and_acknowledges() {
     }
     let line = acked.unwrap_or_else(|| panic!("no acknowledgement; stderr:\n{}", err.text()));
     assert!(line.contains("EMERGENCY STOP"), "{line}");
+    // A click on the department alert's body: the spec's `default` action,
+    // which riskwatch takes as Open.
+    let id = shown[0].id;
+    let mut opened = None;
+    for _ in 0..50 {
+        server.invoke(id, "default");
+        if let Some(l) = err.next(Duration::from_millis(300))
+            && l.contains("riskwatch: open:")
+        {
+            opened = Some(l);
+            break;
+        }
+    }
+    let line = opened.unwrap_or_else(|| panic!("no open; stderr:\n{}", err.text()));
+    assert!(line.contains("Department critical: Engineering"), "{line}");
     drop(p);
     let inbox = riskwatch::inbox::Inbox::open(&inbox_path).unwrap();
     assert_eq!(inbox.count().unwrap(), 3);
