@@ -2,7 +2,8 @@
 # End-to-end test of the real webview: riskwatch-desktop in demo mode, driven
 # over WebDriver (tauri-driver + WebKitWebDriver) by src-tauri/tests/e2e.rs.
 # Starts a private Xvfb display and a private D-Bus session (with dbus-monitor
-# recording the notification calls, answered by dunst), runs tauri-driver in
+# recording the notification calls and the replies, which carry their ids,
+# answered by dunst), runs tauri-driver in
 # it, and runs the test with RISKWATCH_E2E=1. Screenshots of every dashboard
 # land in test-artifacts/e2e-TAB.png, the logs beside them.
 #
@@ -73,7 +74,7 @@ open_session
 # $DRIVER_LOG). The test itself runs outside, talking HTTP to tauri-driver.
 setsid dbus-run-session -- bash -c '
   printf e2e | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
-  dbus-monitor "interface='"'"'org.freedesktop.Notifications'"'"'" >"$0" 2>/dev/null &
+  dbus-monitor "interface='"'"'org.freedesktop.Notifications'"'"'" "type='"'"'method_return'"'"'" >"$0" 2>/dev/null &
   exec tauri-driver --port "$1" --native-port "$(($1 + 1))"' \
   "$NOTIFY_LOG" "$E2E_PORT" >"$DRIVER_LOG" 2>&1 &
 SESSION_PID=$!

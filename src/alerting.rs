@@ -459,6 +459,17 @@ impl Alerts {
         Ok(reader.unacknowledge(ids)?)
     }
 
+    /// The inbox id of the newest alert under the engine's key (a
+    /// notification's), once what is queued is committed.
+    pub fn newest_with_key(&self, key: &str) -> Result<Option<i64>, AlertsError> {
+        self.flush()?;
+        let reader = lock(&self.reader)?;
+        Ok(reader
+            .as_ref()
+            .ok_or(AlertsError::NoInbox)?
+            .newest_with_key(key)?)
+    }
+
     /// One stored alert, whole.
     pub fn get(&self, id: i64) -> Result<Option<StoredAlert>, AlertsError> {
         let reader = lock(&self.reader)?;
@@ -780,6 +791,7 @@ mod tests {
         let whole = alerts.get(id).unwrap().expect("stored");
         assert_eq!(whole.event.payload.get(), stop, "the message as received");
         assert!(alerts.get(id + 1).unwrap().is_none());
+        assert_eq!(alerts.newest_with_key("nobody's").unwrap(), None);
         let mut csv = Vec::new();
         let n = alerts
             .export(&Query::default(), ExportFormat::Csv, &mut csv)

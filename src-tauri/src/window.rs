@@ -1,8 +1,9 @@
 //! What the app tells the window, in one file: the Tauri events the
 //! webview (and the tray, which listens to the same events) receives —
 //! connection state, the connections, each new event, inbox counts — and
-//! the window itself: showing it, and the notifications whose Open shows it
-//! and whose Acknowledge changes the inbox.
+//! the window itself: showing it, and the notifications whose Open (or a
+//! click on the body) shows it on their alert in the inbox and whose
+//! Acknowledge changes the inbox.
 //!
 //! Everything that changes what the user sees ends here, so the modules
 //! that change it (`link`, `commands`, `tray`'s menu) call down into this
@@ -31,6 +32,10 @@ pub const EVENT_LINKS: &str = "links";
 pub const EVENT_EVENT: &str = "event";
 /// Tauri event carrying `InboxCounts` after the inbox changed.
 pub const EVENT_INBOX: &str = "inbox";
+/// Tauri event asking the window to show the inbox, on the alert whose
+/// id it carries (`null`: the inbox alone), after a notification's Open or
+/// a click on its body.
+pub const EVENT_OPEN_ALERT: &str = "open-alert";
 
 /// Inbox counts are sent at most this often.
 const COUNTS_EVERY: Duration = Duration::from_millis(500);
@@ -109,6 +114,21 @@ pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
     }
 }
 
+/// Shows the window on the inbox, on the newest alert stored under the
+/// engine's `key` when there is one (a summary or a gap has none).
+fn open_alert(app: &AppHandle, key: Option<&str>) {
+    let id = match (key, app.try_state::<Alerts>()) {
+        (Some(key), Some(alerts)) => alerts.newest_with_key(key).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot find the notification's alert");
+            None
+        }),
+        _ => None,
+    };
+    tracing::info!(?id, "opened from a notification");
+    show_main(app);
+    emit(app, EVENT_OPEN_ALERT, &id);
+}
+
 /// Shows, unminimizes and focuses the main window.
 pub fn show_main(app: &AppHandle) {
     if let Some(w) = app.get_webview_window("main") {
@@ -119,7 +139,8 @@ pub fn show_main(app: &AppHandle) {
 }
 
 /// Shows `n` in the background. The bubble's Acknowledge acknowledges the
-/// alert (inbox, engine, tray); Open shows the window.
+/// alert (inbox, engine, tray); Open, or a click on its body, shows the
+/// window on the alert in the inbox.
 pub fn raise(app: &AppHandle, alerts: &Alerts, n: Notification) {
     let app = app.clone();
     let alert = n.alert.clone();
@@ -138,7 +159,9 @@ pub fn raise(app: &AppHandle, alerts: &Alerts, n: Notification) {
                 inbox(&app);
             });
         }
-        (Some(action::OPEN), _) => show_main(&app),
+        (Some(action::OPEN), alert) => {
+            tauri::async_runtime::spawn_blocking(move || open_alert(&app, alert.as_deref()));
+        }
         _ => {}
     });
 }

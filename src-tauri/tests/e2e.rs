@@ -758,6 +758,7 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     );
     eprintln!("e2e: critical unacknowledged {critical_before} -> {critical_now}");
     d.screenshot(&artifacts.join("e2e-inbox-critical.png"));
+    open_from_notification(d, &nonce, notify_log);
 
     // c. Acknowledging it (a real click on its button) clears the state.
     // The demo keeps raising alerts meanwhile: the rows shown now are
@@ -833,6 +834,91 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     eprintln!("e2e: acknowledged, critical state cleared (inbox and tray)");
     d.screenshot(&artifacts.join("e2e-inbox-acknowledged.png"));
     inbox_tools(d, &row, &nonce, artifacts);
+}
+
+/// The id the notification server gave the notification whose text holds
+/// `needle`: the reply to that `Notify` call in dbus-monitor's log.
+fn notification_id(log: &str, needle: &str) -> Option<u32> {
+    let at = log.find(needle)?;
+    let call = &log[log[..at].rfind("method call time=")?..];
+    let header = call.lines().next()?;
+    let field = |name: &str| -> Option<String> {
+        Some(
+            header
+                .split(name)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string(),
+        )
+    };
+    let (sender, serial) = (field(" sender=")?, field(" serial=")?);
+    let mut lines = log.lines();
+    lines.find(|l| {
+        l.starts_with("method return")
+            && l.contains(&format!("-> destination={sender} "))
+            && l.ends_with(&format!(" reply_serial={serial}"))
+    })?;
+    lines.next()?.trim().strip_prefix("uint32 ")?.parse().ok()
+}
+
+/// The D-Bus session address of the running app (its environment).
+fn app_bus(app: &str) -> String {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.split(|b| *b == 0).next() != Some(app.as_bytes()) {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        for var in environ.split(|b| *b == 0) {
+            if let Some(v) = var.strip_prefix(b"DBUS_SESSION_BUS_ADDRESS=") {
+                return String::from_utf8_lossy(v).into_owned();
+            }
+        }
+    }
+    panic!("no running {app} with a D-Bus session address");
+}
+
+/// A click on the notification's body (issue 17 point 3): the server's
+/// ActionInvoked signal with the spec's `default` action, as dunst sends
+/// it, brings the window to the inbox with the alert open. From another
+/// tab, so the switch is seen.
+fn open_from_notification(d: &Driver, nonce: &str, notify_log: &str) {
+    d.click("//nav//button[@data-tab='trading']");
+    let log = wait_file(
+        notify_log,
+        10,
+        "the reply to the alert's Notify call",
+        |t| notification_id(t, nonce).is_some(),
+    );
+    let id = notification_id(&log, nonce).unwrap();
+    let bus = app_bus(&env("RISKWATCH_E2E_APP"));
+    let opened = "return !document.getElementById('tab-inbox').hidden && !document.getElementById('inbox-detail').hidden && document.getElementById('d-message').textContent.includes(arguments[0])";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sent = std::process::Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .args([
+                "--session",
+                "--type=signal",
+                "/org/freedesktop/Notifications",
+                "org.freedesktop.Notifications.ActionInvoked",
+                &format!("uint32:{id}"),
+                "string:default",
+            ])
+            .status()
+            .expect("dbus-send");
+        assert!(sent.success(), "dbus-send failed");
+        std::thread::sleep(Duration::from_millis(500));
+        if d.js(opened, json!([nonce])) == json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a click on notification {id}'s body did not open its alert"
+        );
+    }
+    eprintln!("e2e: a click on the notification's body opened its alert in the inbox");
 }
 
 /// The inbox beyond the list (issue 17 point 5), in the real webview: the

@@ -520,6 +520,22 @@ impl Inbox {
             .map_err(|e| self.err(e))
     }
 
+    /// The newest alert stored under the engine's key `key` (what a
+    /// notification names), if any.
+    pub fn newest_with_key(&self, key: &str) -> Result<Option<i64>, InboxError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM alerts WHERE alert_key = ?1 ORDER BY id DESC LIMIT 1",
+                [key],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(self.err(e)),
+            })
+    }
+
     /// All stored alerts.
     pub fn count(&self) -> Result<u64, InboxError> {
         self.count_sql("SELECT count(*) FROM alerts")

@@ -48,7 +48,16 @@ fn stores_round_trips_and_counts() {
     let got = inbox.get(ids[1]).unwrap().unwrap();
     assert_eq!(got.event, recs[1].event, "the event comes back whole");
     assert_eq!(got.key.as_deref(), Some("desk|employee_stress|employee:E1"));
-    assert_eq!(inbox.count().unwrap(), 4);
+    // A notification's key leads to the newest alert stored under it.
+    let again = inbox.insert(&sample()[1..2]).unwrap();
+    assert_eq!(
+        inbox
+            .newest_with_key("desk|employee_stress|employee:E1")
+            .unwrap(),
+        Some(again[0])
+    );
+    assert_eq!(inbox.newest_with_key("desk|nothing").unwrap(), None);
+    assert_eq!(inbox.count().unwrap(), 5);
     assert_eq!(inbox.unacknowledged_critical().unwrap(), 2);
     let mode: String = inbox
         .conn

@@ -211,6 +211,7 @@ export interface Snapshot {
 const CONN_STATE = "conn-state";
 const EVENT = "event";
 const INBOX = "inbox";
+const OPEN_ALERT = "open-alert";
 const LINKS = "links";
 
 export interface FeedHandlers {
@@ -220,6 +221,9 @@ export interface FeedHandlers {
   inbox(counts: InboxCounts): void;
   /** A connection started, stopped or changed state. */
   links(links: LinkView[]): void;
+  /** A notification was opened: show the inbox, on this alert (null: the
+   * inbox alone). */
+  openAlert(id: number | null): void;
 }
 
 /**
@@ -238,6 +242,7 @@ export async function openFeed(
     unlisten.push(await listen<EventView>(EVENT, (e) => handlers.event(e.payload)));
     unlisten.push(await listen<InboxCounts>(INBOX, (e) => handlers.inbox(e.payload)));
     unlisten.push(await listen<LinkView[]>(LINKS, (e) => handlers.links(e.payload)));
+    unlisten.push(await listen<number | null>(OPEN_ALERT, (e) => handlers.openAlert(e.payload)));
     const snapshot = await invoke<Snapshot>("snapshot");
     return { snapshot, close };
   } catch (error) {

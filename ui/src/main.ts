@@ -192,6 +192,10 @@ async function start() {
         conn.onLinks(next, Date.now());
         linksChanged();
       },
+      openAlert: (id) => {
+        selectTab("inbox");
+        if (id !== null) void inbox.show(id);
+      },
     });
     if (conn.onSnapshot(snapshot, Date.now())) linksChanged();
     else header.renderSource(conn, Date.now());
