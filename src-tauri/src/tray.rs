@@ -1,11 +1,14 @@
 //! The tray: an icon whose variant shows the link state (live,
 //! reconnecting, offline) and unacknowledged critical alerts together, so
 //! a dead link is never hidden behind a red icon; a tooltip with the state,
-//! the counts, the pause and the last history gap; and a menu: Open, Pause
-//! notifications for an hour or until tomorrow (emergencies still shown),
-//! Resume, Start at login (tauri-plugin-autostart; off by default), Quit.
-//! The variant and tooltip are pure functions ([`Variant::of`],
-//! [`tooltip`]) so tests check them without a tray.
+//! the counts, the pause and the last history gap; and a menu headed by a
+//! status line with the same (Linux's AppIndicator shows no tooltip, so
+//! there the menu is where they are read), then Open, Pause notifications
+//! (a check item: checked while paused; checking it pauses for an hour),
+//! Pause until tomorrow (emergencies are shown through either), Start at
+//! login (tauri-plugin-autostart; off by default), Quit. The variant,
+//! tooltip and status line are pure functions ([`Variant::of`],
+//! [`tooltip`], [`status_line`]) so tests check them without a tray.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,6 +125,27 @@ pub fn tooltip(variant: Variant, counts: &InboxCounts) -> String {
     text
 }
 
+/// The menu's first line: the link state, the unacknowledged critical
+/// alerts and the pause, short enough for a menu.
+pub fn status_line(variant: Variant, counts: &InboxCounts) -> String {
+    let mut line = match variant {
+        Variant::Live | Variant::Critical => "Live",
+        Variant::Reconnecting | Variant::CriticalReconnecting => "Reconnecting",
+        Variant::Offline | Variant::CriticalOffline => "Offline",
+    }
+    .to_owned();
+    line.push_str(&match counts.critical {
+        0 => " · no critical alerts waiting".to_owned(),
+        1 => " · 1 critical unacknowledged".to_owned(),
+        n => format!(" · {n} critical unacknowledged"),
+    });
+    if let Some(until) = counts.paused_until {
+        let local = until.with_timezone(&Local);
+        line.push_str(&format!(" · paused until {}", local.format("%a %H:%M")));
+    }
+    line
+}
+
 /// The next local midnight after `now` ("until tomorrow").
 pub fn tomorrow(now: DateTime<Utc>) -> DateTime<Utc> {
     let date = now.with_timezone(&Local).date_naive() + Duration::days(1);
@@ -135,7 +159,13 @@ pub fn tomorrow(now: DateTime<Utc>) -> DateTime<Utc> {
 /// The last reading applied (its number, variant and tooltip), so the icon
 /// is only replaced on a real change and never by an older reading.
 #[derive(Debug, Default)]
-struct Shown(Mutex<Option<(u64, Variant, String)>>);
+struct Shown(Mutex<Option<(u64, Reading)>>);
+
+/// The menu items that follow the state: the status line and Pause.
+struct LiveItems {
+    status: MenuItem<Wry>,
+    pause: CheckMenuItem<Wry>,
+}
 
 /// Builds the tray. Errors are logged: the app works without one.
 pub fn create(app: &AppHandle) {
@@ -153,22 +183,24 @@ pub fn create(app: &AppHandle) {
 }
 
 fn build(app: &AppHandle) -> tauri::Result<()> {
+    // Not clickable: it only says how things are.
+    let status = MenuItem::with_id(app, "status", "riskwatch — starting", false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
-    let hour = MenuItem::with_id(
+    let pause = CheckMenuItem::with_id(
         app,
-        "pause-hour",
+        "pause",
         "Pause notifications for 1 hour (emergencies still shown)",
         true,
+        false,
         None::<&str>,
     )?;
     let day = MenuItem::with_id(
         app,
         "pause-day",
-        "Pause notifications until tomorrow (emergencies still shown)",
+        "Pause notifications until tomorrow",
         true,
         None::<&str>,
     )?;
-    let resume = MenuItem::with_id(app, "resume", "Resume notifications", true, None::<&str>)?;
     let autostart_on = app.autolaunch().is_enabled().unwrap_or(false);
     let autostart = CheckMenuItem::with_id(
         app,
@@ -182,13 +214,15 @@ fn build(app: &AppHandle) -> tauri::Result<()> {
     let sep = PredefinedMenuItem::separator(app)?;
     let sep2 = PredefinedMenuItem::separator(app)?;
     let sep3 = PredefinedMenuItem::separator(app)?;
+    let sep4 = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
         &[
-            &open, &sep, &hour, &day, &resume, &sep2, &autostart, &sep3, &quit,
+            &status, &sep4, &open, &sep, &pause, &day, &sep2, &autostart, &sep3, &quit,
         ],
     )?;
     app.manage(AutostartItem(autostart));
+    app.manage(LiveItems { status, pause });
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("riskwatch")
         .menu(&menu)
@@ -205,13 +239,18 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
     let now = Utc::now();
     match event.id.as_ref() {
         "open" => window::show_main(app),
-        "pause-hour" => alerts
-            .iter()
-            .for_each(|a| a.pause_until(Some(now + Duration::hours(1)))),
+        // The item has toggled itself; what counts is the pause, and the
+        // refresh that follows sets the check from it.
+        "pause" => {
+            let until = match alerts.as_ref().is_some_and(|a| a.paused(now)) {
+                true => None,
+                false => Some(now + Duration::hours(1)),
+            };
+            alerts.iter().for_each(|a| a.pause_until(until));
+        }
         "pause-day" => alerts
             .iter()
             .for_each(|a| a.pause_until(Some(tomorrow(now)))),
-        "resume" => alerts.iter().for_each(|a| a.pause_until(None)),
         "autostart" => toggle_autostart(app),
         "quit" => app.exit(0),
         _ => return,
@@ -263,17 +302,31 @@ pub fn refresh(app: &AppHandle) {
         .and_then(|a| a.counts().ok())
         .unwrap_or_default();
     let variant = Variant::of(&state, &counts);
-    let text = tooltip(variant, &counts);
+    let reading = Reading {
+        variant,
+        tooltip: tooltip(variant, &counts),
+        status: status_line(variant, &counts),
+        paused: counts.paused_until.is_some(),
+    };
     static READINGS: AtomicU64 = AtomicU64::new(0);
     let seq = READINGS.fetch_add(1, Ordering::Relaxed) + 1;
     let handle = app.clone();
-    if let Err(error) = app.run_on_main_thread(move || apply(&handle, seq, variant, text)) {
+    if let Err(error) = app.run_on_main_thread(move || apply(&handle, seq, reading)) {
         tracing::warn!(%error, "tray not updated");
     }
 }
 
+/// What the tray shows, read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reading {
+    variant: Variant,
+    tooltip: String,
+    status: String,
+    paused: bool,
+}
+
 /// On the main thread: sets what changed since the last reading applied.
-fn apply(app: &AppHandle, seq: u64, variant: Variant, text: String) {
+fn apply(app: &AppHandle, seq: u64, now: Reading) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
@@ -283,21 +336,34 @@ fn apply(app: &AppHandle, seq: u64, variant: Variant, text: String) {
     let Ok(mut last) = shown.0.lock() else {
         return;
     };
-    let (icon_changed, text_changed) = match &*last {
-        Some((s, _, _)) if *s > seq => return,
-        Some((_, v, t)) => (*v != variant, *t != text),
-        None => (true, true),
+    let before = match &*last {
+        Some((s, _)) if *s > seq => return,
+        Some((_, r)) => Some(r.clone()),
+        None => None,
     };
-    if icon_changed && let Some(icon) = variant.image() {
+    let b = before.as_ref();
+    if b.is_none_or(|b| b.variant != now.variant)
+        && let Some(icon) = now.variant.image()
+    {
         match tray.set_icon(Some(icon)) {
-            Ok(()) => tracing::info!(tray = variant.text(), "tray icon"),
+            Ok(()) => tracing::info!(tray = now.variant.text(), "tray icon"),
             Err(error) => tracing::warn!(%error, "tray icon"),
         }
     }
-    if text_changed {
-        let _ = tray.set_tooltip(Some(&text));
+    if b.is_none_or(|b| b.tooltip != now.tooltip) {
+        let _ = tray.set_tooltip(Some(&now.tooltip));
     }
-    *last = Some((seq, variant, text));
+    if let Some(items) = app.try_state::<LiveItems>() {
+        if b.is_none_or(|b| b.status != now.status) {
+            match items.status.set_text(&now.status) {
+                Ok(()) => tracing::info!(status = %now.status, "tray status"),
+                Err(error) => tracing::warn!(%error, "tray status"),
+            }
+        }
+        // Always: a click toggles the item itself, whatever the pause.
+        let _ = items.pause.set_checked(now.paused);
+    }
+    *last = Some((seq, now));
 }
 
 #[cfg(test)]
@@ -355,6 +421,34 @@ mod tests {
             t.ends_with("between 14:02 and 14:09 could not be recovered"),
             "{t}"
         );
+    }
+
+    /// The menu's status line, what Linux users read instead of the
+    /// tooltip: link, critical count, pause.
+    #[test]
+    fn the_status_line_says_link_critical_and_pause() {
+        let mut c = InboxCounts::default();
+        assert_eq!(
+            status_line(Variant::Live, &c),
+            "Live · no critical alerts waiting"
+        );
+        c.critical = 1;
+        assert_eq!(
+            status_line(Variant::Critical, &c),
+            "Live · 1 critical unacknowledged"
+        );
+        c.critical = 3;
+        let until = Utc::now() + Duration::hours(1);
+        c.paused_until = Some(until);
+        let line = status_line(Variant::CriticalOffline, &c);
+        let hhmm = until.with_timezone(&Local).format("%H:%M").to_string();
+        assert!(
+            line.starts_with("Offline · 3 critical unacknowledged · paused until "),
+            "{line}"
+        );
+        assert!(line.ends_with(&hhmm), "{line}");
+        let line = status_line(Variant::Reconnecting, &InboxCounts::default());
+        assert!(line.starts_with("Reconnecting"), "{line}");
     }
 
     #[test]

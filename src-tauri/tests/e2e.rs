@@ -816,6 +816,17 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     wait_file(app_log, 10, "the tray's critical icon", |t| {
         t.contains(CRITICAL_ICON)
     });
+    // And the menu's status line, what Linux shows instead of a tooltip.
+    wait_file(
+        app_log,
+        10,
+        "the tray menu's status line with the critical count",
+        |t| {
+            t.lines().any(|l| {
+                l.contains("tray status status=Live · ") && l.contains(" critical unacknowledged")
+            })
+        },
+    );
     // With no critical alert left unacknowledged (the demo may have raised
     // its own meanwhile), the icon is back from critical.
     let none_left = d
