@@ -174,6 +174,34 @@ say "acknowledged from the notification"
 stop_app
 say "ok: window up, demo connected, inbox written, app still running"
 
+# Start at login runs `--minimized`: the app in the tray, no window shown.
+# A second launch with `--tab inbox` then shows the window, on the inbox.
+MLOG=$ARTIFACTS/desktop-minimized.log
+setsid dbus-run-session -- "$BIN" --minimized >"$MLOG" 2>&1 &
+APP_PID=$!
+deadline=$((SECONDS + WINDOW_TIMEOUT))
+until grep -q 'state=connected' "$MLOG" 2>/dev/null; do
+  kill -0 "$APP_PID" 2>/dev/null || fail "riskwatch-desktop --minimized exited (see $MLOG)"
+  [ "$SECONDS" -lt "$deadline" ] || fail "riskwatch-desktop --minimized did not connect within ${WINDOW_TIMEOUT}s"
+  sleep 0.5
+done
+sleep 2
+viewable() { xwininfo -name riskwatch 2>/dev/null | grep -q 'Map State: IsViewable'; }
+if viewable; then fail "--minimized showed the window"; fi
+say "--minimized: running in the tray, no window shown"
+BUS=$(tr '\0' '\n' <"/proc/$(app_pid)/environ" | sed -n 's/^DBUS_SESSION_BUS_ADDRESS=//p')
+DBUS_SESSION_BUS_ADDRESS=$BUS timeout 30 "$BIN" --tab inbox >"$ARTIFACTS/desktop-second-tab.log" 2>&1 \
+  || fail "the second launch with --tab did not exit cleanly"
+deadline=$((SECONDS + 10))
+until viewable && grep -q 'a second launch asked for a tab tab=inbox' "$MLOG"; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "a second launch with --tab inbox did not show the window on the inbox"
+  sleep 0.5
+done
+sleep 1
+/usr/bin/import -window root "$ARTIFACTS/desktop-second-tab.png" || fail "screenshot failed"
+stop_app
+say "second launch showed the window and forwarded --tab inbox"
+
 for tab in $TABS; do
   export RISKWATCH_TAB=$tab
   start_app "$ARTIFACTS/desktop-$tab.log"

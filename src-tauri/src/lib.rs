@@ -11,7 +11,8 @@
 //! with the `snapshot` command.
 //!
 //! # Layout
-//! - `settings`: the command line (`--url`, `--demo`, `--tab`); the token of
+//! - `settings`: the command line (`--url`, `--demo`, `--tab`, `--minimized`,
+//!   and the `--tab` a second launch forwards); the token of
 //!   `--url` from `RISKWATCH_TOKEN` only; `Target`, where a connection goes.
 //! - `profiles`: stored server profiles (preferences files) with their
 //!   tokens in the OS keyring; Settings' form ⇄ preferences.
@@ -64,13 +65,20 @@ pub fn run() -> ExitCode {
         // First: a second launch hands over to the running instance (which
         // shows its window) and exits here, before starting a hub or
         // opening the inbox.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             window::show_main(app);
+            // `riskwatch-desktop --tab inbox` from a launcher or a script
+            // reaches the window that is already open.
+            if let Some(tab) = settings::forwarded_tab(&argv) {
+                tracing::info!(%tab, "a second launch asked for a tab");
+                window::emit(app, window::EVENT_SELECT_TAB, &tab);
+            }
         }))
-        // Start at login: off until chosen from the tray menu.
+        // Start at login: off until chosen from the tray menu; then it
+        // starts in the tray, its window hidden.
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec!["--minimized"]),
         ))
         .manage(start_tab)
         .invoke_handler(tauri::generate_handler![
@@ -102,7 +110,7 @@ pub fn run() -> ExitCode {
         })
         // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
-            webkit::create_main(app)?;
+            webkit::create_main(app, !settings.minimized)?;
             app.manage(feed::Feed::new());
             app.manage(link::Links::default());
             let store = match profiles::Profiles::open() {

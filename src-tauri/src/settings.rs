@@ -46,6 +46,9 @@ struct Args {
     /// operations, inbox, events or settings.
     #[arg(long, value_name = "TAB", env = "RISKWATCH_TAB")]
     tab: Option<String>,
+    /// Start in the tray, the window hidden (how start at login runs it).
+    #[arg(long)]
+    minimized: bool,
 }
 
 /// What the app was asked to connect to.
@@ -63,6 +66,28 @@ pub struct Settings {
     pub channels: Vec<String>,
     /// The dashboard to open on; the UI ignores names it does not know.
     pub tab: Option<String>,
+    /// Start with the window hidden, in the tray.
+    pub minimized: bool,
+}
+
+/// What a second launch asks of the running instance: the tab to show.
+/// Its other arguments are the first instance's business (a second
+/// `--url` is not started twice), and what cannot be parsed is ignored.
+pub fn forwarded_tab(argv: &[String]) -> Option<String> {
+    // By hand: clap would fill what the second launch left out from this
+    // (the first) process's environment.
+    let mut args = argv.iter().skip(1);
+    let mut tab = None;
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        } else if a == "--tab" {
+            tab = args.next().cloned();
+        } else if let Some(t) = a.strip_prefix("--tab=") {
+            tab = Some(t.to_owned());
+        }
+    }
+    tab.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 impl Settings {
@@ -106,6 +131,7 @@ impl Settings {
                 .filter(|c| !c.is_empty())
                 .collect(),
             tab: args.tab.filter(|t| !t.trim().is_empty()),
+            minimized: args.minimized,
         })
     }
 }
@@ -117,6 +143,27 @@ mod tests {
     fn parse(argv: &[&str], token: Option<&str>) -> Settings {
         let args = Args::try_parse_from(argv).expect("parses");
         Settings::from_parts(args, token.map(str::to_owned)).expect("valid")
+    }
+
+    #[test]
+    fn a_second_launch_forwards_its_tab_and_nothing_else() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            forwarded_tab(&argv(&["riskwatch-desktop", "--tab", "inbox"])).as_deref(),
+            Some("inbox")
+        );
+        assert_eq!(
+            forwarded_tab(&argv(&["riskwatch-desktop", "--url", "ws://x", "--tab=hr"])).as_deref(),
+            Some("hr")
+        );
+        assert_eq!(forwarded_tab(&argv(&["riskwatch-desktop"])), None);
+        assert_eq!(forwarded_tab(&argv(&["riskwatch-desktop", "--tab"])), None);
+        assert_eq!(
+            forwarded_tab(&argv(&["riskwatch-desktop", "--tab", " "])),
+            None
+        );
+        assert!(parse(&["riskwatch-desktop", "--minimized"], None).minimized);
+        assert!(!parse(&["riskwatch-desktop"], None).minimized);
     }
 
     #[test]

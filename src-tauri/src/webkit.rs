@@ -52,8 +52,9 @@ const PROCESS_ENV: [(&str, &str); 4] = [
     ("WEBKIT_DISABLE_MEMORY_PRESSURE_MONITOR", "1"),
 ];
 
-/// Creates the `main` window of the configuration.
-pub fn create_main(app: &App) -> tauri::Result<WebviewWindow> {
+/// Creates the `main` window of the configuration, hidden unless
+/// `visible` (`--minimized`: start in the tray).
+pub fn create_main(app: &App, visible: bool) -> tauri::Result<WebviewWindow> {
     let config = app
         .config()
         .app
@@ -62,7 +63,9 @@ pub fn create_main(app: &App) -> tauri::Result<WebviewWindow> {
         .find(|w| w.label == "main")
         .cloned()
         .unwrap_or_default();
-    let window = WebviewWindowBuilder::from_config(app.handle(), &config)?.build()?;
+    let window = WebviewWindowBuilder::from_config(app.handle(), &config)?
+        .visible(visible && config.visible)
+        .build()?;
     #[cfg(target_os = "linux")]
     if !defaults_wanted() {
         tune(&window);

@@ -32,6 +32,9 @@ pub const EVENT_LINKS: &str = "links";
 pub const EVENT_EVENT: &str = "event";
 /// Tauri event carrying `InboxCounts` after the inbox changed.
 pub const EVENT_INBOX: &str = "inbox";
+/// Tauri event carrying the name of the tab a second launch asked for
+/// (`--tab`).
+pub const EVENT_SELECT_TAB: &str = "select-tab";
 /// Tauri event asking the window to show the inbox, on the alert whose
 /// id it carries (`null`: the inbox alone), after a notification's Open or
 /// a click on its body.

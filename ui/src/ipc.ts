@@ -212,6 +212,7 @@ const CONN_STATE = "conn-state";
 const EVENT = "event";
 const INBOX = "inbox";
 const OPEN_ALERT = "open-alert";
+const SELECT_TAB = "select-tab";
 const LINKS = "links";
 
 export interface FeedHandlers {
@@ -224,6 +225,8 @@ export interface FeedHandlers {
   /** A notification was opened: show the inbox, on this alert (null: the
    * inbox alone). */
   openAlert(id: number | null): void;
+  /** A second launch asked for this tab (`--tab`). */
+  selectTab(tab: string): void;
 }
 
 /**
@@ -243,6 +246,7 @@ export async function openFeed(
     unlisten.push(await listen<InboxCounts>(INBOX, (e) => handlers.inbox(e.payload)));
     unlisten.push(await listen<LinkView[]>(LINKS, (e) => handlers.links(e.payload)));
     unlisten.push(await listen<number | null>(OPEN_ALERT, (e) => handlers.openAlert(e.payload)));
+    unlisten.push(await listen<string>(SELECT_TAB, (e) => handlers.selectTab(e.payload)));
     const snapshot = await invoke<Snapshot>("snapshot");
     return { snapshot, close };
   } catch (error) {

@@ -196,6 +196,9 @@ async function start() {
         selectTab("inbox");
         if (id !== null) void inbox.show(id);
       },
+      selectTab: (tab) => {
+        if (isTab(tab)) selectTab(tab);
+      },
     });
     if (conn.onSnapshot(snapshot, Date.now())) linksChanged();
     else header.renderSource(conn, Date.now());
