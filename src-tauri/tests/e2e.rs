@@ -1024,6 +1024,41 @@ fn inbox_tools(d: &Driver, row: &str, nonce: &str, artifacts: &Path) {
         json!([]),
     );
     eprintln!("e2e: exported the search to {path}");
+
+    // Keyboard: Ctrl+1 to the first tab, Ctrl+6 back to the inbox, `/` to
+    // its search box, Escape closes the detail pane, arrows along the bar.
+    let key = "const [k, ctrl, on] = arguments; const t = on ? document.getElementById(on) : document.body; \
+               if (on) t.focus(); \
+               t.dispatchEvent(new KeyboardEvent('keydown', {key: k, ctrlKey: ctrl, bubbles: true, cancelable: true})); return null";
+    let shown = "return !document.getElementById('tab-' + arguments[0]).hidden";
+    d.js(key, json!(["1", true, null]));
+    d.wait(5, "Ctrl+1: the first tab", shown, json!(["trading"]));
+    d.js(key, json!(["6", true, null]));
+    d.wait(5, "Ctrl+6: the inbox", shown, json!(["inbox"]));
+    d.js(key, json!(["/", false, null]));
+    d.wait(
+        5,
+        "/: the search box focused",
+        "return document.activeElement && document.activeElement.id === 'f-text'",
+        json!([]),
+    );
+    d.js("document.activeElement.blur(); return null", json!([]));
+    d.js(key, json!(["Escape", false, null]));
+    d.wait(
+        5,
+        "Escape: the detail pane closed",
+        "return document.getElementById('inbox-detail').hidden",
+        json!([]),
+    );
+    d.js(key, json!(["ArrowRight", false, "tabbtn-inbox"]));
+    d.wait(
+        5,
+        "→ on the tab bar: the next tab, focused",
+        "return !document.getElementById('tab-events').hidden && document.activeElement.id === 'tabbtn-events'",
+        json!([]),
+    );
+    d.click("//nav//button[@data-tab='inbox']");
+    eprintln!("e2e: keyboard shortcuts for the tabs, the search and the detail pane");
 }
 
 /// `riskwatch token` for the hub started with `secret`.

@@ -13,6 +13,7 @@ import "./style.css";
 import { Connections } from "./connection";
 import { byId } from "./dom";
 import { openFeed, type EventView, type InboxCounts, type LinkState, type LinkView } from "./ipc";
+import { keyAction } from "./keys";
 import { badge } from "./model";
 import { SettingsView } from "./settings-view";
 import { Desk, TABS, isImportant, isTab, toastKey, type Tab } from "./store";
@@ -153,7 +154,10 @@ function selectTab(tab: Tab) {
     byId(`tab-${t}`).hidden = t !== tab;
   }
   for (const b of document.querySelectorAll<HTMLButtonElement>(".tabs button")) {
-    b.setAttribute("aria-selected", String(b.dataset["tab"] === tab));
+    const selected = b.dataset["tab"] === tab;
+    b.setAttribute("aria-selected", String(selected));
+    // One tab stop for the bar; arrows move within it (keys.ts).
+    b.tabIndex = selected ? 0 : -1;
   }
   if (tab === "inbox") void inbox.refresh();
   else if (tab === "settings") settings.open();
@@ -175,7 +179,35 @@ function renderTab(tab: Tab) {
 
 // ---------- start ----------
 
+function onKey(e: KeyboardEvent) {
+  const target = e.target instanceof HTMLElement ? e.target : null;
+  const action = keyAction(e, {
+    tabs: TABS,
+    active,
+    onTabBar: target?.getAttribute("role") === "tab",
+    typing: target !== null && (target.matches("input, textarea, select") || target.isContentEditable),
+  });
+  if (!action) return;
+  e.preventDefault();
+  switch (action.kind) {
+    case "tab":
+      selectTab(action.tab);
+      if (target?.getAttribute("role") === "tab") byId(`tabbtn-${action.tab}`).focus();
+      return;
+    case "search":
+      selectTab("inbox");
+      return inbox.focusSearch();
+    case "acknowledge":
+      return inbox.acknowledgeCurrent();
+    case "unacknowledge":
+      return inbox.unacknowledgeCurrent();
+    case "close":
+      return inbox.close();
+  }
+}
+
 async function start() {
+  document.addEventListener("keydown", onKey);
   for (const b of document.querySelectorAll<HTMLButtonElement>(".tabs button")) {
     b.addEventListener("click", () => {
       const t = b.dataset["tab"];

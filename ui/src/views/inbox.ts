@@ -248,7 +248,24 @@ export class InboxView {
     for (const [key, li] of this.rows) li.classList.toggle("selected", key === String(id));
   }
 
-  private close(): void {
+  /** Keyboard: the search box. */
+  focusSearch(): void {
+    this.el.text.focus();
+    this.el.text.select();
+  }
+
+  /** Keyboard `a`: the alert open in the pane, else the selected ones. */
+  acknowledgeCurrent(): void {
+    if (this.open) void this.ack([this.open.alert.id]);
+    else void this.ack([...this.selected]);
+  }
+
+  /** Keyboard `u`: undoes the open alert's acknowledgement. */
+  unacknowledgeCurrent(): void {
+    if (this.open) void this.unack([this.open.alert.id]);
+  }
+
+  close(): void {
     this.open = null;
     this.el.detail.hidden = true;
     for (const li of this.rows.values()) li.classList.remove("selected");
