@@ -12,6 +12,7 @@ fn main() {
             "inbox_unacknowledge",
             "inbox_alert",
             "inbox_export",
+            "diagnostics",
             "profiles_list",
             "profile_save",
             "profile_connect",

@@ -6,6 +6,9 @@
 //!
 //! The caps only lower: a target the user's filter leaves off stays off
 //! (an `EnvFilter` directive per capped target would switch it on).
+//!
+//! Also where the apps' log files go ([`log_dir`]) and the recent problems
+//! read back from them ([`recent_problems`]) for a support ticket.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -41,6 +44,75 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     filter.and(caps())
+}
+
+/// Where log files go: `$RISKWATCH_LOG_DIR` when set, else the XDG state
+/// directory (`$XDG_STATE_HOME/riskwatch`, `~/.local/state/riskwatch`),
+/// else the platform's local data directory's `logs` (macOS, Windows).
+pub fn log_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("RISKWATCH_LOG_DIR").filter(|d| !d.is_empty()) {
+        return Some(dir.into());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "riskwatch")?;
+    Some(match dirs.state_dir() {
+        Some(state) => state.to_path_buf(),
+        None => dirs.data_local_dir().join("logs"),
+    })
+}
+
+/// `line` with credentials masked: the value after `token=`, `Bearer `
+/// and `Authorization: ` up to the next space, `&`, quote or comma. The
+/// apps never log a token; this is the second lock, for text that leaves
+/// the machine (diagnostics pasted into a ticket).
+pub fn redact(line: &str) -> String {
+    let mut out = line.to_owned();
+    for marker in ["token=", "Bearer ", "bearer ", "Authorization: "] {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(marker) {
+            let start = from + at + marker.len();
+            let end = out[start..]
+                .find([' ', '&', '"', '\'', ',', ')'])
+                .map_or(out.len(), |n| start + n);
+            if end > start {
+                out.replace_range(start..end, "***");
+            }
+            from = start + 3.min(out.len() - start);
+        }
+    }
+    out
+}
+
+/// The last `max` warning and error lines of the log files in `dir` whose
+/// names start with `prefix`, oldest first, files read in name order (the
+/// rolling appender's names sort by date). Unreadable files are skipped.
+pub fn recent_problems(dir: &std::path::Path, prefix: &str, max: usize) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    files.sort();
+    let mut found = std::collections::VecDeque::with_capacity(max);
+    for file in files {
+        let Ok(text) = std::fs::read(&file) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&text).lines() {
+            if line.contains(" WARN ") || line.contains(" ERROR ") {
+                if found.len() == max {
+                    found.pop_front();
+                }
+                found.push_back(redact(line));
+            }
+        }
+    }
+    found.into()
 }
 
 #[cfg(test)]
@@ -100,5 +172,38 @@ mod tests {
             ]
         );
         assert_eq!(logged("tungstenite=trace"), ["tungstenite:DEBUG"]);
+    }
+
+    #[test]
+    fn recent_problems_are_the_last_warnings_and_errors_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "riskwatch-desktop.2026-12-05.log",
+            "t  INFO a\nt  WARN first\nt ERROR second\n",
+        );
+        write(
+            "riskwatch-desktop.2026-12-06.log",
+            "t  WARN third\nt  INFO b\nt ERROR fourth\n",
+        );
+        write("other.log", "t ERROR not ours\n");
+        let got = recent_problems(dir.path(), "riskwatch-desktop", 3);
+        assert_eq!(got, ["t ERROR second", "t  WARN third", "t ERROR fourth"]);
+        assert!(recent_problems(&dir.path().join("none"), "x", 5).is_empty());
+    }
+
+    #[test]
+    fn redact_masks_tokens_and_leaves_the_rest() {
+        assert_eq!(
+            redact("url=wss://h/ws?token=abc.def&x=1 ok"),
+            "url=wss://h/ws?token=***&x=1 ok"
+        );
+        assert_eq!(
+            redact("header \"Authorization: Bearer eyJh.b.c\" sent"),
+            "header \"Authorization: *** ***\" sent"
+        );
+        assert_eq!(redact("token= nothing"), "token= nothing");
+        assert_eq!(redact("no secrets here"), "no secrets here");
+        assert_eq!(redact("a token=x and token=y"), "a token=*** and token=***");
     }
 }

@@ -42,7 +42,7 @@ stop_xvfb() {
 private_xdg() {
   mkdir -m 700 "$WORK/run"
   export XDG_RUNTIME_DIR=$WORK/run XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
-    XDG_CONFIG_HOME=$WORK/config
+    XDG_CONFIG_HOME=$WORK/config XDG_STATE_HOME=$WORK/state
   # The downloads folder (the inbox's exports), as xdg-user-dirs names it.
   mkdir -p "$WORK/config" "$WORK/downloads"
   printf 'XDG_DOWNLOAD_DIR="%s"\n' "$WORK/downloads" >"$WORK/config/user-dirs.dirs"

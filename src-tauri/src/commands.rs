@@ -106,6 +106,41 @@ pub async fn inbox_export(
     with_inbox(app, move |alerts| alerts.export(&filter, format, &dir)).await
 }
 
+/// The diagnostics report for a support ticket (Settings' "Copy
+/// diagnostics"): versions, connections, the inbox, recent problems from
+/// the log. Never a token.
+#[tauri::command]
+pub async fn diagnostics(app: AppHandle) -> Result<String, Error> {
+    use crate::diagnostics::{Facts, RECENT_PROBLEMS, report};
+    blocking(move || {
+        let links = app.state::<Feed>().links();
+        let (counts, inbox_error) = match app.try_state::<Alerts>() {
+            Some(alerts) => match alerts.counts() {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            None => (
+                None,
+                Some("it could not be opened at start (see the log)".into()),
+            ),
+        };
+        let path = crate::alerts::inbox_path("desktop");
+        let log_dir = riskwatch::logging::log_dir();
+        let problems = log_dir
+            .as_deref()
+            .map(|d| riskwatch::logging::recent_problems(d, crate::LOG_PREFIX, RECENT_PROBLEMS))
+            .unwrap_or_default();
+        Ok(report(&Facts {
+            links: &links,
+            inbox: path.as_deref().zip(counts.as_ref()),
+            inbox_error,
+            log_dir: log_dir.as_deref(),
+            problems: &problems,
+        }))
+    })
+    .await
+}
+
 /// The profile store, or why there is none (no config directory).
 fn store(app: &AppHandle) -> Result<Profiles, Error> {
     match app.try_state::<Option<Profiles>>().as_deref() {

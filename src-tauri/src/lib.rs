@@ -30,6 +30,10 @@
 //! - `view`: the typed payloads the webview receives, mirrored in
 //!   `ui/src/ipc.ts`. Never the raw message, never a token.
 //! - `commands`: the Tauri commands, thin adapters over the above.
+//! - `diagnostics`: the support report behind Settings' "Copy diagnostics"
+//!   (versions, connections, inbox, recent log problems; never a token).
+//!   The log itself: a daily file in the XDG state directory
+//!   (`init_tracing`).
 //! - `error`: the crate's error, serialized as its message across IPC.
 //! - `webkit`: creates the window, with WebKitGTK's memory settings.
 //!
@@ -38,6 +42,7 @@
 
 mod alerts;
 mod commands;
+mod diagnostics;
 mod error;
 mod feed;
 mod link;
@@ -58,7 +63,7 @@ pub fn run() -> ExitCode {
     // Before anything starts a thread or GTK.
     webkit::process_env();
     let settings = settings::Settings::from_env();
-    init_tracing();
+    let _log_file = init_tracing();
     let start_tab = commands::StartTab(settings.tab.clone());
 
     let app = tauri::Builder::default()
@@ -88,6 +93,7 @@ pub fn run() -> ExitCode {
             commands::inbox_unacknowledge,
             commands::inbox_alert,
             commands::inbox_export,
+            commands::diagnostics,
             commands::profiles_list,
             commands::profile_save,
             commands::profile_connect,
@@ -177,16 +183,54 @@ fn open_alerts(
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default of `info`.
-fn init_tracing() {
-    let filter = riskwatch::logging::without_secrets(
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    );
+/// The log file's name: `riskwatch-desktop.YYYY-MM-DD.log`.
+pub const LOG_PREFIX: &str = "riskwatch-desktop";
+
+/// Logs to stderr and to a daily file in the state directory
+/// (`riskwatch::logging::log_dir`, a week of files kept), both without
+/// the secret-printing targets. The guard flushes the file when dropped:
+/// keep it for the app's life.
+fn init_tracing() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    // A function, not a closure: each layer's filter is for its own
+    // subscriber type.
+    fn filter<S>() -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        riskwatch::logging::without_secrets(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+    }
+    let file = riskwatch::logging::log_dir().and_then(|dir| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix(LOG_PREFIX)
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(&dir)
+            .map_err(|error| eprintln!("riskwatch: no log file in {}: {error}", dir.display()))
+            .ok()
+    });
+    let (writer, guard) = match file {
+        Some(appender) => {
+            let (w, g) = tracing_appender::non_blocking(appender);
+            (Some(w), Some(g))
+        }
+        None => (None, None),
+    };
     use tracing_subscriber::prelude::*;
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(filter),
+                .with_filter(filter()),
         )
+        .with(writer.map(|w| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(w)
+                .with_filter(filter())
+        }))
         .try_init();
+    guard
 }

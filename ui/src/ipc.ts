@@ -290,6 +290,11 @@ export function exportInbox(filter: InboxFilter, format: "csv" | "json"): Promis
   return call<ExportView>("inbox_export", { filter, format });
 }
 
+/** The support report (never a token). */
+export function diagnostics(): Promise<string> {
+  return call<string>("diagnostics");
+}
+
 /** Calls a command; rejects with its error message. */
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
   try {

@@ -17,6 +17,7 @@ import {
   saveProfile,
   savePrefs,
   savePrefsText,
+  diagnostics,
   snooze,
   unmute,
   type LinkView,
@@ -155,6 +156,9 @@ export class SettingsView {
     mutesStatus: byId<HTMLParagraphElement>("mutes-status"),
     text: byId<HTMLTextAreaElement>("prefs-text"),
     textSave: byId<HTMLButtonElement>("prefs-text-save"),
+    diagCopy: byId<HTMLButtonElement>("diag-copy"),
+    diagStatus: byId<HTMLParagraphElement>("diag-status"),
+    diagText: byId<HTMLPreElement>("diag-text"),
     textStatus: byId<HTMLParagraphElement>("prefs-text-status"),
   };
 
@@ -206,6 +210,7 @@ export class SettingsView {
       this.textDirty = true;
     });
     e.textSave.addEventListener("click", () => void this.saveText());
+    e.diagCopy.addEventListener("click", () => void this.copyDiagnostics());
   }
 
   // ---------- lifecycle ----------
@@ -574,6 +579,27 @@ export class SettingsView {
         this.showPrefs(view, true);
       }
       return `Saved the preferences of ${name}`;
+    });
+  }
+
+  /** Fetches the report, shows it, and puts it on the clipboard (or says
+   * to copy it by hand when the clipboard refuses). */
+  private async copyDiagnostics(): Promise<void> {
+    const e = this.el;
+    await pending(e.diagCopy, e.diagStatus, async () => {
+      const text = await diagnostics();
+      setText(e.diagText, text);
+      e.diagText.hidden = false;
+      try {
+        // A clipboard that never answers is one that failed.
+        await Promise.race([
+          navigator.clipboard.writeText(text),
+          new Promise((_, reject) => window.setTimeout(() => reject(new Error("timeout")), 2000)),
+        ]);
+        return "Copied to the clipboard";
+      } catch {
+        return "The clipboard is not available: select the text below and copy it";
+      }
     });
   }
 
