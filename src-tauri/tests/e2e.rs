@@ -464,9 +464,13 @@ fn large_inbox(d: &Driver, ids: &[i64], artifacts: &Path) {
         json!([rare]),
     );
     d.screenshot(&artifacts.join("e2e-inbox-large.png"));
-    let path = artifacts.join("e2e-inbox-measure.json");
+    write_report(&artifacts.join("e2e-inbox-measure.json"), report);
+}
+
+/// Writes a measurement report and says where.
+fn write_report(path: &Path, report: serde_json::Map<String, Value>) {
     std::fs::write(
-        &path,
+        path,
         serde_json::to_string_pretty(&Value::Object(report)).unwrap(),
     )
     .unwrap();
@@ -1396,11 +1400,5 @@ fn measure(d: &Driver, hub: &Hub, notify_log: &str, artifacts: &Path) {
     let entry = spread(latencies);
     eprintln!("e2e: event -> notification ms: {entry}");
     report.insert("event_to_notification_ms".into(), entry);
-    let path = artifacts.join("e2e-measure.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&Value::Object(report)).unwrap(),
-    )
-    .unwrap();
-    eprintln!("e2e: measurements in {}", path.display());
+    write_report(&artifacts.join("e2e-measure.json"), report);
 }

@@ -336,34 +336,25 @@ fn watch_with_prefs_and_notify_raises_real_notifications_and_acknowledges() {
     assert_eq!(shown[1].body, "session S42: loss limit at 100%, P&L -5000");
     assert!(shown.iter().all(|n| n.urgency == Some(2)));
     assert_eq!(shown[1].sound_name.as_deref(), Some("alarm-clock-elapsed"));
-    // The user clicks "Acknowledge" on the emergency.
-    let id = shown[1].id;
-    let mut acked = None;
-    for _ in 0..50 {
-        server.invoke(id, "acknowledge");
-        if let Some(l) = err.next(Duration::from_millis(300))
-            && l.contains("acknowledged")
-        {
-            acked = Some(l);
-            break;
+    // The user clicks an action (the signal is sent again until the
+    // watcher, which listens just after showing, answers; 15 s at most).
+    let click = |id: u32, action: &str, answer: &str| {
+        for _ in 0..50 {
+            server.invoke(id, action);
+            if let Some(l) = err.next(Duration::from_millis(300))
+                && l.contains(answer)
+            {
+                return l;
+            }
         }
-    }
-    let line = acked.unwrap_or_else(|| panic!("no acknowledgement; stderr:\n{}", err.text()));
+        panic!("no answer to {action}; stderr:\n{}", err.text())
+    };
+    // "Acknowledge" on the emergency.
+    let line = click(shown[1].id, "acknowledge", "acknowledged");
     assert!(line.contains("EMERGENCY STOP"), "{line}");
     // A click on the department alert's body: the spec's `default` action,
     // which riskwatch takes as Open.
-    let id = shown[0].id;
-    let mut opened = None;
-    for _ in 0..50 {
-        server.invoke(id, "default");
-        if let Some(l) = err.next(Duration::from_millis(300))
-            && l.contains("riskwatch: open:")
-        {
-            opened = Some(l);
-            break;
-        }
-    }
-    let line = opened.unwrap_or_else(|| panic!("no open; stderr:\n{}", err.text()));
+    let line = click(shown[0].id, "default", "riskwatch: open:");
     assert!(line.contains("Department critical: Engineering"), "{line}");
     drop(p);
     let inbox = riskwatch::inbox::Inbox::open(&inbox_path).unwrap();
