@@ -123,10 +123,22 @@ pub enum Durability {
     Power,
 }
 
-/// Pages in the write-ahead log that start a checkpoint.
-const WAL_PAGES: i64 = 256;
 /// What the write-ahead log is cut back to after a checkpoint.
 const WAL_BYTES: i64 = 1 << 20;
+
+/// Commits after which the writer checkpoints (`writer.rs`): a desk
+/// commits an alert at a time, several pages each with the full-text
+/// index, and SQLite's own checkpoint comes only every 1,000 pages (4 MB
+/// of log beside a 100 KB inbox, the room a nearly full disk does not
+/// have). A burst commits thousands of rows at once, so this rarely comes
+/// before SQLite's 1,000 pages there; a checkpoint every 256 pages instead
+/// cost a tenth of the burst's throughput (docs/PERFORMANCE.md).
+pub(super) const CHECKPOINT_COMMITS: usize = 16;
+
+/// Copies the log into the database as far as no reader holds it back.
+pub(super) fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
 
 /// Opens (and creates) the inbox file in WAL mode with the table in place.
 pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connection, InboxError> {
@@ -155,13 +167,9 @@ pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connectio
         Durability::Power => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
-    // The write-ahead log is checkpointed every WAL_PAGES pages and cut
-    // back to WAL_BYTES after: a desk commits an alert at a time, several
-    // pages each with the full-text index, and SQLite's defaults (1,000
-    // pages, never truncated) leave a 4 MB log beside a 100 KB inbox, the
-    // room a nearly full disk does not have.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)
-        .map_err(sql)?;
+    // The log is cut back to WAL_BYTES after each checkpoint (SQLite
+    // never truncates it by default); see QUIET_CHECKPOINT_ROWS for when
+    // the writer checkpoints.
     conn.query_row(
         &format!("PRAGMA journal_size_limit = {WAL_BYTES}"),
         [],

@@ -612,8 +612,9 @@ fn an_export_that_cannot_be_written_is_an_error() {
 }
 
 /// A desk commits alerts one at a time, several pages each with the
-/// full-text index. Its write-ahead log must stay near its 1 MiB cap rather
-/// than SQLite's default 4 MB beside a small inbox: on a nearly full disk
+/// full-text index. Its write-ahead log must never grow past about 1 MiB
+/// (the writer checkpoints every few commits) rather than to SQLite's 4 MB
+/// beside a small inbox: on a nearly full disk
 /// (the fault suite's 8 MB tmpfs holding three desks' inboxes) that is the
 /// difference between storing again once room is made and filling it anew.
 #[test]
@@ -621,16 +622,21 @@ fn one_alert_at_a_time_keeps_the_write_ahead_log_small() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inbox.db");
     let (mut w, _done) = Writer::spawn(&path, WriterConfig::default()).unwrap();
+    let mut largest = 0;
     for i in 0..600 {
         let json = format!(
             r#"{{"type":"session_status","sessionId":"S{i}","status":"emergency_stopped","n":{i}}}"#
         );
         w.push(Record::new(ev(&json, i), now())).unwrap();
         w.flush().unwrap();
+        let wal = std::fs::metadata(dir.path().join("inbox.db-wal"))
+            .unwrap()
+            .len();
+        largest = largest.max(wal);
     }
-    let wal = std::fs::metadata(dir.path().join("inbox.db-wal"))
-        .unwrap()
-        .len();
-    assert!(wal <= 1_100_000, "the write-ahead log holds {wal} bytes");
+    assert!(
+        largest <= 1_100_000,
+        "the write-ahead log grew to {largest} bytes"
+    );
     assert_eq!(Inbox::open(&path).unwrap().count().unwrap(), 600);
 }

@@ -232,6 +232,8 @@ pub(super) fn writer_loop(
     let mut last_prune: Option<Instant> = None;
     let mut pass: Option<PrunePass> = None;
     let mut pruned = 0usize;
+    // Commits since the last checkpoint.
+    let mut since_checkpoint = 0usize;
     let mut batch: Vec<Record> = Vec::with_capacity(cfg.max_batch.min(65_536));
     let mut flushes = Vec::new();
     let mut held: Option<Held> = None;
@@ -301,6 +303,7 @@ pub(super) fn writer_loop(
         if !batch.is_empty() && due {
             match commit_with_retry(&mut conn, &batch) {
                 Ok(ids) => {
+                    since_checkpoint += 1;
                     let _ = done.send(Committed {
                         first_ticket: next_ticket,
                         ids,
@@ -379,6 +382,14 @@ pub(super) fn writer_loop(
         }
         for f in flushes.drain(..) {
             let _ = f.send(result.clone());
+        }
+        // Many small commits: checkpoint, so that the log stays small
+        // (CHECKPOINT_COMMITS).
+        if open && held.is_none() && since_checkpoint >= CHECKPOINT_COMMITS {
+            since_checkpoint = 0;
+            if let Err(e) = checkpoint(&conn) {
+                tracing::debug!(error = %e, "inbox checkpoint");
+            }
         }
     }
 }
