@@ -515,13 +515,9 @@ impl Alerts {
         let reader = lock(&self.reader)?;
         let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
         let now = self.clock.now();
-        let q = Query {
-            kinds: vec![crate::client::GAP_KIND.to_owned()],
-            acknowledged: Some(false),
-            limit: 1,
-            ..Query::default()
-        };
-        let gap = reader.search(&q)?.first().map(|a| a.event.describe().body);
+        let gap = reader
+            .newest_unacknowledged_gap()?
+            .map(|a| a.event.describe().body);
         Ok(Counts {
             total: reader.count()?,
             unread: reader.unacknowledged_up_to(unread_cap)?,

@@ -299,6 +299,21 @@ impl Inbox {
         row.transpose()
     }
 
+    /// The newest unacknowledged history gap (`client::GAP_KIND`), read
+    /// through an index of those alone: the tray asks after every commit.
+    pub fn newest_unacknowledged_gap(&self) -> Result<Option<StoredAlert>, InboxError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM alerts {NEWEST_GAP}"),
+                [],
+                row_to_alert,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.transpose()
+    }
+
     /// Whether these ids are stored; returns the ones that are missing.
     pub fn missing(&self, ids: &[i64]) -> Result<Vec<i64>, InboxError> {
         let mut stmt = self

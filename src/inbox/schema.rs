@@ -41,6 +41,11 @@ CREATE INDEX IF NOT EXISTS alerts_key ON alerts(alert_key);
 -- whatever order it was stored (a clock once set ahead must not hold up
 -- the rest).
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ms);
+-- The unacknowledged history gaps the tray and the header show (version
+-- 4): a handful of rows, found without reading the million others. The
+-- literal must stay the client's GAP_KIND (a unit test holds it to it).
+CREATE INDEX IF NOT EXISTS alerts_gaps ON alerts(id)
+    WHERE type = 'history_gap' AND acked_ms IS NULL;
 -- The full-text index over what a search reads (version 2): words of the
 -- type, subject, channel and payload, case and accents folded; kept by
 -- the triggers, its text stays in `alerts` (external content).
@@ -67,8 +72,9 @@ END;
 ";
 
 /// The schema's version (`PRAGMA user_version`): 1 the table and its
-/// indexes, 2 the full-text index, 3 the index retention reads.
-const VERSION: i64 = 3;
+/// indexes, 2 the full-text index, 3 the index retention reads, 4 the
+/// index of unacknowledged gaps.
+const VERSION: i64 = 4;
 
 pub(super) const INSERT: &str = "INSERT INTO alerts (type, severity, event_severity, style, channel, subject, \
 source, time_ms, server_time, event_id, seq, alert_key, payload, received_ms) \
@@ -139,6 +145,11 @@ pub(super) const CHECKPOINT_COMMITS: usize = 16;
 pub(super) fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
+
+/// The newest unacknowledged history gap; `alerts_gaps` serves it (its
+/// terms are the index's own, so the planner can use it).
+pub(super) const NEWEST_GAP: &str =
+    "WHERE type = 'history_gap' AND acked_ms IS NULL ORDER BY id DESC LIMIT 1";
 
 /// Opens (and creates) the inbox file in WAL mode with the table in place.
 pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connection, InboxError> {

@@ -281,7 +281,7 @@ fn a_version_1_inbox_is_indexed_on_open() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let received_index: i64 = inbox
         .conn
         .query_row(
@@ -639,4 +639,48 @@ fn one_alert_at_a_time_keeps_the_write_ahead_log_small() {
         "the write-ahead log grew to {largest} bytes"
     );
     assert_eq!(Inbox::open(&path).unwrap().count().unwrap(), 600);
+}
+
+/// The tray's gap line reads the newest unacknowledged gap after every
+/// commit: through the partial index of those alone, whose literal is the
+/// client's gap type.
+#[test]
+fn the_newest_unacknowledged_gap_is_read_through_its_own_index() {
+    assert_eq!(
+        crate::client::GAP_KIND,
+        "history_gap",
+        "schema.rs's alerts_gaps names it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut inbox = Inbox::open(dir.path().join("inbox.db")).unwrap();
+    assert!(inbox.newest_unacknowledged_gap().unwrap().is_none());
+    let gap = |n: i64| {
+        Record::new(
+            ev(&format!(r#"{{"type":"history_gap","n":{n}}}"#), n),
+            now(),
+        )
+    };
+    let ids = inbox
+        .insert(&[gap(1), sample()[0].clone(), gap(2)])
+        .unwrap();
+    let newest = inbox.newest_unacknowledged_gap().unwrap().expect("a gap");
+    assert_eq!(newest.id, ids[2]);
+    inbox.acknowledge(&[ids[2]], now()).unwrap();
+    assert_eq!(
+        inbox.newest_unacknowledged_gap().unwrap().map(|a| a.id),
+        Some(ids[0])
+    );
+    let plan: String = inbox
+        .conn
+        .query_row(
+            &format!(
+                "EXPLAIN QUERY PLAN SELECT {} FROM alerts {}",
+                schema::COLUMNS,
+                schema::NEWEST_GAP
+            ),
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("alerts_gaps"), "{plan}");
 }
