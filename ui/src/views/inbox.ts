@@ -51,6 +51,10 @@ export class InboxView {
   private readonly pager = new Pager();
   /** The alert open in the detail pane. */
   private open: AlertDetail | null = null;
+  /** Counts the detail pane's openings and closings: a `show` still
+   * waiting for its alert when the pane is closed or opened on another
+   * one must not open it again. */
+  private shownTicket = 0;
   /** Said after the next summary (an export's result). */
   private note = "";
   private busy = false;
@@ -209,13 +213,18 @@ export class InboxView {
 
   /** Opens the detail pane on one alert (also from a notification). */
   async show(id: number): Promise<void> {
+    const ticket = ++this.shownTicket;
     let detail: AlertDetail | null;
     try {
       detail = await inboxAlert(id);
     } catch (error) {
-      this.failed("Cannot open the alert", error instanceof Error ? error.message : String(error));
+      if (ticket === this.shownTicket) {
+        this.failed("Cannot open the alert", error instanceof Error ? error.message : String(error));
+      }
       return;
     }
+    // Closed, or opened on another alert, meanwhile.
+    if (ticket !== this.shownTicket) return;
     if (!detail) {
       this.close();
       return;
@@ -266,6 +275,7 @@ export class InboxView {
   }
 
   close(): void {
+    this.shownTicket++;
     this.open = null;
     this.el.detail.hidden = true;
     for (const li of this.rows.values()) li.classList.remove("selected");
