@@ -454,26 +454,19 @@ impl Alerts {
     /// The engines are left as they are: an alert acknowledged once is not
     /// repeated again (its next occurrence notifies as usual).
     pub fn unacknowledge(&self, ids: &[i64]) -> Result<usize, AlertsError> {
-        let reader = lock(&self.reader)?;
-        let reader = reader.as_ref().ok_or(AlertsError::NoInbox)?;
-        Ok(reader.unacknowledge(ids)?)
+        self.read(|inbox| inbox.unacknowledge(ids))
     }
 
     /// The inbox id of the newest alert under the engine's key (a
     /// notification's), once what is queued is committed.
     pub fn newest_with_key(&self, key: &str) -> Result<Option<i64>, AlertsError> {
         self.flush()?;
-        let reader = lock(&self.reader)?;
-        Ok(reader
-            .as_ref()
-            .ok_or(AlertsError::NoInbox)?
-            .newest_with_key(key)?)
+        self.read(|inbox| inbox.newest_with_key(key))
     }
 
     /// One stored alert, whole.
     pub fn get(&self, id: i64) -> Result<Option<StoredAlert>, AlertsError> {
-        let reader = lock(&self.reader)?;
-        Ok(reader.as_ref().ok_or(AlertsError::NoInbox)?.get(id)?)
+        self.read(|inbox| inbox.get(id))
     }
 
     /// Writes what `q` matches to `out` ([`Inbox::export`]) on a
@@ -485,14 +478,7 @@ impl Alerts {
         format: ExportFormat,
         out: impl std::io::Write,
     ) -> Result<u64, AlertsError> {
-        let path = {
-            let reader = lock(&self.reader)?;
-            reader
-                .as_ref()
-                .ok_or(AlertsError::NoInbox)?
-                .path()
-                .to_path_buf()
-        };
+        let path = self.read(|inbox| Ok(inbox.path().to_path_buf()))?;
         self.flush()?;
         Ok(Inbox::open(path)?.export(q, format, out)?)
     }
@@ -528,8 +514,13 @@ impl Alerts {
     }
 
     pub fn search(&self, q: &Query) -> Result<Vec<StoredAlert>, AlertsError> {
+        self.read(|inbox| inbox.search(q))
+    }
+
+    /// Runs `f` on the inbox's reader; [`AlertsError::NoInbox`] without one.
+    fn read<T>(&self, f: impl FnOnce(&Inbox) -> Result<T, InboxError>) -> Result<T, AlertsError> {
         let reader = lock(&self.reader)?;
-        Ok(reader.as_ref().ok_or(AlertsError::NoInbox)?.search(q)?)
+        Ok(f(reader.as_ref().ok_or(AlertsError::NoInbox)?)?)
     }
 
     /// Commits what is queued and stops the writer. Idempotent.

@@ -93,10 +93,7 @@ impl Alerts {
         format: ExportFormat,
         dir: &Path,
     ) -> Result<ExportView, Error> {
-        let ext = match format {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Json => "json",
-        };
+        let ext = format.extension();
         let stamp = chrono::Local::now().format("%Y-%m-%d-%H%M%S");
         let io = |what: &str, path: &Path, e: std::io::Error| {
             Error::Inbox(format!("export: {what} {}: {e}", path.display()))

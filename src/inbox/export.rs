@@ -28,6 +28,16 @@ pub enum ExportFormat {
     Json,
 }
 
+impl ExportFormat {
+    /// The file name extension: `csv`, `json`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        }
+    }
+}
+
 impl std::str::FromStr for ExportFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -287,11 +287,20 @@ impl Inbox {
 
     /// One alert by id.
     pub fn get(&self, id: i64) -> Result<Option<StoredAlert>, InboxError> {
+        self.one("WHERE id = ?1", [id])
+    }
+
+    /// The alert `tail` (the query after `FROM alerts`) selects, if any.
+    fn one(
+        &self,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Option<StoredAlert>, InboxError> {
         let row = self
             .conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
-                [id],
+                &format!("SELECT {COLUMNS} FROM alerts {tail}"),
+                args,
                 row_to_alert,
             )
             .optional()
@@ -302,16 +311,7 @@ impl Inbox {
     /// The newest unacknowledged history gap (`client::GAP_KIND`), read
     /// through an index of those alone: the tray asks after every commit.
     pub fn newest_unacknowledged_gap(&self) -> Result<Option<StoredAlert>, InboxError> {
-        let row = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM alerts {NEWEST_GAP}"),
-                [],
-                row_to_alert,
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        row.transpose()
+        self.one(NEWEST_GAP, [])
     }
 
     /// Whether these ids are stored; returns the ones that are missing.
@@ -511,28 +511,26 @@ impl Inbox {
     /// The number the tray shows: unacknowledged alerts at critical or
     /// above (severity after rules).
     pub fn unacknowledged_critical(&self) -> Result<u64, InboxError> {
-        self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL AND severity >= 2")
+        self.count_sql(
+            "SELECT count(*) FROM alerts WHERE acked_ms IS NULL AND severity >= 2",
+            [],
+        )
     }
 
     /// Unacknowledged alerts of any severity (served by the partial index
     /// on unacknowledged rows, not a scan of the table).
     pub fn unacknowledged(&self) -> Result<u64, InboxError> {
-        self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL")
+        self.count_sql("SELECT count(*) FROM alerts WHERE acked_ms IS NULL", [])
     }
 
     /// Unacknowledged alerts, counted no further than `cap` (what a badge
     /// shows as "999+"): a million unread rows cost no more than a
     /// thousand.
     pub fn unacknowledged_up_to(&self, cap: u64) -> Result<u64, InboxError> {
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM (SELECT 1 FROM alerts WHERE acked_ms IS NULL LIMIT ?1)",
-                [cap],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(|e| self.err(e))
+        self.count_sql(
+            "SELECT count(*) FROM (SELECT 1 FROM alerts WHERE acked_ms IS NULL LIMIT ?1)",
+            [i64::try_from(cap).unwrap_or(i64::MAX)],
+        )
     }
 
     /// The newest alert stored under the engine's key `key` (what a
@@ -544,21 +542,18 @@ impl Inbox {
                 [key],
                 |r| r.get::<_, i64>(0),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(self.err(e)),
-            })
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// All stored alerts.
     pub fn count(&self) -> Result<u64, InboxError> {
-        self.count_sql("SELECT count(*) FROM alerts")
+        self.count_sql("SELECT count(*) FROM alerts", [])
     }
 
-    fn count_sql(&self, sql: &str) -> Result<u64, InboxError> {
+    fn count_sql(&self, sql: &str, args: impl rusqlite::Params) -> Result<u64, InboxError> {
         self.conn
-            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .query_row(sql, args, |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| self.err(e))
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 use crate::protocol::{Event, Severity, Style};
@@ -138,7 +138,7 @@ const WAL_BYTES: i64 = 1 << 20;
 /// of log beside a 100 KB inbox, the room a nearly full disk does not
 /// have). A burst commits thousands of rows at once, so this rarely comes
 /// before SQLite's 1,000 pages there; a checkpoint every 256 pages instead
-/// cost a tenth of the burst's throughput (docs/PERFORMANCE.md).
+/// cost a fifth of the burst's throughput (docs/PERFORMANCE.md).
 pub(super) const CHECKPOINT_COMMITS: usize = 16;
 
 /// Copies the log into the database as far as no reader holds it back.
@@ -179,7 +179,7 @@ pub(super) fn open_conn(path: &Path, durability: Durability) -> Result<Connectio
     };
     conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
     // The log is cut back to WAL_BYTES after each checkpoint (SQLite
-    // never truncates it by default); see QUIET_CHECKPOINT_ROWS for when
+    // never truncates it by default); see CHECKPOINT_COMMITS for when
     // the writer checkpoints.
     conn.query_row(
         &format!("PRAGMA journal_size_limit = {WAL_BYTES}"),
@@ -357,7 +357,7 @@ pub(super) struct PrunePass {
 }
 
 /// Rows looked at, and at most deleted, per chunk.
-pub(super) const PRUNE_CHUNK: i64 = 1_000;
+const PRUNE_CHUNK: i64 = 1_000;
 
 impl PrunePass {
     /// A pass of `r` as of `now`; `None` when `r` keeps everything.
@@ -379,15 +379,12 @@ impl PrunePass {
         let below_id = match r.max_count {
             Some(max) => {
                 let offset = i64::try_from(max).unwrap_or(i64::MAX);
-                match conn.query_row(
+                conn.query_row(
                     "SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1",
                     [offset],
                     |row| row.get::<_, i64>(0),
-                ) {
-                    Ok(id) => Some(id),
-                    Err(rusqlite::Error::QueryReturnedNoRows) => None,
-                    Err(e) => return Err(e),
-                }
+                )
+                .optional()?
             }
             None => None,
         };

@@ -248,7 +248,7 @@ fn full_text_search_finds_words_and_prefixes_case_and_accents_ignored() {
 
 /// An inbox written before the full-text index (schema version 1) gets the
 /// index built from its rows when it is first opened, and keeps them all;
-/// it is brought to the current version (3) in the same step.
+/// it is brought to the current version (4) in the same step.
 #[test]
 fn a_version_1_inbox_is_indexed_on_open() {
     let dir = tempfile::tempdir().unwrap();
