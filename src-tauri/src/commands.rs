@@ -71,18 +71,27 @@ pub async fn inbox_alert(app: AppHandle, id: i64) -> Result<Option<AlertDetail>,
 /// follow as an `inbox` event.
 #[tauri::command]
 pub async fn inbox_acknowledge(app: AppHandle, ids: Vec<i64>) -> Result<usize, Error> {
-    let handle = app.clone();
-    let n = with_inbox(app, move |alerts| alerts.acknowledge(&ids)).await?;
-    crate::window::inbox(&handle);
-    Ok(n)
+    set_acknowledged(app, ids, true).await
 }
 
 /// Undoes acknowledgements; returns how many changed. The new counts
 /// follow as an `inbox` event.
 #[tauri::command]
 pub async fn inbox_unacknowledge(app: AppHandle, ids: Vec<i64>) -> Result<usize, Error> {
+    set_acknowledged(app, ids, false).await
+}
+
+/// Acknowledges these alerts or undoes it, then asks for fresh counts.
+async fn set_acknowledged(app: AppHandle, ids: Vec<i64>, acked: bool) -> Result<usize, Error> {
     let handle = app.clone();
-    let n = with_inbox(app, move |alerts| alerts.unacknowledge(&ids)).await?;
+    let n = with_inbox(app, move |alerts| {
+        if acked {
+            alerts.acknowledge(&ids)
+        } else {
+            alerts.unacknowledge(&ids)
+        }
+    })
+    .await?;
     crate::window::inbox(&handle);
     Ok(n)
 }

@@ -180,6 +180,9 @@ pub fn create(app: &AppHandle) {
         app.listen_any(name, move |_| refresh(&handle));
     }
     refresh(app);
+    // The first counts, read by the inbox's thread, not this (the main)
+    // one; the refresh follows them.
+    window::inbox(app);
 }
 
 fn build(app: &AppHandle) -> tauri::Result<()> {
@@ -242,10 +245,8 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
         // The item has toggled itself; what counts is the pause, and the
         // refresh that follows sets the check from it.
         "pause" => {
-            let until = match alerts.as_ref().is_some_and(|a| a.paused(now)) {
-                true => None,
-                false => Some(now + Duration::hours(1)),
-            };
+            let paused = alerts.as_ref().is_some_and(|a| a.paused(now));
+            let until = (!paused).then(|| now + Duration::hours(1));
             alerts.iter().for_each(|a| a.pause_until(until));
         }
         "pause-day" => alerts
@@ -297,10 +298,10 @@ pub fn refresh(app: &AppHandle) {
     let Some(state) = app.try_state::<Feed>().map(|f| f.state()) else {
         return;
     };
-    let counts = app
-        .try_state::<Alerts>()
-        .and_then(|a| a.counts().ok())
-        .unwrap_or_default();
+    // The counts the window was last sent (`window::last_counts`), not a
+    // second count of the inbox; a pause that has run out since is over.
+    let mut counts = window::last_counts(app);
+    counts.paused_until = counts.paused_until.filter(|t| Utc::now() < *t);
     let variant = Variant::of(&state, &counts);
     let reading = Reading {
         variant,

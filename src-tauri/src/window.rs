@@ -10,7 +10,7 @@
 //! file and never into each other: the tray refreshes itself on
 //! [`EVENT_INBOX`] and [`EVENT_CONN_STATE`] rather than being called.
 
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use riskwatch::engine::Notification;
@@ -21,6 +21,7 @@ use tauri::{AppHandle, Emitter, Manager};
 
 use crate::alerts::Alerts;
 use crate::feed::{Changed, Feed};
+use crate::view::InboxCounts;
 
 /// Tauri event carrying a `LinkState` (see `ui/src/ipc.ts`) whenever the
 /// state changes.
@@ -71,11 +72,30 @@ pub fn inbox(app: &AppHandle) {
 /// How [`inbox`] reaches the counting thread. Managed state.
 struct InboxPoke(mpsc::Sender<()>);
 
+/// The inbox counts last sent: the tray reads them here rather than
+/// counting again. Managed state.
+#[derive(Debug, Default)]
+struct LastCounts(Mutex<InboxCounts>);
+
+/// The inbox counts last sent (none yet, or no inbox: all zero).
+pub fn last_counts(app: &AppHandle) -> InboxCounts {
+    app.try_state::<LastCounts>()
+        .and_then(|c| c.0.lock().ok().map(|c| c.clone()))
+        .unwrap_or_default()
+}
+
 /// Reads the counts and sends them to the window and the tray.
 fn send_counts(app: &AppHandle) {
     if let Some(alerts) = app.try_state::<Alerts>() {
         match alerts.counts() {
-            Ok(counts) => emit(app, EVENT_INBOX, &counts),
+            Ok(counts) => {
+                if let Some(last) = app.try_state::<LastCounts>()
+                    && let Ok(mut last) = last.0.lock()
+                {
+                    *last = counts.clone();
+                }
+                emit(app, EVENT_INBOX, &counts);
+            }
             Err(error) => tracing::warn!(%error, "inbox counts"),
         }
     }
@@ -87,6 +107,7 @@ fn send_counts(app: &AppHandle) {
 pub fn watch_commits(app: AppHandle, committed: mpsc::Receiver<Committed>) {
     let (poke, poked) = mpsc::channel::<()>();
     app.manage(InboxPoke(poke.clone()));
+    app.manage(LastCounts::default());
     let forwarded = std::thread::Builder::new()
         .name("riskwatch-inbox-commits".into())
         .spawn(move || {

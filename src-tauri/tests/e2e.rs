@@ -425,22 +425,12 @@ fn large_inbox(d: &Driver, ids: &[i64], artifacts: &Path) {
     let mut report = serde_json::Map::new();
     report.insert("rows".into(), json!(n));
     for (name, r) in got["out"].as_object().unwrap() {
-        let times: Vec<f64> = r["times"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_f64)
-            .collect();
+        let times: Vec<f64> = numbers(&r["times"]);
         let entry = json!({"ms": spread(times), "rows": r["rows"]});
         eprintln!("e2e: {name}: {entry}");
         report.insert(name.clone(), entry);
     }
-    let frames: Vec<f64> = got["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
+    let frames: Vec<f64> = numbers(&got["frames"]);
     assert!(!frames.is_empty(), "no frame drawn while the commands ran");
     let long = frames.iter().filter(|f| **f > 50.0).count();
     let entry = json!({"frame_ms": spread(frames), "frames_over_50ms": long});
@@ -1291,6 +1281,15 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
 }
 
 /// Percentiles of `v` (sorted here): p50, p95, p99, max.
+/// The numbers of a JSON array the page returned.
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect()
+}
+
 fn spread(mut v: Vec<f64>) -> Value {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
@@ -1329,12 +1328,7 @@ fn measure(d: &Driver, hub: &Hub, notify_log: &str, artifacts: &Path) {
             "return {frames: window.__frames.slice(1), rate: window.__rate}",
             json!([]),
         );
-        let frames: Vec<f64> = got["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_f64)
-            .collect();
+        let frames: Vec<f64> = numbers(&got["frames"]);
         let rates: Vec<f64> = got["rate"]
             .as_array()
             .unwrap()
