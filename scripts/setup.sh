@@ -15,7 +15,11 @@ APT_PACKAGES=(
   librsvg2-dev libsoup-3.0-dev libssl-dev libdbus-1-dev
   # tests: display, session bus, notifications, keyring, webdriver, redis
   xvfb xauth x11-utils dbus dbus-x11 dunst gnome-keyring libsecret-tools
-  at-spi2-core webkit2gtk-driver imagemagick redis-server procps
+  at-spi2-core webkit2gtk-driver imagemagick redis-server procps python3
+  # the package test (scripts/package-test.sh): launcher, AppStream, .rpm
+  desktop-file-utils appstream rpm
+  # scripts/measure-desktop.sh MODE=tray: closes the window with Ctrl+W
+  xdotool
   # the fault suite (scripts/faults.sh): network namespaces, packet drops
   iproute2 nftables
 )

@@ -7,6 +7,7 @@ fn main() {
         .config_path("../tauri.conf.json")
         .app_manifest(tauri_build::AppManifest::new().commands(&[
             "snapshot",
+            "window_tab",
             "inbox_search",
             "inbox_acknowledge",
             "inbox_unacknowledge",

@@ -26,18 +26,27 @@ use crate::view::{
 pub async fn snapshot(app: AppHandle) -> Result<Snapshot, Error> {
     blocking(move || {
         let mut snap = app.state::<Feed>().snapshot()?;
-        snap.tab = app.state::<StartTab>().0.clone();
+        let memory = app.state::<crate::window::Memory>();
+        snap.tab = memory.tab();
+        snap.open_alert = memory.take_open();
         if let Some(alerts) = app.try_state::<Alerts>() {
             snap.inbox = alerts.counts()?;
         }
+        // Once per page load: when a window opened shows its state
+        // (scripts/measure-desktop.sh times reopening by it).
+        tracing::info!(tab = ?snap.tab, open_alert = ?snap.open_alert, "the window took its state");
         Ok(snap)
     })
     .await
 }
 
-/// The dashboard to open on (`--tab`). Managed state.
-#[derive(Debug, Default)]
-pub struct StartTab(pub Option<String>);
+/// The window shows `tab`: a window opened again (after it was closed)
+/// opens on it.
+#[tauri::command]
+pub fn window_tab(app: AppHandle, tab: String) {
+    tracing::info!(%tab, "the window shows a tab");
+    app.state::<crate::window::Memory>().set_tab(&tab);
+}
 
 /// Runs `f` on the app's inbox on a blocking thread: SQLite never runs
 /// on the main thread (the window's and the tray's) nor on the IPC one,

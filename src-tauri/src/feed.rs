@@ -131,6 +131,7 @@ impl Feed {
             events: inner.events.iter().cloned().collect(),
             inbox: Default::default(),
             tab: None,
+            open_alert: None,
         })
     }
 

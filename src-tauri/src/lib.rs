@@ -58,36 +58,47 @@ use std::process::ExitCode;
 use tauri::{Manager, RunEvent, WindowEvent};
 use tracing_subscriber::EnvFilter;
 
-/// Runs the desktop app until it is quit (closing the window hides it).
+/// Runs the desktop app until it is quit from the tray (closing the window
+/// leaves it running in the tray, without the window's webview).
 pub fn run() -> ExitCode {
     // Before anything starts a thread or GTK.
     webkit::process_env();
     let settings = settings::Settings::from_env();
     let _log_file = init_tracing();
-    let start_tab = commands::StartTab(settings.tab.clone());
+    let memory = window::Memory::new(settings.tab.clone());
 
     let app = tauri::Builder::default()
         // First: a second launch hands over to the running instance (which
         // shows its window) and exits here, before starting a hub or
         // opening the inbox.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            window::show_main(app);
             // `riskwatch-desktop --tab inbox` from a launcher or a script
-            // reaches the window that is already open.
-            if let Some(tab) = settings::forwarded_tab(&argv) {
-                tracing::info!(%tab, "a second launch asked for a tab");
-                window::emit(app, window::EVENT_SELECT_TAB, &tab);
+            // reaches the window that is open, or the one it opens.
+            match settings::forwarded_tab(&argv) {
+                Some(tab) => {
+                    tracing::info!(%tab, "a second launch asked for a tab");
+                    window::show_tab(app, &tab);
+                }
+                None => window::show_main(app),
             }
         }))
+        // Before the window is built: it restores the size and position
+        // the window had, as the window is built.
+        .plugin(
+            tauri_plugin_window_state::Builder::new()
+                .with_state_flags(window::kept_state())
+                .build(),
+        )
         // Start at login: off until chosen from the tray menu; then it
         // starts in the tray, its window hidden.
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec!["--minimized"]),
         ))
-        .manage(start_tab)
+        .manage(memory)
         .invoke_handler(tauri::generate_handler![
             commands::snapshot,
+            commands::window_tab,
             commands::inbox_search,
             commands::inbox_acknowledge,
             commands::inbox_unacknowledge,
@@ -106,17 +117,21 @@ pub fn run() -> ExitCode {
             commands::prefs_unmute
         ])
         .on_window_event(|window, event| {
-            // Closing the window keeps the app in the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event
-                && window.label() == "main"
+            // Closing the window destroys it (see `RunEvent::ExitRequested`
+            // below: the app stays in the tray).
+            if let WindowEvent::Destroyed = event
+                && window.label() == window::MAIN
             {
-                api.prevent_close();
-                let _ = window.hide();
+                window::closed(window.app_handle());
             }
         })
         // The webview's IPC is served once the event loop runs, after this.
         .setup(move |app| {
-            webkit::create_main(app, !settings.minimized)?;
+            // `--minimized` (start at login): the tray alone; the window,
+            // and WebKit's processes with it, only once it is opened.
+            if !settings.minimized {
+                webkit::create_main(app.handle())?;
+            }
             app.manage(feed::Feed::new());
             app.manage(link::Links::default());
             let store = match profiles::Profiles::open() {
@@ -147,8 +162,13 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
+    app.run(|app, event| match event {
+        // The last window closed: the app lives on in the tray. Quit from
+        // the tray exits with a code, which is let through.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
             if let Some(links) = app.try_state::<link::Links>() {
                 links.stop_all();
             }
@@ -156,6 +176,7 @@ pub fn run() -> ExitCode {
                 alerts.close();
             }
         }
+        _ => {}
     });
     ExitCode::SUCCESS
 }

@@ -202,8 +202,12 @@ pub struct Snapshot {
     /// Whether the built-in demo server is one of the sources.
     pub demo: bool,
     pub inbox: InboxCounts,
-    /// The dashboard to open on (`--tab`), if any.
+    /// The dashboard to open on: the one the window last showed, at first
+    /// `--tab`; none for the default.
     pub tab: Option<String>,
+    /// The alert to show in the inbox: a notification's Open, taken by a
+    /// window it had to build.
+    pub open_alert: Option<i64>,
 }
 
 /// The inbox's counts, for the tray, the tab and the header.
@@ -473,11 +477,21 @@ mod tests {
             demo: true,
             inbox: counts,
             tab: Some("hr".into()),
+            open_alert: Some(7),
         };
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(
             keys(&v),
-            ["demo", "events", "inbox", "links", "source", "state", "tab"]
+            [
+                "demo",
+                "events",
+                "inbox",
+                "links",
+                "open_alert",
+                "source",
+                "state",
+                "tab"
+            ]
         );
         let profile = ProfileView {
             name: "prod".into(),

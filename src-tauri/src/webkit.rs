@@ -5,7 +5,7 @@
 //! compositing, no back/forward page cache and no large resource cache.
 //! docs/PERFORMANCE.md has what each one saved.
 
-use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, WebviewWindow, WebviewWindowBuilder};
 
 /// `RISKWATCH_WEBKIT_DEFAULTS=1` leaves WebKit's defaults alone: for
 /// measuring what the settings here are worth, nothing else.
@@ -52,20 +52,21 @@ const PROCESS_ENV: [(&str, &str); 4] = [
     ("WEBKIT_DISABLE_MEMORY_PRESSURE_MONITOR", "1"),
 ];
 
-/// Creates the `main` window of the configuration, hidden unless
-/// `visible` (`--minimized`: start in the tray).
-pub fn create_main(app: &App, visible: bool) -> tauri::Result<WebviewWindow> {
+/// Creates and shows the `main` window of the configuration: at start-up
+/// (unless `--minimized`), and again each time it is shown after being
+/// closed. Its size and position are
+/// the ones it had (tauri-plugin-window-state restores them as it is
+/// built).
+pub fn create_main(app: &AppHandle) -> tauri::Result<WebviewWindow> {
     let config = app
         .config()
         .app
         .windows
         .iter()
-        .find(|w| w.label == "main")
+        .find(|w| w.label == crate::window::MAIN)
         .cloned()
         .unwrap_or_default();
-    let window = WebviewWindowBuilder::from_config(app.handle(), &config)?
-        .visible(visible && config.visible)
-        .build()?;
+    let window = WebviewWindowBuilder::from_config(app, &config)?.build()?;
     #[cfg(target_os = "linux")]
     if !defaults_wanted() {
         tune(&window);
@@ -93,5 +94,189 @@ fn tune(window: &WebviewWindow) {
     });
     if let Err(error) = done {
         tracing::warn!(%error, "webview settings not applied");
+    }
+}
+
+/// After the window closed: WebKit ends the page's web process with its
+/// view, but keeps its network process for the life of the web context,
+/// which Tauri keeps for the app's life on Linux (a new context would start
+/// a second one). An app idling in the tray has no use for it, so once no
+/// webview is left it is ended here; WebKit starts a new one when the next
+/// window loads (it treats the end as a crash of a process with no pages).
+/// On a thread: it waits up to 5 s for the web process to go first.
+pub fn released(app: &AppHandle) {
+    #[cfg(target_os = "linux")]
+    {
+        let app = app.clone();
+        let spawned = std::thread::Builder::new()
+            .name("riskwatch-webkit-release".into())
+            .spawn(move || release_processes(&app));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot release WebKit's processes");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
+}
+
+/// WebKit's helper processes this app started, by name, as the kernel
+/// shortens it (`/proc/PID/comm`: 15 bytes).
+#[cfg(target_os = "linux")]
+fn webkit_children() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parens.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_owned();
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == me && comm.starts_with("WebKit")).then_some((pid, comm))
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn release_processes(app: &AppHandle) {
+    use std::time::{Duration, Instant};
+    const WEB: &str = "WebKitWebProces";
+    const NETWORK: &str = "WebKitNetworkPr";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while webkit_children().iter().any(|(_, name)| name == WEB) {
+        if Instant::now() >= deadline {
+            tracing::warn!("WebKit's web process outlived the window by 5 s: left running");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Checked on the main thread, where windows are built (`show_main`),
+    // so a window cannot appear between the check and the end.
+    let handle = app.clone();
+    let ran = app.run_on_main_thread(move || {
+        if !handle.webview_windows().is_empty() {
+            return; // opened again meanwhile: it uses the process
+        }
+        for (pid, name) in webkit_children() {
+            if name != NETWORK {
+                continue;
+            }
+            // SAFETY: kill(2) with a pid read from /proc and SIGTERM; a
+            // pid that has exited meanwhile only fails with ESRCH.
+            let ended = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } == 0;
+            tracing::info!(pid, ended, "WebKit's network process ended with the window");
+        }
+        let (heap, paged) = trim_memory();
+        tracing::info!(
+            heap_trimmed = heap,
+            paged_out_kib = paged / 1024,
+            "memory the window used let go"
+        );
+    });
+    if let Err(error) = ran {
+        tracing::warn!(%error, "cannot end WebKit's network process");
+    }
+}
+
+/// Lets go of what the closed window's code left resident in this process:
+/// the heap's free pages go back to the system (`malloc_trim`), and the
+/// pages of code and read-only data mapped from files — WebKit's and
+/// JavaScriptCore's libraries, most of this binary — are paged out
+/// (`MADV_PAGEOUT`, Linux 5.4+). They are clean copies of files: nothing
+/// is lost, the kernel keeps them in its page cache as long as it has room,
+/// and what the tray goes on running faults back in at once. The kernel
+/// skips pages another process maps too, and dirty (written) pages, which
+/// would need swap. Returns whether the heap shrank and the bytes asked to
+/// page out.
+#[cfg(target_os = "linux")]
+fn trim_memory() -> (bool, usize) {
+    // SAFETY: malloc_trim only returns free memory to the system.
+    #[cfg(target_env = "gnu")]
+    let heap = unsafe { libc::malloc_trim(0) } == 1;
+    #[cfg(not(target_env = "gnu"))]
+    let heap = false;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return (heap, 0);
+    };
+    let mut paged = 0;
+    for (start, end) in file_mappings(&maps) {
+        // SAFETY: MADV_PAGEOUT is advice: the range stays mapped with its
+        // contents, only where they reside changes. A range the kernel
+        // cannot page out fails with EINVAL and is left as it is.
+        if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) }
+            == 0
+        {
+            paged += end - start;
+        }
+    }
+    (heap, paged)
+}
+
+/// The address ranges of `/proc/self/maps` lines that map regular files
+/// (not the heap, stacks, anonymous memory, devices or shared memory).
+#[cfg(target_os = "linux")]
+fn file_mappings(maps: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter_map(|line| {
+            // "start-end perms offset dev inode path"
+            let mut fields = line.split_whitespace();
+            let range = fields.next()?;
+            let path = fields.nth(4)?;
+            let regular = path.starts_with('/')
+                && !path.starts_with("/dev/")
+                && !path.starts_with("/SYSV")
+                && !path.starts_with("/memfd:");
+            if !regular {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some((
+                usize::from_str_radix(start, 16).ok()?,
+                usize::from_str_radix(end, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_are_paged_out() {
+        let maps = "\
+55d0c0000000-55d0c0001000 r--p 00000000 fd:01 123 /usr/bin/riskwatch-desktop
+55d0c1000000-55d0c1200000 rw-p 00000000 00:00 0 [heap]
+7f0000000000-7f0000100000 r-xp 00010000 fd:01 456 /usr/lib/libwebkit2gtk-4.1.so.0 (deleted)
+7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+7f0000400000-7f0000500000 rw-s 00000000 00:01 7 /SYSV00000000
+7f0000600000-7f0000700000 rw-s 00000000 00:05 9 /dev/dri/renderD128
+7f0000800000-7f0000900000 rw-s 00000000 00:01 8 /memfd:wayland-shm (deleted)
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]
+";
+        assert_eq!(
+            file_mappings(maps),
+            [
+                (0x55d0c0000000, 0x55d0c0001000),
+                (0x7f0000000000, 0x7f0000100000)
+            ]
+        );
+    }
+
+    #[test]
+    fn paging_out_keeps_what_the_pages_hold() {
+        // This test binary's own mappings: paged out, then read again.
+        let (_, paged) = trim_memory();
+        assert!(paged > 0, "nothing was paged out");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(!file_mappings(&maps).is_empty());
+        assert_eq!(
+            file_mappings("x-y r--p 0 0 0 /a").len(),
+            0,
+            "a malformed range is skipped"
+        );
     }
 }

@@ -1,9 +1,15 @@
 //! What the app tells the window, in one file: the Tauri events the
 //! webview (and the tray, which listens to the same events) receives —
 //! connection state, the connections, each new event, inbox counts — and
-//! the window itself: showing it, and the notifications whose Open (or a
-//! click on the body) shows it on their alert in the inbox and whose
-//! Acknowledge changes the inbox.
+//! the window itself: showing it (creating it again after it was closed),
+//! what a new window opens on ([`Memory`]), and the notifications whose
+//! Open (or a click on the body) shows it on their alert in the inbox and
+//! whose Acknowledge changes the inbox.
+//!
+//! Closing the window destroys it, webview and all, so the app idles in the
+//! tray without WebKit's processes; it is built again when it is next
+//! shown, and opens on the tab it was on, with the state the snapshot
+//! gives it (`commands::snapshot`).
 //!
 //! Everything that changes what the user sees ends here, so the modules
 //! that change it (`link`, `commands`, `tray`'s menu) call down into this
@@ -11,7 +17,7 @@
 //! [`EVENT_INBOX`] and [`EVENT_CONN_STATE`] rather than being called.
 
 use std::sync::{Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use riskwatch::engine::Notification;
 use riskwatch::inbox::Committed;
@@ -40,6 +46,67 @@ pub const EVENT_SELECT_TAB: &str = "select-tab";
 /// id it carries (`null`: the inbox alone), after a notification's Open or
 /// a click on its body.
 pub const EVENT_OPEN_ALERT: &str = "open-alert";
+
+/// The main window's label (tauri.conf.json).
+pub const MAIN: &str = "main";
+
+/// What the window's size and position keep (tauri-plugin-window-state):
+/// everything but whether it is shown, which `--minimized` and the tray
+/// decide.
+pub fn kept_state() -> tauri_plugin_window_state::StateFlags {
+    tauri_plugin_window_state::StateFlags::all() - tauri_plugin_window_state::StateFlags::VISIBLE
+}
+
+/// How long a notification's Open waits for a window that is being built
+/// to take it (see [`Memory::take_open`]).
+const OPEN_WAITS: Duration = Duration::from_secs(30);
+
+/// What a window opens on: the tab it last showed (at first `--tab`), and
+/// the alert a notification's Open asked for, for a window being built.
+/// Managed state.
+#[derive(Debug, Default)]
+pub struct Memory {
+    tab: Mutex<Option<String>>,
+    open: Mutex<Option<(i64, Instant)>>,
+}
+
+impl Memory {
+    pub fn new(tab: Option<String>) -> Self {
+        Memory {
+            tab: Mutex::new(tab),
+            open: Mutex::default(),
+        }
+    }
+
+    /// The tab a new window opens on.
+    pub fn tab(&self) -> Option<String> {
+        self.tab.lock().ok().and_then(|t| t.clone())
+    }
+
+    pub fn set_tab(&self, tab: &str) {
+        if let Ok(mut t) = self.tab.lock() {
+            *t = Some(tab.to_owned());
+        }
+    }
+
+    fn set_open(&self, id: i64) {
+        if let Ok(mut o) = self.open.lock() {
+            *o = Some((id, Instant::now()));
+        }
+    }
+
+    /// The alert a notification's Open asked for in the last
+    /// [`OPEN_WAITS`], once: a window that is already up took it from the
+    /// event instead, and one built much later opens where it was.
+    pub fn take_open(&self) -> Option<i64> {
+        self.take_open_at(Instant::now())
+    }
+
+    fn take_open_at(&self, now: Instant) -> Option<i64> {
+        let (id, asked) = self.open.lock().ok()?.take()?;
+        (now.saturating_duration_since(asked) < OPEN_WAITS).then_some(id)
+    }
+}
 
 /// Inbox counts are sent at most this often.
 const COUNTS_EVERY: Duration = Duration::from_millis(500);
@@ -149,17 +216,62 @@ fn open_alert(app: &AppHandle, key: Option<&str>) {
         _ => None,
     };
     tracing::info!(?id, "opened from a notification");
+    if let Some(memory) = app.try_state::<Memory>() {
+        memory.set_tab("inbox");
+        if let Some(id) = id {
+            memory.set_open(id);
+        }
+    }
     show_main(app);
     emit(app, EVENT_OPEN_ALERT, &id);
 }
 
-/// Shows, unminimizes and focuses the main window.
-pub fn show_main(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
+/// Shows `tab` (a second launch's `--tab`): in the window if it is up,
+/// else in the one [`show_main`] builds.
+pub fn show_tab(app: &AppHandle, tab: &str) {
+    if let Some(memory) = app.try_state::<Memory>() {
+        memory.set_tab(tab);
     }
+    show_main(app);
+    emit(app, EVENT_SELECT_TAB, &tab);
+}
+
+/// Shows, unminimizes and focuses the main window, building it again if it
+/// was closed. On the main thread, so two callers cannot both build it.
+pub fn show_main(app: &AppHandle) {
+    let handle = app.clone();
+    let shown = app.run_on_main_thread(move || {
+        if let Some(w) = handle.get_webview_window(MAIN) {
+            let _ = w.show();
+            let _ = w.unminimize();
+            let _ = w.set_focus();
+            return;
+        }
+        let started = Instant::now();
+        match crate::webkit::create_main(&handle) {
+            Ok(w) => {
+                let _ = w.set_focus();
+                tracing::info!(took = ?started.elapsed(), "window opened again");
+            }
+            Err(error) => tracing::error!(%error, "cannot open the window"),
+        }
+    });
+    if let Err(error) = shown {
+        tracing::warn!(%error, "cannot show the window");
+    }
+}
+
+/// The main window was closed and is gone, its webview with it: its size
+/// and position are saved now (not only at exit, which a logout or a kill
+/// may never reach), and WebKit's processes are let go
+/// (`webkit::released`).
+pub fn closed(app: &AppHandle) {
+    use tauri_plugin_window_state::AppHandleExt;
+    if let Err(error) = app.save_window_state(kept_state()) {
+        tracing::warn!(%error, "cannot save the window's size and position");
+    }
+    tracing::info!("window closed: the app stays in the tray");
+    crate::webkit::released(app);
 }
 
 /// Shows `n` in the background. The bubble's Acknowledge acknowledges the
@@ -198,4 +310,36 @@ pub fn start_repeats(app: AppHandle) {
             alerts.run_due(|n| raise(&app, &alerts, n)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_window_opens_on_the_tab_last_shown() {
+        let memory = Memory::new(Some("hr".into()));
+        assert_eq!(memory.tab().as_deref(), Some("hr"), "--tab at first");
+        memory.set_tab("compliance");
+        assert_eq!(memory.tab().as_deref(), Some("compliance"));
+        assert_eq!(Memory::default().tab(), None, "no --tab: the default");
+    }
+
+    #[test]
+    fn an_alert_to_open_is_taken_once_and_only_while_fresh() {
+        let memory = Memory::default();
+        assert_eq!(memory.take_open(), None);
+        memory.set_open(7);
+        assert_eq!(memory.take_open(), Some(7));
+        assert_eq!(memory.take_open(), None, "taken once");
+
+        memory.set_open(8);
+        let later = Instant::now() + OPEN_WAITS + Duration::from_secs(1);
+        assert_eq!(
+            memory.take_open_at(later),
+            None,
+            "a window built long after the notification's Open opens where it was"
+        );
+        assert_eq!(memory.take_open(), None, "and the stale one is gone");
+    }
 }

@@ -342,6 +342,10 @@ fn e2e_real_webview() {
     });
     drop(hub);
 
+    // h. Light in the tray: the window closed and opened again (the app
+    // started here: WebDriver ends its session with the last window).
+    tray_life(&app, &notify_log, &artifacts);
+
     // g. A large inbox: RISKWATCH_E2E_INBOX_ROWS alerts (default 100,000;
     // docs/PERFORMANCE.md measures 1,000,000) added to the app's inbox
     // while it is closed, then searched and paged in the real window.
@@ -859,11 +863,298 @@ fn notification_id(log: &str, needle: &str) -> Option<u32> {
     lines.next()?.trim().strip_prefix("uint32 ")?.parse().ok()
 }
 
-/// The D-Bus session address of the running app (its environment).
-fn app_bus(app: &str) -> String {
+/// The WebKit processes (`/proc/PID/comm`) whose parent is `pid`.
+fn webkit_children(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) && comm.starts_with("WebKit") {
+            found.push(comm.to_string());
+        }
+    }
+    found
+}
+
+/// A process's proportional set size (`smaps_rollup`), in KiB.
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `xdotool` with `args`; panics unless it succeeds. Returns its output.
+fn xdotool(args: &[&str]) -> String {
+    let out = std::process::Command::new("xdotool")
+        .args(args)
+        .output()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "xdotool {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The riskwatch window's X11 id, its width and height, while it is mapped.
+fn shown_window() -> Option<(String, u64, u64)> {
+    let out = std::process::Command::new("xwininfo")
+        .args(["-name", "riskwatch"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("Map State: IsViewable") {
+        return None;
+    }
+    let field = |name: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let id = text
+        .split("Window id: ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    Some((
+        id,
+        field("Width:")?.parse().ok()?,
+        field("Height:")?.parse().ok()?,
+    ))
+}
+
+/// Waits up to `secs` for `pred` over the app's log at `path`; returns the
+/// log then.
+fn wait_log(path: &Path, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    wait_file(&path.to_string_lossy(), secs, what, pred)
+}
+
+/// Ctrl+W to the riskwatch window, as a user closes it, then waits until it
+/// is gone and the app has let WebKit's processes go.
+fn close_window(pid: u32, log: &Path) {
+    let closed = |t: &str| t.matches("window closed").count();
+    let before = closed(&std::fs::read_to_string(log).unwrap_or_default());
+    let (win, _, _) = shown_window().expect("the riskwatch window is shown");
+    xdotool(&["windowfocus", "--sync", &win, "key", "ctrl+w"]);
+    wait_log(log, 10, "the window closed", |t| closed(t) > before);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = webkit_children(pid);
+        if left.is_empty() && shown_window().is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "10 s after the window closed: shown {:?}, WebKit processes {left:?}",
+            shown_window()
+        );
+        std::thread::sleep(STEP);
+    }
+}
+
+/// Kills the app started by [`tray_life`] when dropped, pass or fail.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SIGTERM first, so it closes its inbox as a user's quit would.
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Light in the tray (issue 17 point 4): the real app in its real webview,
+/// started here rather than through WebDriver, which ends its session (and
+/// the app) with the last window — and what matters is the app after that.
+/// Real X11 key events (xdotool) pick a tab and close the window (Ctrl+W);
+/// then the window is gone, WebKit's processes have ended and the app runs
+/// on; a second launch builds the window again, at the size it had, and its
+/// page takes its state on the tab it showed; a notification's Open while
+/// it is closed builds it on the inbox with that alert.
+fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
+    let bus = bus_of("tauri-driver");
+    // WebDriver's apps are gone (one instance per session bus).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .next()
+            == Some(app.as_bytes())
+    }) {
+        assert!(Instant::now() < deadline, "an earlier app is still running");
+        std::thread::sleep(STEP);
+    }
+    let log = artifacts.join("e2e-tray.log");
+    let child = std::process::Command::new(app)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("riskwatch-desktop");
+    let running = Running(child);
+    let pid = running.0.id();
+    wait_log(&log, 30, "the page's state", |t| {
+        t.contains("took its state")
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shown_window().is_none() {
+        assert!(Instant::now() < deadline, "the window was never shown");
+        std::thread::sleep(STEP);
+    }
+
+    // A size of the user's, and a tab (Ctrl+4: compliance).
+    let (win, _, _) = shown_window().unwrap();
+    xdotool(&["windowsize", "--sync", &win, "820", "600"]);
+    xdotool(&["windowfocus", "--sync", &win, "key", "ctrl+4"]);
+    wait_log(&log, 10, "the page to report the compliance tab", |t| {
+        t.contains("the window shows a tab tab=compliance")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    close_window(pid, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        running.0.id() == pid && Path::new(&format!("/proc/{pid}/status")).exists(),
+        "the app exited when its window closed"
+    );
+    eprintln!(
+        "e2e: window closed: no WebKit process left, the app runs on alone at {:.1} MiB PSS (this build)",
+        pss_kib(pid) as f64 / 1024.0
+    );
+
+    // A second launch, as the launcher starts it.
+    let states = |t: &str| t.matches("took its state").count();
+    let before = states(&std::fs::read_to_string(&log).unwrap_or_default());
+    let started = Instant::now();
+    let second = std::process::Command::new(app)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("a second launch");
+    assert!(second.success(), "the second launch did not hand over");
+    let text = wait_log(&log, 10, "the reopened page's state", |t| {
+        states(t) > before
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (_, width, height) = loop {
+        if let Some(w) = shown_window() {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "the window was not shown again");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "e2e: the window opened again, its page holding its state, {:.0} ms after a second launch (this build)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("took its state"))
+        .unwrap();
+    assert!(
+        last.contains("tab=Some(\"compliance\")"),
+        "the window opened again on another tab: {last}"
+    );
+    assert_eq!(
+        (width, height),
+        (820, 600),
+        "the window opened again at another size"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    screenshot_screen(&artifacts.join("e2e-reopened.png"));
+
+    // A notification's Open while the window is closed.
+    close_window(pid, &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let hub = text
+        .split("hub listening addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the demo hub's address in the app's log")
+        .to_string();
+    let nonce = format!(
+        "tray-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    publish_critical(&hub, &nonce);
+    let dbus = wait_file(
+        notify_log,
+        10,
+        "the reply to the alert's Notify call",
+        |t| notification_id(t, &nonce).is_some(),
+    );
+    let id = notification_id(&dbus, &nonce).unwrap();
+    let before = states(&std::fs::read_to_string(&log).unwrap_or_default());
+    let sent = std::process::Command::new("dbus-send")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .args([
+            "--session",
+            "--type=signal",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications.ActionInvoked",
+            &format!("uint32:{id}"),
+            "string:open",
+        ])
+        .status()
+        .expect("dbus-send");
+    assert!(sent.success(), "dbus-send failed");
+    let text = wait_log(&log, 10, "the page built by Open", |t| states(t) > before);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("took its state"))
+        .unwrap();
+    assert!(
+        last.contains("tab=Some(\"inbox\") open_alert=Some("),
+        "Open did not build the window on the inbox with its alert: {last}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shown_window().is_none() {
+        assert!(Instant::now() < deadline, "Open did not show the window");
+        std::thread::sleep(STEP);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    screenshot_screen(&artifacts.join("e2e-opened-from-tray.png"));
+    eprintln!("e2e: Open on a notification while the window was closed opened it on the alert");
+    drop(running);
+}
+
+/// The whole X screen (`import`, ImageMagick) into `to`.
+fn screenshot_screen(to: &Path) {
+    let ok = std::process::Command::new("import")
+        .args(["-window", "root"])
+        .arg(to)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "screenshot {to:?} failed");
+}
+
+/// The D-Bus session address of the first process whose command line
+/// starts with `program` (its environment).
+fn bus_of(program: &str) -> String {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline.split(|b| *b == 0).next() != Some(app.as_bytes()) {
+        if cmdline.split(|b| *b == 0).next() != Some(program.as_bytes()) {
             continue;
         }
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
@@ -873,7 +1164,12 @@ fn app_bus(app: &str) -> String {
             }
         }
     }
-    panic!("no running {app} with a D-Bus session address");
+    panic!("no running {program} with a D-Bus session address");
+}
+
+/// The D-Bus session address of the running app (its environment).
+fn app_bus(app: &str) -> String {
+    bus_of(app)
 }
 
 /// A click on the notification's body (issue 17 point 3): the server's

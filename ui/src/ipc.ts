@@ -6,6 +6,7 @@
  */
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { getCurrentWindow } from "@tauri-apps/api/window";
 
 export type Severity = "info" | "warning" | "critical" | "emergency";
 
@@ -203,8 +204,12 @@ export interface Snapshot {
   source: string;
   demo: boolean;
   inbox: InboxCounts;
-  /** The dashboard to open on (`--tab`), if any. */
+  /** The dashboard to open on: the one the window last showed (a window
+   * opened again after it was closed), at first `--tab`; null: the default. */
   tab: string | null;
+  /** The alert to show in the inbox (a notification's Open that opened this
+   * window), if any. */
+  open_alert: number | null;
 }
 
 /** Tauri event names (`EVENT_CONN_STATE`, `EVENT_EVENT` in src-tauri). */
@@ -253,6 +258,17 @@ export async function openFeed(
     close();
     throw new Error(errorText(error));
   }
+}
+
+/** Tells the app which tab the window shows, so that the window opens on it
+ * again after it was closed. Best effort: a failure only loses that. */
+export function rememberTab(tab: string): void {
+  invoke("window_tab", { tab }).catch(() => undefined);
+}
+
+/** Closes the window (Ctrl+W): the app stays in the tray, without it. */
+export async function closeWindow(): Promise<void> {
+  await getCurrentWindow().close();
 }
 
 /** Stored alerts matching `filter`, newest first. */

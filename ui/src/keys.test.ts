@@ -41,6 +41,12 @@ describe("keyAction", () => {
     expect(keyAction(press("f", { ctrlKey: true }), at({ typing: true }))).toEqual({ kind: "search" });
   });
 
+  it("Ctrl+W closes the window from anywhere, also while typing; W alone types", () => {
+    expect(keyAction(press("w", { ctrlKey: true }), at())).toEqual({ kind: "closeWindow" });
+    expect(keyAction(press("w", { ctrlKey: true }), at({ typing: true }))).toEqual({ kind: "closeWindow" });
+    expect(keyAction(press("w"), at({ active: "inbox" }))).toBeNull();
+  });
+
   it("a, u and Escape act in the inbox only, never while typing", () => {
     const inbox = at({ active: "inbox" });
     expect(keyAction(press("a"), inbox)).toEqual({ kind: "acknowledge" });

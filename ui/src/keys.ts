@@ -6,6 +6,7 @@
  * - ← / → / Home / End on the tab bar: the previous, next, first, last
  *   tab (the ARIA tabs pattern).
  * - `/` or Ctrl+F: the inbox's search box.
+ * - Ctrl+W: closes the window (the app stays in the tray).
  * - In the inbox, outside a text field: `a` acknowledges the alert open in
  *   the detail pane (else the selected ones), `u` undoes it, Escape closes
  *   the pane.
@@ -17,7 +18,8 @@ export type KeyAction =
   | { kind: "search" }
   | { kind: "acknowledge" }
   | { kind: "unacknowledge" }
-  | { kind: "close" };
+  | { kind: "close" }
+  | { kind: "closeWindow" };
 
 /** What a key press needs of the event. */
 export interface KeyPress {
@@ -46,6 +48,7 @@ export function keyAction(e: KeyPress, at: KeyContext): KeyAction | null {
       return tab ? { kind: "tab", tab } : null;
     }
     if (e.key === "f" || e.key === "F") return { kind: "search" };
+    if (e.key === "w" || e.key === "W") return { kind: "closeWindow" };
     return null;
   }
   if (at.onTabBar) {

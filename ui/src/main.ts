@@ -12,7 +12,15 @@ import "./style.css";
 
 import { Connections } from "./connection";
 import { byId } from "./dom";
-import { openFeed, type EventView, type InboxCounts, type LinkState, type LinkView } from "./ipc";
+import {
+  closeWindow,
+  openFeed,
+  rememberTab,
+  type EventView,
+  type InboxCounts,
+  type LinkState,
+  type LinkView,
+} from "./ipc";
 import { keyAction } from "./keys";
 import { badge } from "./model";
 import { SettingsView } from "./settings-view";
@@ -146,6 +154,9 @@ function renderHeader() {
   header.render(conn, counts, rate, lastEventAt, Date.now());
 }
 
+/** The snapshot has been applied: tab changes from here on are the user's. */
+let started = false;
+
 function selectTab(tab: Tab) {
   if (active === "settings" && tab !== "settings") settings.close();
   active = tab;
@@ -159,6 +170,9 @@ function selectTab(tab: Tab) {
     // One tab stop for the bar; arrows move within it (keys.ts).
     b.tabIndex = selected ? 0 : -1;
   }
+  // The default shown before the snapshot arrives is not the user's choice:
+  // remembering it would overwrite the tab a reopened window is to open on.
+  if (started) rememberTab(tab);
   if (tab === "inbox") void inbox.refresh();
   else if (tab === "settings") settings.open();
   else renderTab(tab);
@@ -203,6 +217,8 @@ function onKey(e: KeyboardEvent) {
       return inbox.unacknowledgeCurrent();
     case "close":
       return inbox.close();
+    case "closeWindow":
+      return void closeWindow().catch(() => undefined);
   }
 }
 
@@ -235,6 +251,11 @@ async function start() {
     if (conn.onSnapshot(snapshot, Date.now())) linksChanged();
     else header.renderSource(conn, Date.now());
     if (isTab(snapshot.tab)) selectTab(snapshot.tab);
+    if (snapshot.open_alert !== null) {
+      selectTab("inbox");
+      void inbox.show(snapshot.open_alert);
+    }
+    started = true;
     setState(snapshot.state);
     setCounts(snapshot.inbox);
     onEvents(snapshot.events, false);
