@@ -15,7 +15,10 @@
 # Reconnecting and back to Live, and the lost history must be reported), TAB_SETTLE (s per tab, default 7), TABS (default "trading hr
 # merchant compliance operations inbox events settings"; empty to skip), SCREEN (default 960x680,
 # the window's size, so the screenshot is the window), SKIP_BUILD=1 to use
-# what is already built.
+# what is already built. BIN=path runs that binary instead of the debug build
+# (scripts/package-test.sh: the installed package), KEEP_DATA=dir copies
+# the app's data there at the end, PREFIX names the
+# artifacts (default "desktop": test-artifacts/desktop-*.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,9 +31,10 @@ RECONNECT=${RECONNECT:-1}
 HUB_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch
 SCREEN=${SCREEN:-960x680}
 ARTIFACTS=$ROOT/test-artifacts
-SHOT=$ARTIFACTS/desktop-demo.png
-LOG=$ARTIFACTS/desktop-demo.log
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch-desktop
+PREFIX=${PREFIX:-desktop}
+SHOT=$ARTIFACTS/$PREFIX-demo.png
+LOG=$ARTIFACTS/$PREFIX-demo.log
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/riskwatch-desktop}
 
 say() { echo "desktop-smoke: $*" >&2; }
 fail() {
@@ -62,7 +66,7 @@ fi
 . "$ROOT/scripts/lib/xsession.sh"
 
 mkdir -p "$ARTIFACTS"
-rm -f "$SHOT" "$LOG" "$ARTIFACTS"/desktop-*.png "$ARTIFACTS"/desktop-*.log
+rm -f "$SHOT" "$LOG" "$ARTIFACTS/$PREFIX"-*.png "$ARTIFACTS/$PREFIX"-*.log
 WORK=$(mktemp -d)
 XVFB_PID=""
 APP_PID=""
@@ -71,6 +75,10 @@ HUB_PID=""
 cleanup() {
   [ -n "$APP_PID" ] && stop_group "$APP_PID"
   [ -n "$HUB_PID" ] && stop_group "$HUB_PID"
+  # KEEP_DATA=dir keeps the app's data (its inbox) for the caller.
+  if [ -n "${KEEP_DATA:-}" ] && [ -d "${RISKWATCH_DATA_DIR:-}" ]; then
+    cp -a "$RISKWATCH_DATA_DIR/." "$KEEP_DATA/"
+  fi
   close_session
 }
 # Xvfb, a private home for WebKit's caches and the app's data, demo mode.
@@ -146,10 +154,10 @@ INBOX=$RISKWATCH_DATA_DIR/desktop/inbox.sqlite3
 # first (which shows its window) and exits.
 BUS=$(tr '\0' '\n' <"/proc/$(app_pid)/environ" | sed -n 's/^DBUS_SESSION_BUS_ADDRESS=//p')
 [ -n "$BUS" ] || fail "cannot read the app's D-Bus address"
-DBUS_SESSION_BUS_ADDRESS=$BUS timeout 30 "$BIN" >"$ARTIFACTS/desktop-second.log" 2>&1 \
-  || fail "a second instance did not exit cleanly (see $ARTIFACTS/desktop-second.log)"
+DBUS_SESSION_BUS_ADDRESS=$BUS timeout 30 "$BIN" >"$ARTIFACTS/$PREFIX-second.log" 2>&1 \
+  || fail "a second instance did not exit cleanly (see $ARTIFACTS/$PREFIX-second.log)"
 app_alive || fail "the first instance stopped when a second was launched"
-if grep -q 'hub listening' "$ARTIFACTS/desktop-second.log"; then
+if grep -q 'hub listening' "$ARTIFACTS/$PREFIX-second.log"; then
   fail "the second instance started a hub before handing over"
 fi
 say "second instance handed over and exited"
@@ -176,7 +184,7 @@ say "ok: window up, demo connected, inbox written, app still running"
 
 # Start at login runs `--minimized`: the app in the tray, no window shown.
 # A second launch with `--tab inbox` then shows the window, on the inbox.
-MLOG=$ARTIFACTS/desktop-minimized.log
+MLOG=$ARTIFACTS/$PREFIX-minimized.log
 setsid dbus-run-session -- "$BIN" --minimized >"$MLOG" 2>&1 &
 APP_PID=$!
 deadline=$((SECONDS + WINDOW_TIMEOUT))
@@ -190,7 +198,7 @@ viewable() { xwininfo -name riskwatch 2>/dev/null | grep -q 'Map State: IsViewab
 if viewable; then fail "--minimized showed the window"; fi
 say "--minimized: running in the tray, no window shown"
 BUS=$(tr '\0' '\n' <"/proc/$(app_pid)/environ" | sed -n 's/^DBUS_SESSION_BUS_ADDRESS=//p')
-DBUS_SESSION_BUS_ADDRESS=$BUS timeout 30 "$BIN" --tab inbox >"$ARTIFACTS/desktop-second-tab.log" 2>&1 \
+DBUS_SESSION_BUS_ADDRESS=$BUS timeout 30 "$BIN" --tab inbox >"$ARTIFACTS/$PREFIX-second-tab.log" 2>&1 \
   || fail "the second launch with --tab did not exit cleanly"
 deadline=$((SECONDS + 10))
 until viewable && grep -q 'a second launch asked for a tab tab=inbox' "$MLOG"; do
@@ -198,18 +206,18 @@ until viewable && grep -q 'a second launch asked for a tab tab=inbox' "$MLOG"; d
   sleep 0.5
 done
 sleep 1
-/usr/bin/import -window root "$ARTIFACTS/desktop-second-tab.png" || fail "screenshot failed"
+/usr/bin/import -window root "$ARTIFACTS/$PREFIX-second-tab.png" || fail "screenshot failed"
 stop_app
 say "second launch showed the window and forwarded --tab inbox"
 
 for tab in $TABS; do
   export RISKWATCH_TAB=$tab
-  start_app "$ARTIFACTS/desktop-$tab.log"
+  start_app "$ARTIFACTS/$PREFIX-$tab.log"
   sleep "$TAB_SETTLE"
-  /usr/bin/import -window root "$ARTIFACTS/desktop-$tab.png" || fail "screenshot of $tab failed"
+  /usr/bin/import -window root "$ARTIFACTS/$PREFIX-$tab.png" || fail "screenshot of $tab failed"
   app_alive || fail "riskwatch-desktop stopped on the $tab tab"
   stop_app
-  say "screenshot: $ARTIFACTS/desktop-$tab.png"
+  say "screenshot: $ARTIFACTS/$PREFIX-$tab.png"
 done
 unset RISKWATCH_TAB
 say "ok: every tab shown"
@@ -225,24 +233,24 @@ wait_log() {
 # Starts `riskwatch serve --demo` on $1 and sets ADDR to where it listens.
 start_hub() {
   local before
-  before=$(grep -c 'hub listening' "$ARTIFACTS/desktop-hub.log" 2>/dev/null || true)
-  setsid "$HUB_BIN" serve --listen "$1" --demo >>"$ARTIFACTS/desktop-hub.log" 2>&1 &
+  before=$(grep -c 'hub listening' "$ARTIFACTS/$PREFIX-hub.log" 2>/dev/null || true)
+  setsid "$HUB_BIN" serve --listen "$1" --demo >>"$ARTIFACTS/$PREFIX-hub.log" 2>&1 &
   HUB_PID=$!
   local deadline=$((SECONDS + 20))
-  until [ "$(grep -c 'hub listening' "$ARTIFACTS/desktop-hub.log" 2>/dev/null)" -gt "${before:-0}" ]; do
-    kill -0 "$HUB_PID" 2>/dev/null || fail "riskwatch serve exited (see $ARTIFACTS/desktop-hub.log)"
+  until [ "$(grep -c 'hub listening' "$ARTIFACTS/$PREFIX-hub.log" 2>/dev/null)" -gt "${before:-0}" ]; do
+    kill -0 "$HUB_PID" 2>/dev/null || fail "riskwatch serve exited (see $ARTIFACTS/$PREFIX-hub.log)"
     [ "$SECONDS" -lt "$deadline" ] || fail "riskwatch serve not up within 20 s"
     sleep 0.2
   done
-  ADDR=$(sed -n 's/.*hub listening addr=\([0-9.:]*\).*/\1/p' "$ARTIFACTS/desktop-hub.log" | tail -n 1)
+  ADDR=$(sed -n 's/.*hub listening addr=\([0-9.:]*\).*/\1/p' "$ARTIFACTS/$PREFIX-hub.log" | tail -n 1)
   [ -n "$ADDR" ] || fail "riskwatch serve did not say where it listens"
 }
 
 if [ "$RECONNECT" = 1 ]; then
   [ -x "$HUB_BIN" ] || fail "$HUB_BIN not built"
-  : >"$ARTIFACTS/desktop-hub.log"
+  : >"$ARTIFACTS/$PREFIX-hub.log"
   start_hub 127.0.0.1:0
-  RLOG=$ARTIFACTS/desktop-reconnect.log
+  RLOG=$ARTIFACTS/$PREFIX-reconnect.log
   RISKWATCH_URL=ws://$ADDR/api/v1/stream \
     RISKWATCH_CHANNELS=sessions:demo,market:SPY,market:QQQ,market:TSLA,market:AAPL \
     start_app "$RLOG"
@@ -254,18 +262,18 @@ if [ "$RECONNECT" = 1 ]; then
   # The tray follows the window's events on its own (it listens to them).
   wait_log 'tray="\{0,1\}reconnecting' 1 10
   sleep 1
-  /usr/bin/import -window root "$ARTIFACTS/desktop-reconnecting.png" || fail "screenshot failed"
-  say "hub down: the app is reconnecting ($ARTIFACTS/desktop-reconnecting.png)"
+  /usr/bin/import -window root "$ARTIFACTS/$PREFIX-reconnecting.png" || fail "screenshot failed"
+  say "hub down: the app is reconnecting ($ARTIFACTS/$PREFIX-reconnecting.png)"
   start_hub "$ADDR"
   wait_log 'state=connected' 2 60
   # The restarted hub (no --data-dir) lost its history: the app must say so
   # (inbox entry, header line, tray tooltip), never stay silent.
   wait_log 'history gap' 1 20
   sleep 1
-  /usr/bin/import -window root "$ARTIFACTS/desktop-reconnected.png" || fail "screenshot failed"
+  /usr/bin/import -window root "$ARTIFACTS/$PREFIX-reconnected.png" || fail "screenshot failed"
   app_alive || fail "riskwatch-desktop stopped during the reconnect check"
   stop_app
   stop_group "$HUB_PID"
   HUB_PID=""
-  say "ok: hub back, the app is live again ($ARTIFACTS/desktop-reconnected.png)"
+  say "ok: hub back, the app is live again ($ARTIFACTS/$PREFIX-reconnected.png)"
 fi

@@ -4,9 +4,12 @@
 # desktop smoke test (the real app under Xvfb) and the end-to-end test of the
 # real webview over WebDriver (scripts/desktop-e2e.sh), and a bounded fuzzing
 # run of every parser (scripts/fuzz.sh; FUZZ_SECONDS per target, default 30,
-# 0 skips it), and the fault scenarios (scripts/faults.sh, as root; FAULTS=0
-# skips them). Installs what is missing first (scripts/setup.sh). Exits
-# non-zero on the first failure.
+# 0 skips it), the fault scenarios (scripts/faults.sh, as root; FAULTS=0
+# skips them), and the Linux packages: the .deb and .rpm built by the Tauri
+# CLI, the .deb installed with apt and the installed app run in demo mode
+# (scripts/package.sh, scripts/package-test.sh; root or sudo; PACKAGE=0 skips
+# them). Installs what is missing first (scripts/setup.sh). Exits non-zero on
+# the first failure.
 set -euo pipefail
 export NO_COLOR=1
 cd "$(dirname "$0")/.."
@@ -67,6 +70,14 @@ bash scripts/desktop-smoke.sh
 step "desktop end-to-end test (the real webview over WebDriver)"
 SKIP_BUILD=1 bash scripts/desktop-e2e.sh 2>&1 | tee "$logs/e2e.log"
 
+packages=skipped
+if [ "${PACKAGE:-1}" != 0 ]; then
+  step "Linux packages: .deb and .rpm built, the .deb installed with apt, the installed app run (scripts/package.sh, scripts/package-test.sh)"
+  bash scripts/package.sh
+  bash scripts/package-test.sh
+  packages="built, installed and run"
+fi
+
 # One closing line for the whole run, counted from the runners' own summaries.
 rust=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/nextest.log" | tail -1)
 portable=$(sed -n 's/.*tests run: \([0-9]*\) passed.*/\1/p' "$logs/portable.log" | tail -1)
@@ -77,5 +88,5 @@ if [ -f "$logs/faults.log" ]; then
   faults=$(grep -cE '^faults: [a-z0-9]+ +(native|trading|hr) +sent' "$logs/faults.log" || true)
 fi
 echo
-echo "all checks passed (Rust: ${rust:-?} tests, portable socket path: ${portable:-?}, UI: ${ui:-?} tests, end-to-end: ${e2e:-?}, fault scenario x desk: ${faults}, desktop smoke test)"
+echo "all checks passed (Rust: ${rust:-?} tests, portable socket path: ${portable:-?}, UI: ${ui:-?} tests, end-to-end: ${e2e:-?}, fault scenario x desk: ${faults}, desktop smoke test, packages: ${packages})"
 echo "$(( ${rust:-0} + ${portable:-0} + ${ui:-0} + ${e2e:-0} + faults )) passed, 0 failed"
