@@ -129,7 +129,9 @@ pub fn run() -> ExitCode {
         .setup(move |app| {
             // `--minimized` (start at login): the tray alone; the window,
             // and WebKit's processes with it, only once it is opened.
-            if !settings.minimized {
+            if settings.minimized {
+                webkit::settled_in_tray(app.handle());
+            } else {
                 webkit::create_main(app.handle())?;
             }
             app.manage(feed::Feed::new());

@@ -119,6 +119,39 @@ pub fn released(app: &AppHandle) {
     let _ = app;
 }
 
+/// After a start in the tray (`--minimized`): once start-up is over (10 s),
+/// and while no window has been opened, the memory start-up touched and
+/// the tray does not use is let go as after a window closed
+/// ([`trim_memory`]).
+pub fn settled_in_tray(app: &AppHandle) {
+    #[cfg(target_os = "linux")]
+    {
+        let app = app.clone();
+        let spawned = std::thread::Builder::new()
+            .name("riskwatch-tray-trim".into())
+            .spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                let handle = app.clone();
+                // On the main thread, where windows are built.
+                let _ = app.run_on_main_thread(move || {
+                    if handle.webview_windows().is_empty() {
+                        let (heap, paged) = trim_memory();
+                        tracing::info!(
+                            heap_trimmed = heap,
+                            paged_out_kib = paged / 1024,
+                            "started in the tray: start-up memory let go"
+                        );
+                    }
+                });
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot trim the start-up memory");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
+}
+
 /// WebKit's helper processes this app started, by name, as the kernel
 /// shortens it (`/proc/PID/comm`: 15 bytes).
 #[cfg(target_os = "linux")]

@@ -902,6 +902,11 @@ fn xdotool(args: &[&str]) -> String {
 
 /// The riskwatch window's X11 id, its width and height, while it is mapped.
 fn shown_window() -> Option<(String, u64, u64)> {
+    shown_window_at().map(|(id, w, h, _)| (id, w, h))
+}
+
+/// [`shown_window`] with its position on the screen.
+fn shown_window_at() -> Option<(String, u64, u64, (i64, i64))> {
     let out = std::process::Command::new("xwininfo")
         .args(["-name", "riskwatch"])
         .output()
@@ -925,6 +930,10 @@ fn shown_window() -> Option<(String, u64, u64)> {
         id,
         field("Width:")?.parse().ok()?,
         field("Height:")?.parse().ok()?,
+        (
+            field("Absolute upper-left X:")?.parse().ok()?,
+            field("Absolute upper-left Y:")?.parse().ok()?,
+        ),
     ))
 }
 
@@ -1022,6 +1031,8 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
     // A size of the user's, and a tab (Ctrl+4: compliance).
     let (win, _, _) = shown_window().unwrap();
     xdotool(&["windowsize", "--sync", &win, "820", "600"]);
+    xdotool(&["windowmove", "--sync", &win, "60", "40"]);
+    let placed = shown_window_at().expect("the window is shown").3;
     xdotool(&["windowfocus", "--sync", &win, "key", "ctrl+4"]);
     wait_log(&log, 10, "the page to report the compliance tab", |t| {
         t.contains("the window shows a tab tab=compliance")
@@ -1054,8 +1065,8 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
         states(t) > before
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (_, width, height) = loop {
-        if let Some(w) = shown_window() {
+    let (_, width, height, at) = loop {
+        if let Some(w) = shown_window_at() {
             break w;
         }
         assert!(Instant::now() < deadline, "the window was not shown again");
@@ -1078,6 +1089,18 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
         (width, height),
         (820, 600),
         "the window opened again at another size"
+    );
+    assert_eq!(at, placed, "the window opened again at another place");
+    // Kept on disk too, for the next start (tauri-plugin-window-state).
+    let config = std::env::var("XDG_CONFIG_HOME").expect("XDG_CONFIG_HOME (desktop-e2e.sh)");
+    let saved =
+        std::fs::read_to_string(Path::new(&config).join("dev.riskwatch.client/.window-state.json"))
+            .expect("the window's size and place saved when it closed");
+    let saved: Value = serde_json::from_str(&saved).expect("the saved window state is JSON");
+    assert_eq!(
+        (&saved["main"]["width"], &saved["main"]["height"]),
+        (&json!(820), &json!(600)),
+        "the saved window state is not the window's: {saved}"
     );
     std::thread::sleep(Duration::from_secs(1));
     screenshot_screen(&artifacts.join("e2e-reopened.png"));
