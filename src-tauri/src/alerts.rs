@@ -157,10 +157,7 @@ impl From<AlertsError> for Error {
 /// Where the inbox lives: `$RISKWATCH_DATA_DIR/<profile>/inbox.sqlite3`
 /// when set (tests), else the library's default data directory.
 pub fn inbox_path(profile: &str) -> Option<PathBuf> {
-    match std::env::var_os("RISKWATCH_DATA_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join(profile).join("inbox.sqlite3")),
-        None => Inbox::default_path(profile),
-    }
+    Inbox::app_path(profile)
 }
 
 #[cfg(test)]

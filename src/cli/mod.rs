@@ -2,8 +2,11 @@
 //! mapping from outcomes to exit codes. `anyhow` lives here, at the edge.
 
 mod alerting;
+mod inbox;
 mod login;
 mod output;
+mod prefs;
+mod publish;
 mod serve;
 mod watch;
 
@@ -76,6 +79,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Mint a development token for a hub started with --jwt-secret.
     Token(serve::TokenArgs),
+    /// Publish events to a riskwatch hub (from flags, a file or standard
+    /// input); the token from RISKWATCH_TOKEN or a profile's keyring entry.
+    Publish(publish::PublishArgs),
+    /// Read, acknowledge and export the alert inbox (by default the
+    /// desktop app's): list, show, ack, unack, export.
+    Inbox(inbox::InboxArgs),
+    /// Check a preferences file (and a rules file) before deploying it.
+    Prefs(prefs::PrefsArgs),
     /// Store a profile's token in the OS keyring (read without echo, or
     /// from standard input when it is not a terminal).
     Login(login::LoginArgs),
@@ -211,6 +222,10 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => watch::demo(args).await,
             Command::Serve(args) => serve::serve(args).await,
             Command::Token(args) => serve::token(args),
+            Command::Publish(args) => publish::publish(args).await,
+            // SQLite: off the runtime's worker threads.
+            Command::Inbox(args) => tokio::task::spawn_blocking(move || inbox::inbox(args)).await?,
+            Command::Prefs(args) => Ok(prefs::prefs(args)),
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
         }

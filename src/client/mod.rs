@@ -17,7 +17,7 @@ mod backoff;
 mod connection;
 mod poll;
 pub mod resume;
-pub(crate) mod tls;
+pub mod tls;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -268,6 +268,17 @@ impl Inbox {
             .map(|d| d.data_dir().join(profile).join("inbox.sqlite3"))
     }
 
+    /// The inbox the apps keep for `profile`: under `$RISKWATCH_DATA_DIR`
+    /// when it is set (`<dir>/<profile>/inbox.sqlite3`), else
+    /// [`Inbox::default_path`]. The desktop app keeps its inbox here
+    /// (profile `desktop`), and `riskwatch inbox` reads it from here.
+    pub fn app_path(profile: &str) -> Option<PathBuf> {
+        match std::env::var_os("RISKWATCH_DATA_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => Some(PathBuf::from(dir).join(profile).join("inbox.sqlite3")),
+            None => Inbox::default_path(profile),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -9,6 +9,7 @@
 
 mod common;
 mod inbox;
+mod inbox_cli;
 mod keyring;
 mod notify;
 

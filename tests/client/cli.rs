@@ -499,3 +499,44 @@ async fn watch_closes_the_connection_cleanly_when_done() {
     })
     .await;
 }
+
+/// `riskwatch prefs check`: a valid preferences file and rules file get a
+/// summary and exit 0; an error names file, line and column on one line
+/// and exits 2, for the preferences and for the rules.
+#[tokio::test]
+async fn prefs_check_names_the_line_and_column_of_an_error() {
+    within(40, async {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("desk.toml");
+        std::fs::write(
+            &good,
+            "url = \"ws://hub:8080/api/v1/stream\"\n[severity]\nlist = \"warning\"\n[[mute]]\nsubject = \"session:S1\"\n",
+        )
+        .unwrap();
+        let rules = dir.path().join("rules.txt");
+        std::fs::write(&rules, "employee_stress: stress_rate > 40 => warning\n").unwrap();
+        let (good, rules) = (good.to_str().unwrap(), rules.to_str().unwrap());
+        let run = cli(&["prefs", "check", good, "--rules", rules], &[]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.contains("ok (url ws://hub:8080/api/v1/stream, 0 rules, 1 mutes"), "{}", run.stdout);
+        assert!(run.stdout.contains("rules.txt: ok (1 rules)"), "{}", run.stdout);
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[severity]\nlist = \"severe\"\n").unwrap();
+        let bad_rules = dir.path().join("bad-rules.txt");
+        std::fs::write(&bad_rules, "ok: a > 1 => warning\nx: y >< 3 => critical\n").unwrap();
+        for (args, place) in [
+            (vec!["prefs", "check", bad.to_str().unwrap()], "bad.toml:2:8: "),
+            (
+                vec!["prefs", "check", good, "--rules", bad_rules.to_str().unwrap()],
+                "bad-rules.txt:2:",
+            ),
+        ] {
+            let run = cli(&args, &[]).await;
+            assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+            assert!(run.stderr.contains(place), "{args:?}: {}", run.stderr);
+        }
+    })
+    .await;
+}

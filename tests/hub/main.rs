@@ -9,6 +9,7 @@ mod jwks;
 mod laptop_sleep;
 mod limits;
 mod offline;
+mod publish;
 mod redis_nodes;
 mod resume;
 mod reuse_port;
