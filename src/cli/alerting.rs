@@ -24,7 +24,7 @@ pub struct AlertArgs {
     /// Server profile: its token comes from the OS keyring (`riskwatch
     /// login PROFILE`), its preferences from
     /// ~/.config/riskwatch/profiles/PROFILE.toml, and its url from there
-    /// when none is given.
+    /// when none is given. For watch, RISKWATCH_PROFILE when not given.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Preferences file (TOML, see docs/RULES.md): filters, minimum

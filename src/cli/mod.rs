@@ -87,6 +87,12 @@ enum Command {
     Inbox(inbox::InboxArgs),
     /// Check a preferences file (and a rules file) before deploying it.
     Prefs(prefs::PrefsArgs),
+    /// Print a shell completion script: riskwatch completions bash >
+    /// /etc/bash_completion.d/riskwatch (or zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff): riskwatch man > riskwatch.1; man
+    /// ./riskwatch.1
+    Man,
     /// Store a profile's token in the OS keyring (read without echo, or
     /// from standard input when it is not a terminal).
     Login(login::LoginArgs),
@@ -123,6 +129,7 @@ struct OutputArgs {
 struct WatchArgs {
     /// WebSocket URL (ws:// or wss://), e.g. ws://host:8000/api/v1/ws/alerts.
     /// Optional with --profile when the profile's preferences have a url.
+    #[arg(env = "RISKWATCH_URL")]
     url: Option<String>,
     /// Bearer token. Prefer the RISKWATCH_TOKEN environment variable: a
     /// command-line argument is visible to other users of this machine.
@@ -226,6 +233,24 @@ pub fn main() -> ExitCode {
             // SQLite: off the runtime's worker threads.
             Command::Inbox(args) => tokio::task::spawn_blocking(move || inbox::inbox(args)).await?,
             Command::Prefs(args) => Ok(prefs::prefs(args)),
+            Command::Completions { shell } => {
+                let mut cmd = Cli::command();
+                clap_complete::generate(shell, &mut cmd, "riskwatch", &mut std::io::stdout());
+                Ok(exit::OK)
+            }
+            Command::Man => {
+                let man = clap_mangen::Man::new(with_watch_summary(Cli::command()));
+                let mut out = Vec::new();
+                man.render(&mut out)?;
+                // Each subcommand's page after the main one.
+                for sub in Cli::command().get_subcommands() {
+                    clap_mangen::Man::new(sub.clone())
+                        .title(format!("riskwatch-{}", sub.get_name()))
+                        .render(&mut out)?;
+                }
+                std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+                Ok(exit::OK)
+            }
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
         }

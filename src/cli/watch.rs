@@ -67,6 +67,11 @@ fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
 }
 
 pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
+    if args.alert.profile.is_none() {
+        args.alert.profile = std::env::var("RISKWATCH_PROFILE")
+            .ok()
+            .filter(|p| !p.is_empty());
+    }
     // Preferences first: a profile may supply the URL and style.
     let loaded = if args.alert.active() {
         match alerting::load_profile(&args.alert) {

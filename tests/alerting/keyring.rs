@@ -88,6 +88,16 @@ impl Keyring {
 
     /// Runs riskwatch with `args` and `stdin`; (exit code, stdout, stderr).
     fn riskwatch(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        self.riskwatch_with(args, stdin, &[])
+    }
+
+    /// [`Keyring::riskwatch`] with `envs` set too.
+    fn riskwatch_with(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> (i32, String, String) {
         let mut cmd = riskwatch();
         cmd.args(args)
             .stdin(if stdin.is_some() {
@@ -98,6 +108,7 @@ impl Keyring {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.env(&mut cmd);
+        cmd.envs(envs.iter().copied());
         let mut p = Proc::spawn("riskwatch", &mut cmd);
         if let Some(s) = stdin {
             let mut w = p.child.stdin.take().unwrap();
@@ -202,12 +213,22 @@ fn login_watch_and_logout_with_the_cli() {
     assert!(out.contains("\"type\":\"market_data\""), "{out}");
     assert!(out.contains("\"source\":\"desk-1\""), "{out}");
     assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}\n{err}");
-    let seen = ws.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Bearer {TOKEN}").as_str())
+    // The same through RISKWATCH_PROFILE, no --profile and no URL.
+    let (code, out, err) = k.riskwatch_with(
+        &["watch", "--json", "--count", "1"],
+        None,
+        &[("RISKWATCH_PROFILE", "desk-1")],
     );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("\"source\":\"desk-1\""), "{out}");
+    let seen = ws.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for s in &seen {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
     // logout removes it; a second logout says there was none.
     let (code, _, err) = k.riskwatch(&["logout", "desk-1"], None);
     assert_eq!(code, 0, "{err}");

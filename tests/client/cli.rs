@@ -540,3 +540,63 @@ async fn prefs_check_names_the_line_and_column_of_an_error() {
     })
     .await;
 }
+
+/// `RISKWATCH_URL` stands in for watch's URL argument.
+#[tokio::test]
+async fn watch_takes_its_url_from_riskwatch_url() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"market_data","symbol":"SPY","price":501.25,"volume":10}"#.into(),
+        ])
+        .await;
+        let url = server.url("/ws");
+        let run = cli(
+            &["watch", "--json", "--count", "1"],
+            &[("RISKWATCH_URL", &url)],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        assert_eq!(json_lines(&run.stdout)[0]["type"], "market_data");
+    })
+    .await;
+}
+
+/// Completions for each shell and the manual page come from the same
+/// definitions as --help: every subcommand is in them.
+#[tokio::test]
+async fn completions_and_the_manual_page_name_every_subcommand() {
+    within(40, async {
+        let subcommands = [
+            "watch", "demo", "serve", "token", "login", "logout", "publish", "inbox", "prefs",
+        ];
+        for (shell, marker) in [
+            ("bash", "_riskwatch()"),
+            ("zsh", "#compdef riskwatch"),
+            ("fish", "complete -c riskwatch"),
+        ] {
+            let run = cli(&["completions", shell], &[]).await;
+            assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+            assert!(run.stdout.contains(marker), "{shell}: no {marker}");
+            for sub in subcommands {
+                assert!(run.stdout.contains(sub), "{shell}: no {sub}");
+            }
+        }
+        let run = cli(&["completions", "tcsh"], &[]).await;
+        assert_eq!(run.code, Some(2), "an unknown shell is a usage error");
+
+        let run = cli(&["man"], &[]).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains(".TH riskwatch 1"), "no main page");
+        for sub in subcommands {
+            assert!(
+                run.stdout.contains(&format!(".TH riskwatch-{sub} ")),
+                "no page for {sub}"
+            );
+        }
+        assert!(
+            run.stdout.contains("RISKWATCH_TOKEN"),
+            "the environment is documented"
+        );
+    })
+    .await;
+}

@@ -741,6 +741,8 @@ pub fn spawn_cli(args: &[String], envs: &[(String, String)]) -> std::process::Ch
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskwatch"));
     cmd.args(args)
         .env_remove("RISKWATCH_TOKEN")
+        .env_remove("RISKWATCH_URL")
+        .env_remove("RISKWATCH_PROFILE")
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
