@@ -2,6 +2,7 @@
 //! mapping from outcomes to exit codes. `anyhow` lives here, at the edge.
 
 mod alerting;
+mod exec;
 mod inbox;
 mod login;
 mod output;
@@ -188,6 +189,18 @@ struct WatchArgs {
     /// Seconds allowed for connecting (TCP, TLS and upgrade).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     connect_timeout: f64,
+    /// Run a shell command for each event shown: the event as a JSON line
+    /// on its stdin, RISKWATCH_TYPE, _SEVERITY, _TITLE, _BODY, _CHANNEL,
+    /// _SUBJECT, _SOURCE, _ID, _SEQ and _TIME in its environment (never the
+    /// token), its output on stderr.
+    #[arg(long, value_name = "CMD")]
+    exec: Option<String>,
+    /// At most this many --exec commands at once (events wait their turn).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    exec_jobs: usize,
+    /// Seconds an --exec command may run before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    exec_timeout: f64,
 }
 
 #[derive(Debug, Clone, Args)]

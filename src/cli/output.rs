@@ -40,25 +40,7 @@ impl Printer {
     pub fn event_with(&mut self, e: &Event, decision: Option<&Decision>) -> io::Result<()> {
         let severity = decision.map_or(e.severity, |d| d.severity_after_rules);
         if self.json {
-            let mut line = json!({
-                "type": e.kind,
-                "severity": severity,
-                "notify": decision.map_or_else(|| notify_by_default(e), |d| d.notify.is_some()),
-                "data": e.data(),
-                "time": e.time,
-                "channel": e.channel,
-                "subject": e.subject,
-                "source": e.source,
-                "id": e.id,
-                "seq": e.seq,
-                "style": e.style,
-                // The message exactly as the backend sent it.
-                "message": e.payload_value(),
-            });
-            if let (Some(d), Some(obj)) = (decision, line.as_object_mut()) {
-                obj.insert("reasons".into(), json!(d.reasons));
-            }
-            serde_json::to_writer(&mut self.out, &line)?;
+            serde_json::to_writer(&mut self.out, &event_json(e, decision))?;
             writeln!(self.out)?;
         } else {
             let d = e.describe();
@@ -102,6 +84,32 @@ impl Printer {
         writeln!(self.out)?;
         self.out.flush()
     }
+}
+
+/// An event as `--json` prints it (and `--exec` hands it on stdin): type,
+/// severity (after rules), notify, data, time, channel, subject, source,
+/// id, seq, style, the message as sent, and the engine's reasons.
+pub fn event_json(e: &Event, decision: Option<&Decision>) -> serde_json::Value {
+    let severity = decision.map_or(e.severity, |d| d.severity_after_rules);
+    let mut line = json!({
+        "type": e.kind,
+        "severity": severity,
+        "notify": decision.map_or_else(|| notify_by_default(e), |d| d.notify.is_some()),
+        "data": e.data(),
+        "time": e.time,
+        "channel": e.channel,
+        "subject": e.subject,
+        "source": e.source,
+        "id": e.id,
+        "seq": e.seq,
+        "style": e.style,
+        // The message exactly as the backend sent it.
+        "message": e.payload_value(),
+    });
+    if let (Some(d), Some(obj)) = (decision, line.as_object_mut()) {
+        obj.insert("reasons".into(), json!(d.reasons));
+    }
+    line
 }
 
 /// One line on stderr for a state change.

@@ -14,6 +14,7 @@ use riskwatch::sim::demo::DemoHub;
 use riskwatch::sim::desk::DeskOptions;
 
 use super::alerting::{self, Alerting, Signals};
+use super::exec::Hooks;
 use super::output::{self, Printer};
 use super::{AuthArg, DemoArgs, OutputArgs, WatchArgs, exit};
 
@@ -129,7 +130,19 @@ pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    run(cfg, &args.out, alerting).await
+    let hooks = match &args.exec {
+        Some(cmd) => match Duration::try_from_secs_f64(args.exec_timeout) {
+            Ok(t) if !t.is_zero() && args.exec_jobs > 0 => {
+                Some(Hooks::new(cmd.clone(), args.exec_jobs, t))
+            }
+            _ => {
+                eprintln!("riskwatch: --exec-timeout and --exec-jobs must be above 0");
+                return Ok(exit::USAGE);
+            }
+        },
+        None => None,
+    };
+    run(cfg, &args.out, alerting, hooks).await
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
@@ -149,7 +162,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     for channel in hub.channels() {
         cfg = cfg.subscribe(channel);
     }
-    let code = run(cfg, &args.out, alerting).await;
+    let code = run(cfg, &args.out, alerting, None).await;
     hub.shutdown().await;
     code
 }
@@ -158,6 +171,7 @@ async fn run(
     cfg: ClientConfig,
     out: &OutputArgs,
     alerting: Option<(Alerting, Signals)>,
+    mut hooks: Option<Hooks>,
 ) -> anyhow::Result<u8> {
     let (mut alerting, mut signals) = match alerting {
         Some((a, s)) => (Some(a), Some(s)),
@@ -211,9 +225,16 @@ async fn run(
                     close(&mut client).await;
                     return Ok(exit::OK);
                 }
+                if let Some(h) = hooks.as_mut() {
+                    h.run(&e, decision.as_ref());
+                }
                 seen += 1;
                 if out.count.is_some_and(|n| seen >= n) {
                     close(&mut client).await;
+                    // The last events' commands run to their end.
+                    if let Some(h) = hooks.take() {
+                        h.finish().await;
+                    }
                     return Ok(exit::OK);
                 }
             }

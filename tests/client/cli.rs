@@ -29,6 +29,9 @@ const WATCH_OPTIONS: &[&str] = &[
     "--backoff-initial",
     "--backoff-max",
     "--connect-timeout",
+    "--exec",
+    "--exec-jobs",
+    "--exec-timeout",
     "--verbose",
 ];
 
@@ -597,6 +600,93 @@ async fn completions_and_the_manual_page_name_every_subcommand() {
             run.stdout.contains("RISKWATCH_TOKEN"),
             "the environment is documented"
         );
+    })
+    .await;
+}
+
+/// `watch --exec`: the command runs once per event shown, with the event on
+/// stdin and its fields in RISKWATCH_* variables, never the token; its
+/// output stays off stdout; `--count` waits for the last one.
+#[tokio::test]
+async fn watch_exec_runs_a_command_per_event_with_the_event() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"risk_alert","sessionId":"S42","alertLevel":"critical","alertType":"loss_limit","message":"90% used"}"#.into(),
+            r#"{"type":"market_data","symbol":"SPY","price":501.25,"volume":10}"#.into(),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let hook = r#"f=$(mktemp -p "$HOOK_DIR" event.XXXXXX); cat > "$f"; echo "$RISKWATCH_TYPE|$RISKWATCH_SEVERITY|$RISKWATCH_SUBJECT|${RISKWATCH_TOKEN:-no token}" >> "$HOOK_DIR/env.log"; echo printed-by-the-hook"#;
+        let url = server.url("/ws");
+        let run = cli(
+            &["watch", &url, "--json", "--count", "2", "--exec", hook, "--exec-jobs", "1"],
+            &[("RISKWATCH_TOKEN", TOKEN), ("HOOK_DIR", d)],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        assert_eq!(json_lines(&run.stdout).len(), 2, "stdout holds the events only");
+        assert!(run.stderr.contains("printed-by-the-hook"), "{}", run.stderr);
+        let env = std::fs::read_to_string(dir.path().join("env.log")).unwrap();
+        let mut lines: Vec<&str> = env.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            ["market_data|info|symbol:SPY|no token", "risk_alert|critical|session:S42|no token"]
+        );
+        let mut stdin_types = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("event.") {
+                let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+                stdin_types.push(v["type"].as_str().unwrap().to_owned());
+            }
+        }
+        stdin_types.sort_unstable();
+        assert_eq!(stdin_types, ["market_data", "risk_alert"]);
+    })
+    .await;
+}
+
+/// A command that overruns `--exec-timeout` is killed, with its children,
+/// and said so on one line; the watch ends on time.
+#[tokio::test]
+async fn watch_exec_kills_a_command_that_overruns() {
+    within(40, async {
+        let server = Server::sending(vec![
+            r#"{"type":"market_data","symbol":"SPY","price":501.25,"volume":10}"#.into(),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("late");
+        let hook = format!("sleep 20; touch {}", marker.display());
+        let url = server.url("/ws");
+        let started = std::time::Instant::now();
+        let run = cli(
+            &[
+                "watch",
+                &url,
+                "--count",
+                "1",
+                "--exec",
+                &hook,
+                "--exec-timeout",
+                "1",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("killed after 1 s (--exec-timeout)"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the watch waited for the command"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!marker.exists(), "the command went on after its timeout");
     })
     .await;
 }
