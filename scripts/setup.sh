@@ -20,6 +20,8 @@ APT_PACKAGES=(
   desktop-file-utils appstream rpm
   # scripts/measure-desktop.sh MODE=tray: closes the window with Ctrl+W
   xdotool
+  # the hub's example systemd unit is checked with systemd-analyze verify
+  systemd
   # the fault suite (scripts/faults.sh): network namespaces, packet drops
   iproute2 nftables
 )

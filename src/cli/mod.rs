@@ -224,6 +224,13 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    let mut cli = cli;
+    if let Command::Serve(args) = cli.command {
+        cli.command = match with_config(args) {
+            Ok(args) => Command::Serve(args),
+            Err(code) => return ExitCode::from(code),
+        };
+    }
     init_logging(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -275,6 +282,37 @@ pub fn main() -> ExitCode {
     // Do not wait for lingering connection tasks.
     rt.shutdown_background();
     ExitCode::from(code)
+}
+
+/// `serve --config FILE`: the file's settings become arguments before the
+/// user's own (everything after the `serve` word), parsed again with
+/// `args_override_self`, so an option on the command line wins over the
+/// file and the file over the defaults.
+fn with_config(args: serve::ServeArgs) -> Result<serve::ServeArgs, u8> {
+    let Some(path) = args.config.clone() else {
+        return Ok(args);
+    };
+    let mut cli = Cli::command();
+    cli.build(); // global options (-v) reach the subcommand
+    let Some(serve) = cli.find_subcommand("serve") else {
+        return Ok(args);
+    };
+    let serve = serve.clone().args_override_self(true);
+    let from_file = match serve::config_args(&path, &serve) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("riskwatch: {e:#}");
+            return Err(exit::USAGE);
+        }
+    };
+    let typed = std::env::args_os().skip_while(|a| a != "serve").skip(1);
+    let argv = std::iter::once("serve".into())
+        .chain(from_file.into_iter().map(std::ffi::OsString::from))
+        .chain(typed);
+    let matches = serve
+        .try_get_matches_from(argv)
+        .unwrap_or_else(|e| e.exit());
+    serve::ServeArgs::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 
 /// `riskwatch --help` documents every option: the top-level help ends with

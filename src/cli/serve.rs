@@ -17,6 +17,12 @@ use super::exit;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, one key per option of this command by its
+    /// long name (listen = "0.0.0.0:8765", history-len = 5000, demo =
+    /// true, ...). Options given on the command line win. The JWT secret
+    /// is never read from it: use RISKWATCH_JWT_SECRET.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8765")]
     listen: SocketAddr,
@@ -295,4 +301,63 @@ pub fn token(a: TokenArgs) -> anyhow::Result<u8> {
     let t = riskwatch::server::auth::mint_hs256(a.secret.as_bytes(), &claims)?;
     println!("{t}");
     Ok(exit::OK)
+}
+
+/// The `serve` options a `--config` file sets, as command-line arguments
+/// that go before the user's own: with the subcommand's
+/// `args_override_self`, what the user types last wins. A bad file, an
+/// unknown key, a value of the wrong kind or the JWT secret is an error
+/// naming the file and the key.
+pub fn config_args(path: &std::path::Path, serve: &clap::Command) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
+    })?;
+    let keys: Vec<&str> = serve
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| !matches!(*l, "config" | "help" | "jwt-secret"))
+        .collect();
+    let mut args = Vec::new();
+    for (key, value) in &table {
+        let here = format!("{}: {key}", path.display());
+        if key == "jwt-secret" {
+            anyhow::bail!(
+                "{here}: the JWT secret is not read from a file; set RISKWATCH_JWT_SECRET (systemd: EnvironmentFile= or LoadCredential=)"
+            );
+        }
+        if !keys.contains(&key.as_str()) {
+            anyhow::bail!(
+                "{here}: unknown key (the keys are serve's options: {})",
+                keys.join(", ")
+            );
+        }
+        let flag = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+            .is_some_and(|a| !a.get_action().takes_values());
+        match value {
+            toml::Value::Boolean(on) if flag => {
+                if *on {
+                    args.push(format!("--{key}"));
+                }
+            }
+            toml::Value::String(s) if !flag => args.push(format!("--{key}={s}")),
+            toml::Value::Integer(n) if !flag => args.push(format!("--{key}={n}")),
+            toml::Value::Float(f) if !flag => args.push(format!("--{key}={f}")),
+            _ if flag => anyhow::bail!("{here}: expected true or false"),
+            _ => anyhow::bail!("{here}: expected a string or a number"),
+        }
+    }
+    Ok(args)
 }

@@ -3,6 +3,7 @@
 //! module per area.
 
 mod auth;
+mod config;
 mod criticals;
 mod durable;
 mod jwks;
