@@ -108,15 +108,19 @@ pub fn released(app: &AppHandle) {
     #[cfg(target_os = "linux")]
     {
         let app = app.clone();
-        let spawned = std::thread::Builder::new()
-            .name("riskwatch-webkit-release".into())
-            .spawn(move || release_processes(&app));
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "cannot release WebKit's processes");
-        }
+        in_background("riskwatch-webkit-release", move || release_processes(&app));
     }
     #[cfg(not(target_os = "linux"))]
     let _ = app;
+}
+
+/// Runs `f` on a thread of its own named `name`; a thread that cannot start
+/// is logged (and `f` not run: what it lets go stays held).
+#[cfg(target_os = "linux")]
+fn in_background(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(error) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        tracing::warn!(%error, thread = name, "cannot start a thread");
+    }
 }
 
 /// After a start in the tray (`--minimized`): once start-up is over (10 s),
@@ -127,26 +131,21 @@ pub fn settled_in_tray(app: &AppHandle) {
     #[cfg(target_os = "linux")]
     {
         let app = app.clone();
-        let spawned = std::thread::Builder::new()
-            .name("riskwatch-tray-trim".into())
-            .spawn(move || {
-                std::thread::sleep(std::time::Duration::from_secs(10));
-                let handle = app.clone();
-                // On the main thread, where windows are built.
-                let _ = app.run_on_main_thread(move || {
-                    if handle.webview_windows().is_empty() {
-                        let (heap, paged) = trim_memory();
-                        tracing::info!(
-                            heap_trimmed = heap,
-                            paged_out_kib = paged / 1024,
-                            "started in the tray: start-up memory let go"
-                        );
-                    }
-                });
+        in_background("riskwatch-tray-trim", move || {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            let handle = app.clone();
+            // On the main thread, where windows are built.
+            let _ = app.run_on_main_thread(move || {
+                if handle.webview_windows().is_empty() {
+                    let (heap, paged) = trim_memory();
+                    tracing::info!(
+                        heap_trimmed = heap,
+                        paged_out_kib = paged / 1024,
+                        "started in the tray: start-up memory let go"
+                    );
+                }
             });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "cannot trim the start-up memory");
-        }
+        });
     }
     #[cfg(not(target_os = "linux"))]
     let _ = app;

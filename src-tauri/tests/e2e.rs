@@ -238,6 +238,24 @@ fn wait_file(path: &str, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> 
     }
 }
 
+/// The first address a log says a hub listens on ("hub listening addr=").
+fn hub_address(log: &str) -> String {
+    log.split("hub listening addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a hub's address in the log")
+        .to_string()
+}
+
+/// Text no earlier run put in the inbox: `prefix`, this process, the time.
+fn nonce(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+}
+
 /// Each dashboard tab and the element list that must fill with live rows.
 const TABS: &[(&str, &str)] = &[
     ("trading", "#sessions tr"),
@@ -545,12 +563,7 @@ impl Hub {
         let text = wait_file(&log, 20, "riskwatch serve listening", |t| {
             t.len() > before.len() && t[before.len()..].contains("hub listening addr=")
         });
-        hub.addr = text[before.len()..]
-            .split("hub listening addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("hub address")
-            .to_string();
+        hub.addr = hub_address(&text[before.len()..]);
         hub
     }
 
@@ -607,11 +620,7 @@ fn reconnect(d: &Driver, hub: &mut Hub, hub_bin: &str, artifacts: &Path) {
 
     // One critical alert before the outage and one after: both must be in
     // the inbox at the end.
-    let nonce = format!(
-        "e2e-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    );
+    let nonce = nonce("e2e");
     publish_critical(&hub.addr, &format!("before {nonce}"));
     d.click("//nav//button[@data-tab='inbox']");
     d.wait(
@@ -698,12 +707,7 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
     let log = wait_file(app_log, 10, "the embedded hub's address", |t| {
         t.contains("hub listening addr=")
     });
-    let hub = log
-        .split("hub listening addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("hub address")
-        .to_string();
+    let hub = hub_address(&log);
     d.click("//nav//button[@data-tab='inbox']");
     let critical_before = d
         .wait(
@@ -722,11 +726,7 @@ fn scenarios(d: &Driver, app_log: &str, notify_log: &str, artifacts: &Path) {
         .unwrap_or_default()
         .matches("byte 2")
         .count();
-    let nonce = format!(
-        "e2e-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    );
+    let nonce = nonce("e2e");
     publish_critical(&hub, &nonce);
     let row = format!("//ol[@id='inbox']/li[contains(., '{nonce}')]");
     d.wait(
@@ -1076,11 +1076,7 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
         "e2e: the window opened again, its page holding its state, {:.0} ms after a second launch (this build)",
         started.elapsed().as_secs_f64() * 1000.0
     );
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("took its state"))
-        .unwrap();
+    let last = last_state(&text);
     assert!(
         last.contains("tab=Some(\"compliance\")"),
         "the window opened again on another tab: {last}"
@@ -1108,17 +1104,8 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
     // A notification's Open while the window is closed.
     close_window(pid, &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let hub = text
-        .split("hub listening addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the demo hub's address in the app's log")
-        .to_string();
-    let nonce = format!(
-        "tray-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    );
+    let hub = hub_address(&text);
+    let nonce = nonce("tray");
     publish_critical(&hub, &nonce);
     let dbus = wait_file(
         notify_log,
@@ -1128,25 +1115,9 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
     );
     let id = notification_id(&dbus, &nonce).unwrap();
     let before = states(&std::fs::read_to_string(&log).unwrap_or_default());
-    let sent = std::process::Command::new("dbus-send")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-        .args([
-            "--session",
-            "--type=signal",
-            "/org/freedesktop/Notifications",
-            "org.freedesktop.Notifications.ActionInvoked",
-            &format!("uint32:{id}"),
-            "string:open",
-        ])
-        .status()
-        .expect("dbus-send");
-    assert!(sent.success(), "dbus-send failed");
+    invoke_action(&bus, id, "open");
     let text = wait_log(&log, 10, "the page built by Open", |t| states(t) > before);
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("took its state"))
-        .unwrap();
+    let last = last_state(&text);
     assert!(
         last.contains("tab=Some(\"inbox\") open_alert=Some("),
         "Open did not build the window on the inbox with its alert: {last}"
@@ -1160,6 +1131,15 @@ fn tray_life(app: &str, notify_log: &str, artifacts: &Path) {
     screenshot_screen(&artifacts.join("e2e-opened-from-tray.png"));
     eprintln!("e2e: Open on a notification while the window was closed opened it on the alert");
     drop(running);
+}
+
+/// The app log's last "took its state" line: what the newest page opened
+/// on.
+fn last_state(log: &str) -> &str {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("took its state"))
+        .expect("a page took its state")
 }
 
 /// The whole X screen (`import`, ImageMagick) into `to`.
@@ -1190,6 +1170,24 @@ fn bus_of(program: &str) -> String {
     panic!("no running {program} with a D-Bus session address");
 }
 
+/// What a notification server sends when `action` of notification `id` is
+/// clicked (`default`: its body): the ActionInvoked signal, on `bus`.
+fn invoke_action(bus: &str, id: u32, action: &str) {
+    let sent = std::process::Command::new("dbus-send")
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .args([
+            "--session",
+            "--type=signal",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications.ActionInvoked",
+            &format!("uint32:{id}"),
+            &format!("string:{action}"),
+        ])
+        .status()
+        .expect("dbus-send");
+    assert!(sent.success(), "dbus-send failed");
+}
+
 /// The D-Bus session address of the running app (its environment).
 fn app_bus(app: &str) -> String {
     bus_of(app)
@@ -1212,19 +1210,7 @@ fn open_from_notification(d: &Driver, nonce: &str, notify_log: &str) {
     let opened = "return !document.getElementById('tab-inbox').hidden && !document.getElementById('inbox-detail').hidden && document.getElementById('d-message').textContent.includes(arguments[0])";
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let sent = std::process::Command::new("dbus-send")
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-            .args([
-                "--session",
-                "--type=signal",
-                "/org/freedesktop/Notifications",
-                "org.freedesktop.Notifications.ActionInvoked",
-                &format!("uint32:{id}"),
-                "string:default",
-            ])
-            .status()
-            .expect("dbus-send");
-        assert!(sent.success(), "dbus-send failed");
+        invoke_action(&bus, id, "default");
         std::thread::sleep(Duration::from_millis(500));
         if d.js(opened, json!([nonce])) == json!(true) {
             break;
