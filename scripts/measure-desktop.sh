@@ -75,14 +75,19 @@ done
 # app is one that has been sitting, so idle settles longer.
 if [ "$MODE" = demo ]; then SETTLE=${SETTLE:-10}; else SETTLE=${SETTLE:-30}; fi
 mapped() { xwininfo -name riskwatch 2>/dev/null | grep -q 'Map State: IsViewable'; }
-if [ "$MODE" = tray ]; then
-  # Settle with the window open first (as a user who then closes it).
-  sleep 5
+# Ctrl+W to the window, as a user closes it; waits up to 10 s for it to go.
+close_window() {
+  local win
   win=$(xdotool search --name '^riskwatch$' | head -n 1)
   [ -n "$win" ] || { echo "measure: no riskwatch window to close" >&2; exit 1; }
   xdotool windowfocus --sync "$win" key ctrl+w
   for _ in $(seq 100); do mapped || break; sleep 0.1; done
   if mapped; then echo "measure: Ctrl+W did not close the window" >&2; exit 1; fi
+}
+if [ "$MODE" = tray ]; then
+  # Settle with the window open first (as a user who then closes it).
+  sleep 5
+  close_window
 fi
 sleep "$SETTLE"
 procs() { pgrep -g "$(ps -o pgid= "$APP" | tr -d ' ')" 2>/dev/null || true; }
@@ -127,9 +132,7 @@ if [ "$MODE" = tray ] || [ "$MODE" = minimized ]; then
   times=()
   for i in $(seq "${REOPENS:-5}"); do
     if [ "$i" -gt 1 ]; then
-      win=$(xdotool search --name '^riskwatch$' | head -n 1)
-      xdotool windowfocus --sync "$win" key ctrl+w
-      for _ in $(seq 100); do mapped || break; sleep 0.1; done
+      close_window
       sleep 3
     fi
     states=$(grep -c 'took its state' "$WORK/app.log" || true)

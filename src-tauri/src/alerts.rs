@@ -4,14 +4,14 @@
 //! the webview's views. Managed Tauri state. (A notification's Acknowledge
 //! and Open are wired to the window in `window.rs`.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use riskwatch::Event;
 use riskwatch::alerting::{AlertsConfig, AlertsError};
 use riskwatch::engine::Notification;
-use riskwatch::inbox::{Committed, ExportFormat, Inbox, InboxError};
+use riskwatch::inbox::{Committed, ExportFormat, InboxError};
 
 use crate::error::Error;
 use crate::profiles::desktop_prefs;
@@ -152,12 +152,6 @@ impl From<AlertsError> for Error {
     fn from(e: AlertsError) -> Error {
         Error::Inbox(e.to_string())
     }
-}
-
-/// Where the inbox lives: `$RISKWATCH_DATA_DIR/<profile>/inbox.sqlite3`
-/// when set (tests), else the library's default data directory.
-pub fn inbox_path(profile: &str) -> Option<PathBuf> {
-    Inbox::app_path(profile)
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub async fn diagnostics(app: AppHandle) -> Result<String, Error> {
                 Some("it could not be opened at start (see the log)".into()),
             ),
         };
-        let path = crate::alerts::inbox_path("desktop");
+        let path = riskwatch::inbox::Inbox::app_path("desktop");
         let log_dir = riskwatch::logging::log_dir();
         let problems = log_dir
             .as_deref()

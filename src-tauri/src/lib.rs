@@ -189,7 +189,7 @@ fn open_alerts(
     app: &tauri::AppHandle,
     profile: &str,
 ) -> Option<std::sync::mpsc::Receiver<riskwatch::inbox::Committed>> {
-    let Some(path) = alerts::inbox_path(profile) else {
+    let Some(path) = riskwatch::inbox::Inbox::app_path(profile) else {
         tracing::error!("no data directory: alerts are not stored");
         return None;
     };

@@ -137,12 +137,7 @@ pub fn settled_in_tray(app: &AppHandle) {
             // On the main thread, where windows are built.
             let _ = app.run_on_main_thread(move || {
                 if handle.webview_windows().is_empty() {
-                    let (heap, paged) = trim_memory();
-                    tracing::info!(
-                        heap_trimmed = heap,
-                        paged_out_kib = paged / 1024,
-                        "started in the tray: start-up memory let go"
-                    );
+                    trim_memory("started in the tray: start-up memory let go");
                 }
             });
         });
@@ -201,12 +196,7 @@ fn release_processes(app: &AppHandle) {
             let ended = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } == 0;
             tracing::info!(pid, ended, "WebKit's network process ended with the window");
         }
-        let (heap, paged) = trim_memory();
-        tracing::info!(
-            heap_trimmed = heap,
-            paged_out_kib = paged / 1024,
-            "memory the window used let go"
-        );
+        trim_memory("memory the window used let go");
     });
     if let Err(error) = ran {
         tracing::warn!(%error, "cannot end WebKit's network process");
@@ -221,10 +211,17 @@ fn release_processes(app: &AppHandle) {
 /// is lost, the kernel keeps them in its page cache as long as it has room,
 /// and what the tray goes on running faults back in at once. The kernel
 /// skips pages another process maps too, and dirty (written) pages, which
-/// would need swap. Returns whether the heap shrank and the bytes asked to
+/// would need swap. Logs what it did, with `what`.
+#[cfg(target_os = "linux")]
+fn trim_memory(what: &str) {
+    let (heap, paged) = let_go();
+    tracing::info!(heap_trimmed = heap, paged_out_kib = paged / 1024, "{what}");
+}
+
+/// [`trim_memory`]'s work: whether the heap shrank, and the bytes asked to
 /// page out.
 #[cfg(target_os = "linux")]
-fn trim_memory() -> (bool, usize) {
+fn let_go() -> (bool, usize) {
     // SAFETY: malloc_trim only returns free memory to the system.
     #[cfg(target_env = "gnu")]
     let heap = unsafe { libc::malloc_trim(0) } == 1;
@@ -290,6 +287,11 @@ mod tests {
 7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]
 ";
         assert_eq!(
+            file_mappings("x-y r--p 0 0 0 /a").len(),
+            0,
+            "a malformed range is skipped"
+        );
+        assert_eq!(
             file_mappings(maps),
             [
                 (0x55d0c0000000, 0x55d0c0001000),
@@ -300,15 +302,17 @@ mod tests {
 
     #[test]
     fn paging_out_keeps_what_the_pages_hold() {
-        // This test binary's own mappings: paged out, then read again.
-        let (_, paged) = trim_memory();
+        // Read-only data of this test binary, mapped from its file.
+        static TEXT: &str = "the quick brown fox jumps over the lazy dog";
+        let before: Vec<u8> = TEXT.bytes().collect();
+        let (_, paged) = let_go();
         assert!(paged > 0, "nothing was paged out");
+        assert_eq!(
+            TEXT.as_bytes(),
+            before,
+            "a paged-out page came back changed"
+        );
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         assert!(!file_mappings(&maps).is_empty());
-        assert_eq!(
-            file_mappings("x-y r--p 0 0 0 /a").len(),
-            0,
-            "a malformed range is skipped"
-        );
     }
 }

@@ -18,7 +18,7 @@ use riskwatch::inbox::{ExportFormat, Inbox, Query, StoredAlert};
 use serde_json::json;
 
 use super::exit;
-use super::output::sanitize;
+use super::output::{sanitize, tag};
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
@@ -286,15 +286,6 @@ fn missing(inbox: &Inbox, ids: &[i64], path: &std::path::Path) -> anyhow::Result
         path.display()
     );
     Ok(Some(exit::USAGE))
-}
-
-fn tag(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "INFO",
-        Severity::Warning => "WARN",
-        Severity::Critical => "CRIT",
-        Severity::Emergency => "EMRG",
-    }
 }
 
 /// `ID  TIME  SEV  [✓] TITLE — BODY`, server text without control

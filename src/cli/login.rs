@@ -111,3 +111,26 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<u8> {
         }
     }
 }
+
+/// The token stored for `profile` in the OS keyring, read off the async
+/// runtime. None stored, or the keyring unreachable, is said on stderr
+/// (`doing`: what goes on without one, e.g. "connecting") and is not an
+/// error: the server decides whether it needs a token.
+pub async fn stored_token(profile: &str, doing: &str) -> anyhow::Result<Option<String>> {
+    let name = profile.to_owned();
+    Ok(
+        match tokio::task::spawn_blocking(move || credentials::get(&name)).await? {
+            Ok(Some(t)) => Some(t.expose().to_owned()),
+            Ok(None) => {
+                eprintln!(
+                    "riskwatch: no token stored for profile {profile} (riskwatch login {profile}); {doing} without one"
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("riskwatch: {e}; {doing} without a token");
+                None
+            }
+        },
+    )
+}

@@ -44,11 +44,12 @@ impl Printer {
             writeln!(self.out)?;
         } else {
             let d = e.describe();
-            let (tag, color) = match severity {
-                Severity::Info => ("INFO", "\x1b[2m"),
-                Severity::Warning => ("WARN", "\x1b[33m"),
-                Severity::Critical => ("CRIT", "\x1b[1;31m"),
-                Severity::Emergency => ("EMRG", "\x1b[1;97;41m"),
+            let tag = tag(severity);
+            let color = match severity {
+                Severity::Info => "\x1b[2m",
+                Severity::Warning => "\x1b[33m",
+                Severity::Critical => "\x1b[1;31m",
+                Severity::Emergency => "\x1b[1;97;41m",
             };
             let time = e.time.format("%H:%M:%S");
             let body = if d.body.is_empty() {
@@ -83,6 +84,16 @@ impl Printer {
         serde_json::to_writer(&mut self.out, &line)?;
         writeln!(self.out)?;
         self.out.flush()
+    }
+}
+
+/// A severity in four letters, as the human lines print it.
+pub fn tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "INFO",
+        Severity::Warning => "WARN",
+        Severity::Critical => "CRIT",
+        Severity::Emergency => "EMRG",
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use riskwatch::{Severity, credentials, profile::ProfileStore};
+use riskwatch::{Severity, profile::ProfileStore};
 use serde_json::{Map, Value, json};
 
 use super::exit;
@@ -111,17 +111,9 @@ async fn run(args: &mut PublishArgs) -> Result<u8, Failed> {
                 .map(|u| u.as_str().to_owned());
         }
         if args.token.is_none() {
-            let who = name.clone();
-            let stored = tokio::task::spawn_blocking(move || credentials::get(&who))
+            args.token = super::login::stored_token(&name, "publishing")
                 .await
                 .map_err(|e| Failed(exit::FAILURE, e.to_string()))?;
-            match stored {
-                Ok(Some(t)) => args.token = Some(t.expose().to_owned()),
-                Ok(None) => eprintln!(
-                    "riskwatch: no token stored for profile {name} (riskwatch login {name}); publishing without one"
-                ),
-                Err(e) => eprintln!("riskwatch: {e}; publishing without a token"),
-            }
         }
     }
     let Some(url) = args.url.as_deref() else {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use riskwatch::engine::prefs::PrefsError;
 use riskwatch::server::jwks::Jwks;
 use riskwatch::server::tls::Tls;
 use riskwatch::server::{Auth, Claims, HubLimits, Limits, RedisBroker, Server, ServerConfig};
@@ -311,23 +312,12 @@ pub fn token(a: TokenArgs) -> anyhow::Result<u8> {
 pub fn config_args(path: &std::path::Path, serve: &clap::Command) -> anyhow::Result<Vec<String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!(":{line}:{column}")
-            })
-            .unwrap_or_default();
-        anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
-    })?;
-    let keys: Vec<&str> = serve
-        .get_arguments()
-        .filter_map(|a| a.get_long())
-        .filter(|l| !matches!(*l, "config" | "help" | "jwt-secret"))
-        .collect();
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| PrefsError::from_toml(&text, &path.display().to_string(), &e))?;
+    let allowed = |a: &&clap::Arg| {
+        a.get_long()
+            .is_some_and(|l| !matches!(l, "config" | "help" | "jwt-secret"))
+    };
     let mut args = Vec::new();
     for (key, value) in &table {
         let here = format!("{}: {key}", path.display());
@@ -336,16 +326,22 @@ pub fn config_args(path: &std::path::Path, serve: &clap::Command) -> anyhow::Res
                 "{here}: the JWT secret is not read from a file; set RISKWATCH_JWT_SECRET (systemd: EnvironmentFile= or LoadCredential=)"
             );
         }
-        if !keys.contains(&key.as_str()) {
+        let Some(arg) = serve
+            .get_arguments()
+            .filter(allowed)
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
+            let keys: Vec<&str> = serve
+                .get_arguments()
+                .filter(allowed)
+                .filter_map(|a| a.get_long())
+                .collect();
             anyhow::bail!(
                 "{here}: unknown key (the keys are serve's options: {})",
                 keys.join(", ")
             );
-        }
-        let flag = serve
-            .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()))
-            .is_some_and(|a| !a.get_action().takes_values());
+        };
+        let flag = !arg.get_action().takes_values();
         match value {
             toml::Value::Boolean(on) if flag => {
                 if *on {

@@ -9,7 +9,6 @@ use riskwatch::client::{
     AuthMode, BackoffConfig, Client, ClientConfig, ClientError, ClientUpdate, ConnState, PollMode,
     StopReason, Token,
 };
-use riskwatch::credentials;
 use riskwatch::sim::demo::DemoHub;
 use riskwatch::sim::desk::DeskOptions;
 
@@ -102,14 +101,7 @@ pub async fn watch(mut args: WatchArgs) -> anyhow::Result<u8> {
             args.label = Some(profile.clone());
         }
         if args.token.is_none() {
-            let name = profile.clone();
-            match tokio::task::spawn_blocking(move || credentials::get(&name)).await? {
-                Ok(Some(t)) => args.token = Some(t.expose().to_owned()),
-                Ok(None) => eprintln!(
-                    "riskwatch: no token stored for profile {profile} (riskwatch login {profile}); connecting without one"
-                ),
-                Err(e) => eprintln!("riskwatch: {e}; connecting without a token"),
-            }
+            args.token = super::login::stored_token(&profile, "connecting").await?;
         }
     }
     let Some(url) = args.url.clone() else {

@@ -42,7 +42,7 @@ pub enum PrefsError {
 impl PrefsError {
     /// A TOML parse error as an [`PrefsError::Invalid`] naming its line
     /// and column in `text`.
-    pub(crate) fn from_toml(text: &str, origin: &str, e: &toml::de::Error) -> PrefsError {
+    pub fn from_toml(text: &str, origin: &str, e: &toml::de::Error) -> PrefsError {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         PrefsError::Invalid {
             path: origin.to_owned(),

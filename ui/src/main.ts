@@ -191,6 +191,14 @@ function renderTab(tab: Tab) {
   }
 }
 
+/** A notification was opened: the inbox, on its alert (null: the inbox
+ * alone). From the `open-alert` event, or from the snapshot of a window
+ * the Open built. */
+function openAlert(id: number | null) {
+  selectTab("inbox");
+  if (id !== null) void inbox.show(id);
+}
+
 // ---------- start ----------
 
 function onKey(e: KeyboardEvent) {
@@ -240,10 +248,7 @@ async function start() {
         conn.onLinks(next, Date.now());
         linksChanged();
       },
-      openAlert: (id) => {
-        selectTab("inbox");
-        if (id !== null) void inbox.show(id);
-      },
+      openAlert,
       selectTab: (tab) => {
         if (isTab(tab)) selectTab(tab);
       },
@@ -251,10 +256,7 @@ async function start() {
     if (conn.onSnapshot(snapshot, Date.now())) linksChanged();
     else header.renderSource(conn, Date.now());
     if (isTab(snapshot.tab)) selectTab(snapshot.tab);
-    if (snapshot.open_alert !== null) {
-      selectTab("inbox");
-      void inbox.show(snapshot.open_alert);
-    }
+    if (snapshot.open_alert !== null) openAlert(snapshot.open_alert);
     started = true;
     setState(snapshot.state);
     setCounts(snapshot.inbox);
