@@ -32,8 +32,13 @@ the second hub, the publisher alternates between them; Redis is killed
 with -9 and restarted 2 s later).
 
 Exit status: 0 when every scenario met the goals (0 lost, 0 duplicated,
-detection within DETECT_GOAL s, every client back), 1 otherwise, 2 on a
-usage or environment error. Every wait is bounded.
+every client back; where the fault cuts the link — kill9, stall, sigstop —
+detection within DETECT_GOAL s), 1 otherwise, 2 on a usage or environment
+error. Where the link still carries the stream (flap, throttle, diskfull,
+redis) a desk need not notice anything; if it reconnects anyway (the hub
+shedding it as too slow, or its dead-link deadline passing while TCP backs
+off), that is its own judgement, reported with its reason, and it must
+still lose nothing and be back. Every wait is bounded.
 """
 
 import argparse
@@ -51,6 +56,8 @@ import time
 
 PUBLISH_EVERY = 0.2
 DETECT_GOAL = 15.0
+# The scenarios whose fault cuts the link, so that a desk must notice it.
+CUTS_LINK = {"kill9", "stall", "sigstop"}
 SECRET = secrets.token_hex(16)
 PORT = 18790
 REDIS_PORT = 16379
@@ -497,7 +504,8 @@ def main():
         results[s] = rows
         for r in rows:
             good = (r["lost"] == 0 and r["duplicated"] == 0 and r["back"] and r["sent"] > 0
-                    and (r["detect_s"] is None or r["detect_s"] <= DETECT_GOAL))
+                    and (s not in CUTS_LINK or r["detect_s"] is None
+                         or r["detect_s"] <= DETECT_GOAL))
             if "inbox_missing" in r:
                 good &= (r["inbox_missing"] == 0 and r["inbox_said_full"]
                          and r["inbox_said_again"])
@@ -510,6 +518,11 @@ def main():
                    f"said full {r['inbox_said_full']} said again {r['inbox_said_again']}"
                    if "inbox_missing" in r else "")
                 + f"{'' if good else '  <-- goal missed'}")
+            # Why a desk left a link that still carried the stream.
+            if s not in CUTS_LINK and r["detect_s"] is not None:
+                for t, line in r["states"]:
+                    if t >= 0 and not line.startswith("riskwatch: connect"):
+                        log(f"{s} {r['client']:8} at {t} s: {line}")
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(args.out, "results.md"), "w") as f:

@@ -8,8 +8,8 @@
 # (network namespaces, nftables, tc, a tmpfs mount) and redis-server;
 # about 14 minutes for all seven. Results:
 # test-artifacts/faults/results.{md,json}. Exit 1 when a desk missed a goal
-# (0 lost, 0 duplicated, detection within 15 s, back; a full disk said and
-# nothing it showed missing from its inbox). RISKWATCH_BIN picks the binary
+# (0 lost, 0 duplicated, back; detection within 15 s where the link is cut;
+# a full disk said and nothing it showed missing from its inbox). RISKWATCH_BIN picks the binary
 # (default: target/debug/riskwatch, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
