@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use riskwatch::Severity;
 use riskwatch::inbox::{ExportFormat, Inbox, Query, StoredAlert};
@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::exit;
 use super::output::{sanitize, tag};
+use super::since::when;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
@@ -140,34 +141,6 @@ impl Filter {
 
 /// `10m`, `2h`, `7d`, `30s` back from `now`; a date (midnight UTC); an
 /// RFC 3339 time.
-fn when(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
-    let s = s.trim();
-    if let Some(unit) = s.chars().last().filter(char::is_ascii_alphabetic)
-        && let Ok(n) = s[..s.len() - 1].parse::<i64>()
-        && n >= 0
-    {
-        let ago = match unit {
-            's' => Duration::try_seconds(n),
-            'm' => Duration::try_minutes(n),
-            'h' => Duration::try_hours(n),
-            'd' => Duration::try_days(n),
-            _ => None,
-        };
-        return ago
-            .and_then(|d| now.checked_sub_signed(d))
-            .context("expected a count of s, m, h or d");
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc());
-    }
-    anyhow::bail!("expected 10m, 2h, 7d, a date (YYYY-MM-DD) or an RFC 3339 time")
-}
-
 pub fn inbox(args: InboxArgs) -> anyhow::Result<u8> {
     let path = match args.inbox.clone().or_else(|| Inbox::app_path("desktop")) {
         Some(p) => p,
@@ -367,31 +340,4 @@ fn alert_json(a: &StoredAlert) -> serde_json::Value {
         "key": a.key,
         "message": e.payload_value(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_relative_dates_or_rfc3339() {
-        let now = DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let at = |s: &str| when(s, now).ok().map(|t| t.to_rfc3339());
-        assert_eq!(at("10m").as_deref(), Some("2026-12-07T11:50:00+00:00"));
-        assert_eq!(at("2h").as_deref(), Some("2026-12-07T10:00:00+00:00"));
-        assert_eq!(at("7d").as_deref(), Some("2026-11-30T12:00:00+00:00"));
-        assert_eq!(
-            at("2026-12-01").as_deref(),
-            Some("2026-12-01T00:00:00+00:00")
-        );
-        assert_eq!(
-            at("2026-12-06T09:30:00+01:00").as_deref(),
-            Some("2026-12-06T08:30:00+00:00")
-        );
-        for bad in ["", "10", "10x", "-5m", "yesterday", "99999999999999d"] {
-            assert!(when(bad, now).is_err(), "{bad:?}");
-        }
-    }
 }

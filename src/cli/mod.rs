@@ -9,6 +9,7 @@ mod output;
 mod prefs;
 mod publish;
 mod serve;
+mod since;
 mod watch;
 
 use std::path::PathBuf;
@@ -155,6 +156,11 @@ struct WatchArgs {
     /// compliance `client:ID`, or a hub channel.
     #[arg(long = "subscribe", value_name = "CHANNEL")]
     subscribe: Vec<String>,
+    /// Replay the hub's history first (native protocol): `all` it holds,
+    /// after a sequence number (`1041`), from a time back (`10m`, `4h`,
+    /// `2d`) or from an RFC 3339 time. Reconnects resume from there.
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
     /// Backend style for what riskwatch sends (guessed from the URL path):
     /// merchant, dashboard, compliance, hr, trading, native.
     #[arg(long)]

@@ -15,6 +15,7 @@ use riskwatch::sim::desk::DeskOptions;
 use super::alerting::{self, Alerting, Signals};
 use super::exec::Hooks;
 use super::output::{self, Printer};
+use super::since;
 use super::{AuthArg, DemoArgs, OutputArgs, WatchArgs, exit};
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -62,6 +63,11 @@ fn config(a: &WatchArgs, url: String) -> anyhow::Result<ClientConfig> {
     }
     for s in &a.subscribe {
         cfg = cfg.subscribe(s.clone());
+    }
+    if let Some(s) = &a.since {
+        let replay =
+            since::replay(s, chrono::Utc::now()).with_context(|| format!("--since {s}"))?;
+        cfg = cfg.replay(Some(replay));
     }
     Ok(cfg)
 }

@@ -75,6 +75,13 @@ impl Prepared {
         }
         let url_redacted = redact_url(&url);
         let style = cfg.style.or_else(|| Style::from_path(url.path()));
+        if cfg.replay.is_some() && style != Some(Style::Native) {
+            return Err(ClientError::Invalid(format!(
+                "only the native protocol can replay history, and this is the {} style \
+                 (set it with --style native when the URL is a riskwatch hub's)",
+                style.map_or("unknown".into(), |s| s.to_string())
+            )));
+        }
         let tls = tls::client_config(cfg.extra_ca.as_deref())?;
         let poll_url = poll::resolve(&cfg.poll, &url, style.unwrap_or(Style::Generic))?;
         let label: Arc<str> = Arc::from(cfg.label.clone().unwrap_or(url_redacted).as_str());
@@ -251,7 +258,7 @@ pub(super) async fn run(
     stats: Arc<Stats>,
 ) {
     let channels = p.cfg.subscriptions.clone();
-    let positions = Positions::new(channels.iter().cloned());
+    let positions = Positions::new(channels.iter().cloned()).replay(p.cfg.replay.clone());
     let mut task = Task {
         p,
         tx,

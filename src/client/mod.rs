@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::BackoffConfig;
 
+pub use crate::protocol::native::Replay;
 use crate::protocol::{Event, Style};
 
 /// A bearer token. Its `Debug` and `Display` never show the secret.
@@ -98,6 +99,11 @@ pub struct ClientConfig {
     /// Channels to subscribe to (trading channels, compliance `client:ID`,
     /// native channels). Default none.
     pub subscriptions: Vec<String>,
+    /// History a native subscription asks for while it has no position of
+    /// its own (its first subscribe; reconnects resume from where it got).
+    /// Only the native protocol can replay: another style refuses it.
+    /// Default none: live from now.
+    pub replay: Option<Replay>,
     /// Default: 1 s, ×2, 30 s cap, reset after a stable minute.
     pub backoff: BackoffConfig,
     /// The style's application ping interval (the seeds' own heartbeat).
@@ -138,6 +144,7 @@ impl ClientConfig {
             style: None,
             label: None,
             subscriptions: Vec::new(),
+            replay: None,
             backoff: BackoffConfig::default(),
             heartbeat: Duration::from_secs(30),
             ping_interval: Duration::from_secs(5),
@@ -169,6 +176,10 @@ impl ClientConfig {
     }
     pub fn subscribe(mut self, channel: impl Into<String>) -> Self {
         self.subscriptions.push(channel.into());
+        self
+    }
+    pub fn replay(mut self, r: Option<Replay>) -> Self {
+        self.replay = r;
         self
     }
     pub fn backoff(mut self, b: BackoffConfig) -> Self {

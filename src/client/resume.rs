@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use crate::protocol::native::{ClientMessage, Position};
+use crate::protocol::native::{ClientMessage, Position, Replay};
 
 /// What to do with an event that carries a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct Positions {
     /// Per channel, the sequence below which the hub announced missing
     /// events (a `gap`): jumps below it are expected, not new holes.
     announced: BTreeMap<String, u64>,
+    /// The history a channel with no position yet asks for.
+    replay: Option<Replay>,
 }
 
 impl Positions {
@@ -35,7 +37,15 @@ impl Positions {
         Positions {
             channels: channels.into_iter().map(|c| (c, None)).collect(),
             announced: BTreeMap::new(),
+            replay: None,
         }
+    }
+
+    /// Channels with no position yet ask for `replay` (`watch --since`);
+    /// once the hub confirmed one, they resume from where they got.
+    pub fn replay(mut self, replay: Option<Replay>) -> Positions {
+        self.replay = replay;
+        self
     }
 
     /// Adds a channel; returns false when it was already there.
@@ -59,9 +69,11 @@ impl Positions {
     /// The subscribe message for one channel, resuming where we are.
     pub fn subscribe_message(&self, channel: &str) -> String {
         let since = self.channels.get(channel).cloned().flatten();
+        let replay = self.replay.clone().filter(|_| since.is_none());
         let msg = ClientMessage::Subscribe {
             channel: channel.to_owned(),
             since,
+            replay,
         };
         serde_json::to_string(&msg).expect("a subscribe message serializes")
     }
@@ -192,6 +204,24 @@ mod tests {
         assert_eq!(p.observe("c", 100), Verdict::Deliver);
         assert_eq!(p.observe("c", 100), Verdict::Duplicate);
         assert_eq!(p.observe("other", 1), Verdict::Deliver);
+    }
+
+    #[test]
+    fn history_is_asked_for_until_the_hub_gave_a_position() {
+        let mut p = Positions::new(["c".to_owned()]).replay(Some(Replay::AfterSeq(3)));
+        // Asked again on a reconnect before the hub answered.
+        for _ in 0..2 {
+            assert_eq!(
+                p.subscribe_message("c"),
+                r#"{"op":"subscribe","channel":"c","replay":{"after_seq":3}}"#
+            );
+        }
+        p.subscribed("c", "e1", 3);
+        assert_eq!(p.observe("c", 4), Verdict::Deliver);
+        assert_eq!(
+            p.subscribe_message("c"),
+            r#"{"op":"subscribe","channel":"c","since":{"seq":4,"epoch":"e1"}}"#
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! unsubscribe, resume from a position, error codes, and the close-code
 //! table that the client and the hub share. Specified in docs/PROTOCOL.md.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -23,15 +24,33 @@ pub struct Position {
     pub epoch: String,
 }
 
+/// What history a subscription without a position of its own asks for
+/// (`riskwatch watch --since`): replayed before live events, from what the
+/// hub still holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    /// Everything still held on the channel.
+    All,
+    /// Everything after this sequence number, in the channel's current
+    /// epoch (a `gap` says when some of it is no longer held).
+    AfterSeq(u64),
+    /// Everything published after this time.
+    AfterTime(DateTime<Utc>),
+}
+
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ClientMessage {
-    /// Subscribe to a channel; with `since`, replay everything after it.
+    /// Subscribe to a channel; with `since`, replay everything after it;
+    /// without, with `replay`, replay the history it asks for.
     Subscribe {
         channel: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<Position>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay: Option<Replay>,
     },
     Unsubscribe {
         channel: String,
@@ -231,5 +250,41 @@ pub mod close {
             return Policy::Reconnect;
         }
         policy(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_is_on_the_wire_as_the_protocol_says() {
+        let msg = |replay| {
+            serde_json::to_string(&ClientMessage::Subscribe {
+                channel: "c".into(),
+                since: None,
+                replay: Some(replay),
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            msg(Replay::All),
+            r#"{"op":"subscribe","channel":"c","replay":"all"}"#
+        );
+        assert_eq!(
+            msg(Replay::AfterSeq(7)),
+            r#"{"op":"subscribe","channel":"c","replay":{"after_seq":7}}"#
+        );
+        let back: ClientMessage = serde_json::from_str(
+            r#"{"op":"subscribe","channel":"c","replay":{"after_time":"2026-12-07T11:50:00Z"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            back,
+            ClientMessage::Subscribe {
+                replay: Some(Replay::AfterTime(_)),
+                ..
+            }
+        ));
     }
 }

@@ -26,10 +26,10 @@ use super::auth::Identity;
 use super::endpoint::{Endpoint, Reply};
 use super::event::NewEvent;
 use super::grants;
-use super::hub::{ConnId, ConnInfo, Hub, Subscriber};
+use super::hub::{Asked, ConnId, ConnInfo, Hub, Subscriber};
 use super::outbox::{Outbox, SharedIo};
 use super::upgrade::Socket;
-use crate::protocol::native::{ClientMessage, ErrorCode, close};
+use crate::protocol::native::{ClientMessage, ErrorCode, Replay, close};
 
 type Sink = SplitSink<Socket, Message>;
 type Stream = SplitStream<Socket>;
@@ -218,7 +218,7 @@ impl Conn {
         let stall = hb * 2;
         let io = self.io.clone();
         let start = async {
-            self.subscribe_all(sink, initial, None).await?;
+            self.subscribe_all(sink, initial, Asked::default()).await?;
             if self.endpoint == Endpoint::Dashboard {
                 self.snapshot(sink).await?;
             }
@@ -396,11 +396,11 @@ impl Conn {
         &mut self,
         sink: &mut Sink,
         channels: Vec<String>,
-        since: Option<crate::protocol::native::Position>,
+        asked: Asked,
     ) -> Result<(), String> {
         // Where this user left each channel, for subscriptions without a
         // position of their own (every seed-style endpoint).
-        let mine = if since.is_none() {
+        let mine = if asked.since.is_none() && asked.replay.is_none() {
             self.hub
                 .starting_points(&self.id.user, Some(self.conn))
                 .await
@@ -419,7 +419,7 @@ impl Conn {
                     &self.id,
                     &ch,
                     self.subscriber(),
-                    since.clone(),
+                    asked.clone(),
                     &mine,
                 )
                 .await
@@ -554,7 +554,7 @@ impl Conn {
                 for f in frames {
                     self.send_text(sink, f).await?;
                 }
-                self.subscribe_all(sink, chans, None).await?;
+                self.subscribe_all(sink, chans, Asked::default()).await?;
                 self.pump(sink).await
             }
             Reply::Unsubscribe(chans) => {
@@ -588,17 +588,30 @@ impl Conn {
         };
         match msg {
             ClientMessage::Ping => self.send_text(sink, r#"{"op":"pong"}"#.into()).await,
-            ClientMessage::Subscribe { channel, since } => {
+            ClientMessage::Subscribe {
+                channel,
+                since,
+                replay,
+            } => {
                 if !grants::valid(&channel) {
                     return self
                         .reject(sink, ErrorCode::BadRequest, "invalid channel name")
                         .await;
                 }
+                if since.is_some() && replay.is_some() {
+                    let why = "give since (to resume) or replay (to read history), not both";
+                    return self.reject(sink, ErrorCode::BadRequest, why).await;
+                }
+                if grants::is_pattern(&channel) && matches!(replay, Some(Replay::AfterSeq(_))) {
+                    let why = "a pattern has no sequence: replay it with \"all\" or a time";
+                    return self.reject(sink, ErrorCode::BadRequest, why).await;
+                }
                 if !self.id.may_read(&channel) {
                     let why = format!("not allowed to read {channel}");
                     return self.reject(sink, ErrorCode::Forbidden, &why).await;
                 }
-                self.subscribe_all(sink, vec![channel], since).await?;
+                self.subscribe_all(sink, vec![channel], Asked { since, replay })
+                    .await?;
                 self.pump(sink).await
             }
             ClientMessage::Unsubscribe { channel } => {

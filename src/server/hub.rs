@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -30,7 +30,7 @@ use super::cursors::{Cursor, UserCursors};
 use super::event::{HubEvent, NewEvent};
 use super::grants;
 use super::outbox::Outbox;
-use crate::protocol::native::Position;
+use crate::protocol::native::{Position, Replay};
 use crate::protocol::{Severity, Style};
 
 /// A connection's identity in the registry.
@@ -252,6 +252,14 @@ pub struct Hub {
     pub counters: Arc<Counters>,
     /// The listener's connection caps, for stats.
     caps: OnceLock<Arc<super::caps::Caps>>,
+}
+
+/// What a native `subscribe` asked for: a position to resume from, or
+/// history to replay (`replay`), or neither (a seed-style subscription).
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    pub since: Option<Position>,
+    pub replay: Option<Replay>,
 }
 
 impl Hub {
@@ -515,7 +523,10 @@ impl Hub {
     }
 
     /// Subscribes `conn` to a channel or pattern. With `since` the backlog
-    /// holds everything after it; without, what `user` missed since its
+    /// holds everything after it; without, with `replay`, the history it
+    /// asks for (a pattern's of every matching channel; a pattern has no
+    /// sequence, so `AfterSeq` is the caller's to refuse); without either,
+    /// what `user` missed since its
     /// cursor (`mine`, from [`Hub::cursors_of`]), or, on the user's own
     /// `user:` channel never left before, everything still kept there
     /// (the offline queue); `gap` says when that was not fully possible.
@@ -526,24 +537,29 @@ impl Hub {
         id: &Identity,
         channel: &str,
         sub: Subscriber,
-        since: Option<Position>,
+        asked: Asked,
         mine: &UserCursors,
     ) -> Result<Recovered, BrokerError> {
+        let Asked { since, replay } = asked;
         if grants::is_pattern(channel) {
-            return Ok(self.subscribe_pattern(conn, id, channel, sub, mine));
+            return Ok(self.subscribe_pattern(conn, id, channel, sub, replay, mine));
         }
         let user = id.user.as_str();
         let known = user != super::auth::ANONYMOUS;
-        let from_cursor = since.is_none() && known;
-        let from = match since {
-            Some(pos) => Recover::Since(pos),
-            None if from_cursor
-                && !mine.contains_key(channel)
-                && channel.strip_prefix("user:") == Some(user) =>
+        let from_cursor = since.is_none() && replay.is_none() && known;
+        let from = match (since, replay) {
+            (Some(pos), _) => Recover::Since(pos),
+            (None, Some(Replay::All)) => Recover::Whole,
+            (None, Some(Replay::AfterSeq(seq))) => Recover::AfterSeq(seq),
+            (None, Some(Replay::AfterTime(t))) => Recover::After(t),
+            (None, None)
+                if from_cursor
+                    && !mine.contains_key(channel)
+                    && channel.strip_prefix("user:") == Some(user) =>
             {
                 Recover::Whole
             }
-            None => match mine.get(channel).filter(|_| from_cursor) {
+            (None, None) => match mine.get(channel).filter(|_| from_cursor) {
                 Some(cur) => Recover::Since(Position {
                     seq: cur.seq,
                     epoch: cur.epoch.clone(),
@@ -588,6 +604,7 @@ impl Hub {
         id: &Identity,
         pattern: &str,
         sub: Subscriber,
+        replay: Option<Replay>,
         mine: &UserCursors,
     ) -> Recovered {
         {
@@ -602,11 +619,26 @@ impl Hub {
             epoch: String::new(),
             head: 0,
             start: 0,
-            backlog: self.broker.logs().pattern_backlog(
-                pattern,
-                mine,
-                id.issued_at.filter(|_| id.user != super::auth::ANONYMOUS),
-            ),
+            backlog: match replay {
+                // Asked for: every matching channel from that time, whatever
+                // the user's cursors say.
+                Some(r) => {
+                    let after = match r {
+                        Replay::AfterTime(t) => t,
+                        Replay::All | Replay::AfterSeq(_) => DateTime::<Utc>::MIN_UTC,
+                    };
+                    self.broker.logs().pattern_backlog(
+                        pattern,
+                        &UserCursors::default(),
+                        Some(after),
+                    )
+                }
+                None => self.broker.logs().pattern_backlog(
+                    pattern,
+                    mine,
+                    id.issued_at.filter(|_| id.user != super::auth::ANONYMOUS),
+                ),
+            },
             gap: None,
         }
     }

@@ -19,6 +19,7 @@ const WATCH_OPTIONS: &[&str] = &[
     "--heartbeat",
     "--dead-after",
     "--subscribe",
+    "--since",
     "--style",
     "--ca-file",
     "--label",

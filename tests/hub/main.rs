@@ -12,6 +12,7 @@ mod limits;
 mod offline;
 mod publish;
 mod redis_nodes;
+mod replay;
 mod resume;
 mod reuse_port;
 mod shutdown;

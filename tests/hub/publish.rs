@@ -5,9 +5,7 @@
 //! none, exits 3 without printing it; bad input exits 2 and an unreachable
 //! hub 1, each with one clear line.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riskwatch::Severity;
 use riskwatch::client::{Client, Token};
@@ -34,57 +32,13 @@ fn token(user: &str, channels: &[&str], publish: bool) -> String {
     .unwrap()
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// `riskwatch publish ARGS` with `token` in RISKWATCH_TOKEN (if any) and
-/// `stdin` on its standard input; killed after 30 s.
+/// `stdin` on its standard input.
 async fn publish(args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Run {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let token = token.map(str::to_owned);
-    let stdin = stdin.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskwatch"));
-        cmd.arg("publish")
-            .args(&args)
-            .env_remove("RISKWATCH_TOKEN")
-            .env_remove("RISKWATCH_URL")
-            .env("NO_COLOR", "1")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(t) = &token {
-            cmd.env("RISKWATCH_TOKEN", t);
-        }
-        let mut child = cmd.spawn().expect("the riskwatch binary runs");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(text.as_bytes()).unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
+    let args: Vec<&str> = std::iter::once("publish")
+        .chain(args.iter().copied())
+        .collect();
+    riskwatch_cli(&args, token, stdin).await
 }
 
 async fn secure_hub() -> riskwatch::server::Server {

@@ -303,3 +303,61 @@ pub fn kill(signal: &str, pid: u32) {
         .expect("kill runs");
     assert!(sent.success(), "kill -{signal} {pid}");
 }
+
+/// What a `riskwatch` command printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `riskwatch ARGS` with `token` in RISKWATCH_TOKEN (if any) and `stdin`
+/// on its standard input; killed after 30 s.
+pub async fn riskwatch_cli(args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let token = token.map(str::to_owned);
+    let stdin = stdin.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskwatch"));
+        cmd.args(&args)
+            .env_remove("RISKWATCH_TOKEN")
+            .env_remove("RISKWATCH_URL")
+            .env_remove("RISKWATCH_PROFILE")
+            .env("NO_COLOR", "1")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(t) = &token {
+            cmd.env("RISKWATCH_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("the riskwatch binary runs");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}

@@ -128,6 +128,10 @@ impl Log {
                 let start = pos.seq.min(self.head);
                 (pos.seq, start, self.history.replay(start))
             }
+            Recover::AfterSeq(seq) => {
+                let start = (*seq).min(self.head);
+                (*seq, start, self.history.replay(start))
+            }
         };
         rec.start = start;
         rec.backlog = replay.events;

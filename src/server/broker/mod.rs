@@ -147,9 +147,14 @@ pub enum Recover {
     /// (a user's own offline queue, never read before).
     Whole,
     /// Everything kept from the first event published after a time (the
-    /// user's token was issued then and the user has no cursor here), with
-    /// no gap notice: there is no position to measure one from.
+    /// user's token was issued then and the user has no cursor here, or
+    /// the client asked for it), with no gap notice: there is no position
+    /// to measure one from.
     After(DateTime<Utc>),
+    /// Everything after a sequence number in the current epoch, whatever
+    /// it is (a client's `replay` from a number it was shown), with a gap
+    /// notice for what is no longer kept.
+    AfterSeq(u64),
 }
 
 /// What a subscriber gets: where the channel is, and what it missed.
