@@ -27,6 +27,7 @@ use super::endpoint::{Endpoint, Reply};
 use super::event::NewEvent;
 use super::grants;
 use super::hub::{Asked, ConnId, ConnInfo, Hub, Subscriber};
+use super::metrics::seconds_since;
 use super::outbox::{Outbox, SharedIo};
 use super::upgrade::Socket;
 use crate::protocol::native::{ClientMessage, ErrorCode, Replay, close};
@@ -166,7 +167,11 @@ pub(super) async fn run(
         linger: None,
     };
     let (mut sink, mut stream) = socket.split();
+    let opened = Instant::now();
     let reason = c.session(&mut sink, &mut stream, &limits, &shutdown).await;
+    if reason == STALLED {
+        hub.metrics.stalled_closes.inc();
+    }
     tracing::debug!(conn, user = %c.id.user, %reason, "connection closed");
     c.out.close();
     if let Some(until) = c.linger {
@@ -181,6 +186,9 @@ pub(super) async fn run(
         })
         .await;
     }
+    hub.metrics
+        .connection
+        .observe(opened.elapsed().as_secs_f64());
     hub.disconnect(conn, &c.channels, &c.out.delivered());
     drop((sink, stream));
     io.close();
@@ -357,6 +365,7 @@ impl Conn {
     /// Closes a connection that fell behind with 1013, waiting a bounded
     /// time for the peer to drain what is already in flight.
     async fn close_lagged(&mut self, sink: &mut Sink) -> String {
+        self.hub.metrics.slow_closes.inc();
         self.out.close();
         let until = Instant::now() + LAGGED_CLOSE_WAIT;
         let frame = close_frame(close::TRY_AGAIN_LATER, "too slow: resume from history");
@@ -377,7 +386,13 @@ impl Conn {
             sink.flush()
                 .await
                 .map_err(|e| format!("send failed: {e}"))?;
-            if !self.out.take_queued(WRITE_BATCH) {
+            let mut oldest = None;
+            let more = self.out.take_queued_noting(WRITE_BATCH, &mut oldest);
+            if let Some(t) = oldest {
+                // Flushed at the top of the next turn, at once.
+                self.hub.metrics.delivery.observe(seconds_since(t));
+            }
+            if !more {
                 return Ok(());
             }
         }

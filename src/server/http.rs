@@ -229,6 +229,18 @@ pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> R
         "Requests refused for authentication",
         counter(s.rejected_auth),
     );
+    st.hub.metrics.register(&mut reg);
+    let queues = st.hub.queues();
+    reg.register(
+        "queued_events",
+        "Events waiting in connections' send queues",
+        gauge(queues.total),
+    );
+    reg.register(
+        "largest_queue",
+        "Events waiting in the fullest connection's send queue",
+        gauge(queues.largest),
+    );
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");

@@ -29,6 +29,7 @@ pub use super::broker::{Gap, HubLimits, Published, Recovered};
 use super::cursors::{Cursor, UserCursors};
 use super::event::{HubEvent, NewEvent};
 use super::grants;
+use super::metrics::{Metrics, seconds_since};
 use super::outbox::Outbox;
 use crate::protocol::native::{Position, Replay};
 use crate::protocol::{Severity, Style};
@@ -103,6 +104,13 @@ pub struct Counters {
     pub messages_in: AtomicU64,
 }
 
+/// Events waiting to be written ([`Hub::queues`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub total: usize,
+    pub largest: usize,
+}
+
 /// Who a connection is, for stats.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnInfo {
@@ -121,6 +129,7 @@ struct FanOut {
     /// Pattern subscriptions (`department:*`).
     patterns: RwLock<HashMap<ConnId, Vec<(String, Subscriber)>>>,
     counters: Arc<Counters>,
+    metrics: Metrics,
     /// The latest `dashboard_update`, for the polling snapshot.
     dashboard: RwLock<Option<Arc<HubEvent>>>,
 }
@@ -208,6 +217,11 @@ impl Sink for FanOut {
             *self.dashboard.write().expect("dashboard lock") = Some(Arc::clone(ev));
         }
         let (delivered, dropped) = fan_out(&targets, ev, direct);
+        // Written at once to every live subscriber (queued ones are
+        // observed when their connection's task writes them).
+        if direct && delivered > 0 {
+            self.metrics.delivery.observe(seconds_since(ev.time));
+        }
         drop(targets);
         drop(patterns);
         if let Some(g) = guard.as_mut() {
@@ -250,6 +264,8 @@ pub struct Hub {
     per_user: Mutex<HashMap<String, Vec<UserConn>>>,
     next_conn: AtomicU64,
     pub counters: Arc<Counters>,
+    /// Histograms and the counts beside them, for `/metrics`.
+    pub metrics: Metrics,
     /// The listener's connection caps, for stats.
     caps: OnceLock<Arc<super::caps::Caps>>,
 }
@@ -272,6 +288,7 @@ impl Hub {
         Hub {
             max_data,
             counters: Arc::clone(&fan.counters),
+            metrics: fan.metrics.clone(),
             broker,
             fan,
             conns: Mutex::new(HashMap::new()),
@@ -519,7 +536,12 @@ impl Hub {
             id: ev.id,
             data,
         };
-        Ok(self.broker.publish(prepared).await?)
+        let started = Instant::now();
+        let published = self.broker.publish(prepared).await?;
+        self.metrics
+            .publish
+            .observe(started.elapsed().as_secs_f64());
+        Ok(published)
     }
 
     /// Subscribes `conn` to a channel or pattern. With `since` the backlog
@@ -547,6 +569,11 @@ impl Hub {
         let user = id.user.as_str();
         let known = user != super::auth::ANONYMOUS;
         let from_cursor = since.is_none() && replay.is_none() && known;
+        if since.is_some() {
+            self.metrics.resumes.inc();
+        } else if replay.is_some() {
+            self.metrics.replays.inc();
+        }
         let from = match (since, replay) {
             (Some(pos), _) => Recover::Since(pos),
             (None, Some(Replay::All)) => Recover::Whole,
@@ -578,6 +605,9 @@ impl Hub {
         let fan = &self.fan;
         let register = Box::new(move || fan.add(channel, conn, sub));
         let rec = self.broker.recover(channel, from, register).await?;
+        if rec.gap.is_some() {
+            self.metrics.gaps.inc();
+        }
         if known {
             // Seen here, from where this backlog starts: a hub killed
             // before the connection ends (and writes where its peer got
@@ -728,6 +758,26 @@ impl Hub {
                 .map_or(0, |c| c.refused.load(Ordering::Relaxed)),
             heap: super::heap::heap(),
         }
+    }
+
+    /// Events waiting in the connections' send queues: in all, and in the
+    /// fullest one (a scrape's look, one connection's lock at a time).
+    pub fn queues(&self) -> QueueDepths {
+        let outs: Vec<Arc<Outbox>> = self
+            .per_user
+            .lock()
+            .expect("per-user lock")
+            .values()
+            .flatten()
+            .map(|(_, out)| Arc::clone(out))
+            .collect();
+        let mut d = QueueDepths::default();
+        for out in outs {
+            let n = out.queued();
+            d.total += n;
+            d.largest = d.largest.max(n);
+        }
+        d
     }
 
     /// Writes anything buffered to durable storage (on shutdown).

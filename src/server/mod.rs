@@ -35,6 +35,7 @@ pub mod history;
 mod http;
 pub mod hub;
 pub mod jwks;
+pub mod metrics;
 mod outbox;
 pub mod store;
 pub mod tls;

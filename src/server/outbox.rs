@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -600,6 +601,11 @@ impl Outbox {
         true
     }
 
+    /// How many events wait in the queue.
+    pub fn queued(&self) -> usize {
+        self.state().queue.len()
+    }
+
     /// Stops direct writes (before a subscribe, whose acknowledgement and
     /// backlog must precede any live event of that channel).
     pub fn pause(&self) {
@@ -632,6 +638,12 @@ impl Outbox {
     /// socket's pending bytes. With nothing queued and nothing pending,
     /// goes live instead and returns false: the connection task is done.
     pub fn take_queued(&self, max: usize) -> bool {
+        self.take_queued_noting(max, &mut None)
+    }
+
+    /// [`Outbox::take_queued`], setting `oldest` to the publish time of
+    /// the first event it took, if any (for the delivery latency).
+    pub fn take_queued_noting(&self, max: usize, oldest: &mut Option<DateTime<Utc>>) -> bool {
         let mut st = self.state();
         if st.closed {
             return false;
@@ -642,6 +654,9 @@ impl Outbox {
                 return false;
             }
             return true;
+        }
+        if let Some(first) = st.queue.front() {
+            *oldest = Some(first.time);
         }
         for _ in 0..max {
             let Some(ev) = st.queue.pop_front() else {

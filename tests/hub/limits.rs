@@ -168,6 +168,7 @@ async fn a_stalled_reader_is_closed_with_1013_and_does_not_slow_the_others() {
     // Now drain the stalled socket: after what was in flight comes 1013.
     let (code, _) = close_code(&mut stalled, Duration::from_secs(30)).await;
     assert_eq!(code, Some(1013));
+    assert_eq!(h.metrics.slow_closes.get(), 1, "counted for /metrics");
     eprintln!("fast client received {N} events of 4 KiB in {elapsed:?} beside a stalled reader");
     hub.shutdown().await;
 }
@@ -262,6 +263,7 @@ async fn a_resuming_reader_that_stops_reading_is_dropped() {
         until(Duration::from_secs(15), || h.stats().total_connections == 0).await,
         "the stalled reader is still held"
     );
+    assert_eq!(h.metrics.stalled_closes.get(), 1, "counted for /metrics");
     drop(ws);
     hub.shutdown().await;
 }

@@ -9,6 +9,7 @@ mod durable;
 mod jwks;
 mod laptop_sleep;
 mod limits;
+mod metrics;
 mod offline;
 mod publish;
 mod redis_nodes;
