@@ -22,7 +22,7 @@ use super::output::{sanitize, tag};
 use super::since::when;
 
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Examples:
+#[command(before_help = "Examples:
   riskwatch inbox list --severity critical --unread
   riskwatch inbox list --since 2h --text 'loss limit' --json
   riskwatch inbox show 4211

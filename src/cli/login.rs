@@ -14,6 +14,9 @@ use riskwatch::profile::{ProfileStore, ServerUrl, check_profile_name};
 use super::exit;
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Examples:
+  riskwatch login trading-desk --url wss://hub.example/ws    # asks for the token, no echo
+  pass show riskwatch/desk | riskwatch login trading-desk    # or from standard input")]
 pub struct LoginArgs {
     /// The profile name (letters, digits, '-', '_', '.').
     pub profile: String,
@@ -24,6 +27,8 @@ pub struct LoginArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Example:
+  riskwatch logout trading-desk")]
 pub struct LogoutArgs {
     /// The profile whose token is removed from the OS keyring.
     pub profile: String,

@@ -55,6 +55,15 @@ pub async fn stop_signal() -> u8 {
     long_about = "riskwatch connects to a risk system's WebSocket (merchant risk, dashboard hub, \
 compliance engagement, HR alerts, trading sessions, or riskwatch's own hub), keeps the \
 connection alive across drops, and prints every event with its severity.",
+    before_help = "Common uses:
+  riskwatch demo                                      # no backend needed: every one simulated
+  riskwatch watch ws://risk.example:8000/api/v1/ws/alerts
+  riskwatch login desk --url wss://hub.example/ws     # token into the OS keyring, then:
+  riskwatch watch --profile desk --notify
+  riskwatch serve --demo                              # a hub with simulators on 127.0.0.1:8765
+  riskwatch publish http://hub:8080 -c sessions:desk1 -t risk_alert -s critical
+  riskwatch inbox list --unread --severity critical
+Each command's --help starts with its own examples.",
     after_help = "Exit codes: 0 done (--count reached), 1 failure, 2 bad usage or URL, \
 3 authentication refused, 4 TLS certificate not trusted, 130 interrupted (SIGINT), \
 143 terminated (SIGTERM).\n\
@@ -128,6 +137,12 @@ struct OutputArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Examples:
+  riskwatch watch ws://risk.example:8000/api/v1/ws/alerts     # every event, one line each
+  RISKWATCH_TOKEN=... riskwatch watch wss://hub.example/ws --subscribe user:u1 --json
+  riskwatch watch --profile desk --notify --inbox ~/alerts.db   # URL and token from the profile
+  riskwatch watch ws://hub:8080/api/v1/stream --subscribe 'sessions:*' --since 10m
+  riskwatch watch --profile trading-desk --exec 'notify-pager \"$RISKWATCH_TITLE\"'")]
 struct WatchArgs {
     /// WebSocket URL (ws:// or wss://), e.g. ws://host:8000/api/v1/ws/alerts.
     /// Optional with --profile when the profile's preferences have a url.
@@ -210,6 +225,10 @@ struct WatchArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Examples:
+  riskwatch demo                       # every backend simulated, human lines
+  riskwatch demo --json --count 20     # twenty events as JSON lines, then exit 0
+  riskwatch demo --notify --prefs critical-only.toml")]
 struct DemoArgs {
     #[command(flatten)]
     out: OutputArgs,
@@ -225,7 +244,7 @@ struct DemoArgs {
 }
 
 pub fn main() -> ExitCode {
-    let matches = with_watch_summary(Cli::command()).get_matches();
+    let matches = command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -265,7 +284,7 @@ pub fn main() -> ExitCode {
                 Ok(exit::OK)
             }
             Command::Man => {
-                let man = clap_mangen::Man::new(with_watch_summary(Cli::command()));
+                let man = clap_mangen::Man::new(command());
                 let mut out = Vec::new();
                 man.render(&mut out)?;
                 // Each subcommand's page after the main one.
@@ -319,6 +338,30 @@ fn with_config(args: serve::ServeArgs) -> Result<serve::ServeArgs, u8> {
         .try_get_matches_from(argv)
         .unwrap_or_else(|e| e.exit());
     serve::ServeArgs::from_arg_matches(&matches).map_err(|e| e.exit())
+}
+
+/// The command line as it is parsed and documented: every command's help
+/// shows its examples (`before_help`) right after its usage, before the
+/// options, and the top level ends with a summary of `watch`'s options.
+pub fn command() -> clap::Command {
+    uses_first(with_watch_summary(Cli::command()))
+}
+
+/// Puts a command's examples (its `before_help`) after its usage line and
+/// before its options, in it and every subcommand.
+fn uses_first(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_subcommands(uses_first);
+    if cmd.get_before_help().is_none() {
+        return cmd;
+    }
+    let after = if cmd.get_after_help().is_some() {
+        "\n\n{after-help}"
+    } else {
+        ""
+    };
+    cmd.help_template(format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{{before-help}}{{all-args}}{after}"
+    ))
 }
 
 /// `riskwatch --help` documents every option: the top-level help ends with

@@ -21,6 +21,9 @@ pub struct PrefsArgs {
 enum PrefsCommand {
     /// Check a preferences file (and a rules file): exit 0 and a summary
     /// when valid, exit 2 with FILE:LINE:COLUMN and the reason when not.
+    #[command(before_help = "Examples:
+  riskwatch prefs check ~/.config/riskwatch/profiles/trading-desk.toml
+  riskwatch prefs check critical-only.toml --rules rules.txt")]
     Check {
         /// The preferences or profile file (TOML, docs/RULES.md).
         file: PathBuf,

@@ -22,9 +22,10 @@ use serde_json::{Map, Value, json};
 use super::exit;
 
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Examples:
-  riskwatch publish http://hub:8080 -c sessions:desk1 -t risk_alert -s critical -f message='Loss limit breached' -f lossLimitUtilization:=97
-  riskwatch publish --profile desk1 -c hr:alerts -t employee_alert --data '{\"employeeId\":\"E7\",\"level\":\"high\"}'
+#[command(before_help = "Examples:
+  riskwatch publish http://hub:8080 -c sessions:desk1 -t risk_alert -s critical \\
+      -f message='Loss limit breached' -f lossLimitUtilization:=97   # key=text, key:=JSON
+  riskwatch publish --profile desk1 -c hr:alerts -t employee_alert --data '{\"employeeId\":\"E7\"}'
   generate-events | riskwatch publish http://hub:8080 --file - --json")]
 pub struct PublishArgs {
     /// The hub: its address (http://host:8080) or any of its URLs, such as

@@ -17,6 +17,11 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Examples:
+  riskwatch serve --demo                      # 127.0.0.1:8765, every backend simulated, no auth
+  RISKWATCH_JWT_SECRET=... riskwatch serve --listen 0.0.0.0:8080 --data-dir /var/lib/riskwatch
+  riskwatch serve --config /etc/riskwatch/hub.toml   # every option as a key; options typed here win
+  riskwatch serve --jwks-url https://idp.example/jwks.json --redis redis://127.0.0.1/")]
 pub struct ServeArgs {
     /// A TOML file of settings, one key per option of this command by its
     /// long name (listen = "0.0.0.0:8765", history-len = 5000, demo =
@@ -258,6 +263,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(before_help = "Examples:
+  RISKWATCH_JWT_SECRET=... riskwatch token --user u1 --channel 'user:u1' --channel 'sessions:*'
+  RISKWATCH_JWT_SECRET=... riskwatch token --user ops --channel '*' --publish --ttl 3600")]
 pub struct TokenArgs {
     /// HS256 secret (the hub's --jwt-secret). Prefer the environment variable.
     #[arg(long, env = "RISKWATCH_JWT_SECRET", hide_env_values = true)]

@@ -312,6 +312,60 @@ async fn help_documents_every_option() {
     .await;
 }
 
+/// Every command's help shows its common uses right after the usage
+/// line, before its arguments, options or subcommands; the top level its
+/// own before the list of commands.
+#[tokio::test]
+async fn every_help_shows_the_common_uses_first() {
+    within(60, async {
+        let commands: &[&[&str]] = &[
+            &[],
+            &["watch"],
+            &["demo"],
+            &["serve"],
+            &["token"],
+            &["publish"],
+            &["inbox"],
+            &["prefs", "check"],
+            &["login"],
+            &["logout"],
+        ];
+        for command in commands {
+            let mut args = command.to_vec();
+            args.push("--help");
+            let run = cli(&args, &[]).await;
+            assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+            let out = &run.stdout;
+            let heading = if command.is_empty() {
+                "Common uses:"
+            } else {
+                "Example"
+            };
+            let uses = out
+                .find(heading)
+                .unwrap_or_else(|| panic!("`riskwatch {}` shows no uses:\n{out}", args.join(" ")));
+            let usage = out.find("Usage:").expect("a usage line");
+            let first_list = ["Arguments:", "Options:", "Commands:"]
+                .iter()
+                .filter_map(|h| out.find(h))
+                .min()
+                .expect("a list of arguments, options or commands");
+            assert!(
+                usage < uses && uses < first_list,
+                "`riskwatch {}`: the uses are not first:\n{out}",
+                args.join(" ")
+            );
+            let name = command.first().copied().unwrap_or("demo");
+            assert!(
+                out[uses..first_list].contains(&format!("riskwatch {name}")),
+                "`riskwatch {}`: its uses do not run it:\n{out}",
+                args.join(" ")
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn top_level_help_documents_every_watch_option() {
     within(40, async {
