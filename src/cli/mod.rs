@@ -284,12 +284,12 @@ pub fn main() -> ExitCode {
                 Ok(exit::OK)
             }
             Command::Man => {
-                let man = clap_mangen::Man::new(command());
+                let man = clap_mangen::Man::new(examples_after(command()));
                 let mut out = Vec::new();
                 man.render(&mut out)?;
                 // Each subcommand's page after the main one.
                 for sub in Cli::command().get_subcommands() {
-                    clap_mangen::Man::new(sub.clone())
+                    clap_mangen::Man::new(examples_after(sub.clone()))
                         .title(format!("riskwatch-{}", sub.get_name()))
                         .render(&mut out)?;
                 }
@@ -345,6 +345,19 @@ fn with_config(args: serve::ServeArgs) -> Result<serve::ServeArgs, u8> {
 /// options, and the top level ends with a summary of `watch`'s options.
 pub fn command() -> clap::Command {
     uses_first(with_watch_summary(Cli::command()))
+}
+
+/// For the manual page, which has no place for `before_help`: a
+/// command's examples join its closing text.
+fn examples_after(cmd: clap::Command) -> clap::Command {
+    let Some(uses) = cmd.get_before_help().map(|h| h.to_string()) else {
+        return cmd;
+    };
+    let text = match cmd.get_after_help() {
+        Some(after) => format!("{uses}\n\n{after}"),
+        None => uses,
+    };
+    cmd.after_help(text)
 }
 
 /// Puts a command's examples (its `before_help`) after its usage line and

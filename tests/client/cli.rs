@@ -655,6 +655,17 @@ async fn completions_and_the_manual_page_name_every_subcommand() {
             run.stdout.contains("RISKWATCH_TOKEN"),
             "the environment is documented"
         );
+        // The examples --help shows first are in the pages too.
+        assert!(run.stdout.contains("Common uses:"), "no common uses");
+        let watch_page = run.stdout.find(".TH riskwatch-watch ").unwrap();
+        let watch_page = &run.stdout[watch_page..];
+        let end = watch_page[1..]
+            .find(".TH ")
+            .map_or(watch_page.len(), |i| i + 1);
+        assert!(
+            watch_page[..end].contains("Examples:"),
+            "the watch page has no examples"
+        );
     })
     .await;
 }
