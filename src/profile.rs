@@ -222,6 +222,88 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Changes the mutes and snoozes of a profile file's `text` with
+/// `change` (on its preferences: [`Prefs::snooze`], [`Prefs::mute`],
+/// [`Prefs::unmute`]) and returns the new text with `change`'s answer.
+/// Only the `[[mute]]` entries are rewritten; everything else stays as
+/// written, comments included. The result is validated as a whole.
+pub fn edit_mutes<T>(
+    text: &str,
+    origin: &str,
+    change: impl FnOnce(&mut Prefs) -> T,
+) -> Result<(String, T), ProfileError> {
+    let (mut prefs, _) = Prefs::from_toml(text, origin)?;
+    let answer = change(&mut prefs);
+    // Valid TOML: `from_toml` read it.
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| PrefsError::Serialize(e.to_string()))?;
+    if prefs.mute.is_empty() {
+        doc.remove("mute");
+    } else {
+        #[derive(Serialize)]
+        struct Mutes<'a> {
+            mute: &'a [crate::engine::prefs::Mute],
+        }
+        let fresh: toml_edit::DocumentMut = toml::to_string(&Mutes { mute: &prefs.mute })
+            .map_err(|e| PrefsError::Serialize(e.to_string()))?
+            .parse()
+            .map_err(|e: toml_edit::TomlError| PrefsError::Serialize(e.to_string()))?;
+        if let Some(mut list) = fresh.get("mute").cloned() {
+            // A blank line before each entry, as a person writes them.
+            if let Some(tables) = list.as_array_of_tables_mut() {
+                for t in tables.iter_mut() {
+                    t.decor_mut().set_prefix("\n");
+                }
+            }
+            doc.insert("mute", list);
+        }
+    }
+    let out = doc.to_string();
+    Profile::from_toml(&out, origin)?;
+    Ok((out, answer))
+}
+
+/// [`edit_mutes`] on a file, saved atomically; a missing file starts
+/// empty. Returns the saved profile and `change`'s answer.
+pub fn edit_mutes_in_file<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Prefs) -> T,
+) -> Result<(Profile, T), ProfileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(io_error(path, source)),
+    };
+    let origin = path.display().to_string();
+    let (out, answer) = edit_mutes(&text, &origin, change)?;
+    write_atomic(path, out.as_bytes()).map_err(|source| io_error(path, source))?;
+    Ok((Profile::from_toml(&out, &origin)?, answer))
+}
+
+/// What a file looked like when last seen: a change of it, by an editor's
+/// save, a rename over it, `riskwatch snooze` or the desktop's Settings,
+/// changes the stamp. `None`: there is no file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp(Option<(std::time::SystemTime, u64, u64)>);
+
+impl FileStamp {
+    pub fn of(path: &Path) -> FileStamp {
+        let meta = std::fs::metadata(path).ok();
+        FileStamp(meta.map(|m| {
+            #[cfg(unix)]
+            let inode = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let inode = 0;
+            (
+                m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                m.len(),
+                inode,
+            )
+        }))
+    }
+}
+
 /// Checks a profile name: it becomes a file name and a keyring user.
 pub fn check_profile_name(name: &str) -> Result<(), ProfileError> {
     let ok = !name.is_empty()
@@ -341,6 +423,87 @@ impl ProfileStore {
 mod tests {
     use super::*;
     use crate::Severity;
+    use crate::engine::prefs::MuteTarget;
+
+    #[test]
+    fn mutes_are_edited_in_place_and_the_rest_is_kept_as_written() {
+        let text = "# the desk's profile\nurl = \"wss://hub.example/ws\"  # production\n\n\
+                    [severity]\n# quieter\nlist = \"warning\"\n\n\
+                    [[mute]]\ntype = \"tick\"\n\n[quiet_hours]\nstart = \"22:00\"\nend = \"07:00\"\ntimezone = \"UTC\"\n";
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let (out, ()) = edit_mutes(text, "p.toml", |p| {
+            p.snooze(
+                MuteTarget::Channel("sessions:S9".into()),
+                std::time::Duration::from_secs(1800),
+                now,
+            )
+        })
+        .unwrap();
+        for kept in [
+            "# the desk's profile",
+            "# production",
+            "# quieter",
+            "[quiet_hours]",
+            "start = \"22:00\"",
+        ] {
+            assert!(out.contains(kept), "{kept:?} lost:\n{out}");
+        }
+        let p = Profile::from_toml(&out, "p.toml").unwrap();
+        assert_eq!(p.prefs.severity.list, Severity::Warning);
+        assert_eq!(p.prefs.mute.len(), 2, "{out}");
+        assert_eq!(p.prefs.mute[0].target, MuteTarget::Type("tick".into()));
+        assert_eq!(
+            p.prefs.mute[1].until,
+            Some(now + chrono::Duration::minutes(30))
+        );
+
+        // The last one gone: no [[mute]] left, the rest still as written.
+        let (out, removed) = edit_mutes(&out, "p.toml", |p| {
+            p.unmute(&MuteTarget::Type("tick".into()))
+                && p.unmute(&MuteTarget::Channel("sessions:S9".into()))
+        })
+        .unwrap();
+        assert!(removed);
+        assert!(!out.contains("[[mute]]"), "{out}");
+        assert!(
+            out.contains("# quieter") && out.contains("[quiet_hours]"),
+            "{out}"
+        );
+        assert!(
+            Profile::from_toml(&out, "p.toml")
+                .unwrap()
+                .prefs
+                .mute
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_bad_file_is_not_edited_and_says_where() {
+        let err = edit_mutes("[severity]\nlist = \"loud\"\n", "p.toml", |p| {
+            p.mute(MuteTarget::Type("x".into()))
+        })
+        .unwrap_err();
+        assert!(
+            err.is_invalid() && err.to_string().contains("p.toml:2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_saved_over_changes_its_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let none = FileStamp::of(&path);
+        std::fs::write(&path, "").unwrap();
+        let first = FileStamp::of(&path);
+        assert_ne!(none, first);
+        assert_eq!(first, FileStamp::of(&path), "unchanged");
+        edit_mutes_in_file(&path, |p| p.mute(MuteTarget::Type("x".into()))).unwrap();
+        assert_ne!(first, FileStamp::of(&path), "renamed over");
+    }
 
     fn invalid(text: &str) -> (usize, usize, String) {
         match Profile::from_toml(text, "p.toml") {

@@ -96,6 +96,58 @@ pub struct Alerting {
     actions: mpsc::UnboundedSender<Action>,
     /// Raises repeats, counts and summaries when due (no ticking clock).
     due: tokio::task::JoinHandle<()>,
+    /// Reads the preferences again when their file changes.
+    reload: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How often the preferences file is looked at: a `stat`, so that a
+/// snooze from the shell or the desktop's Settings is in force within
+/// about this long. Polled rather than watched: an editor's or
+/// `riskwatch snooze`'s save renames a new file over the old one, which a
+/// watch on the file would miss, and a stat a second costs nothing.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The file the preferences come from, if any: `--prefs`, or the
+/// profile's.
+fn prefs_file(args: &AlertArgs) -> Option<PathBuf> {
+    match (&args.prefs, &args.profile) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(name)) => ProfileStore::default_location()
+            .ok()
+            .and_then(|s| s.path(name).ok()),
+        (None, None) => None,
+    }
+}
+
+/// Loads the preferences again whenever their file changes; a file that
+/// no longer reads keeps the last good preferences, and says why.
+async fn reload_on_change(args: AlertArgs, path: PathBuf, alerts: Arc<Alerts>) {
+    let mut seen = profile::FileStamp::of(&path);
+    let mut tick = tokio::time::interval(RELOAD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = profile::FileStamp::of(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let loaded = {
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || load_profile(&args)).await
+        };
+        match loaded {
+            Ok(Ok(p)) => {
+                alerts.set_prefs(PROFILE, p.prefs, p.rules);
+                eprintln!("riskwatch: preferences read again from {}", path.display());
+            }
+            Ok(Err(e)) => eprintln!(
+                "riskwatch: {} changed but cannot be used, keeping the preferences before it: {e:#}",
+                path.display()
+            ),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Loads the profile (connection, preferences and rules) as the options
@@ -156,11 +208,14 @@ impl Alerting {
             let (alerts, tx) = (Arc::clone(&alerts), tx.clone());
             async move { alerts.run_due(|n| raise(&alerts, &tx, n)).await }
         });
+        let reload = prefs_file(args)
+            .map(|path| tokio::spawn(reload_on_change(args.clone(), path, Arc::clone(&alerts))));
         Ok(Some((
             Alerting {
                 alerts,
                 actions: tx,
                 due,
+                reload,
             },
             Signals { actions: rx },
         )))
@@ -219,6 +274,9 @@ impl Alerting {
 impl Drop for Alerting {
     fn drop(&mut self) {
         self.due.abort();
+        if let Some(r) = &self.reload {
+            r.abort();
+        }
         // What is queued reaches the inbox before the process ends.
         self.alerts.close();
     }

@@ -5,6 +5,7 @@ mod alerting;
 mod exec;
 mod inbox;
 mod login;
+mod mute;
 mod output;
 mod prefs;
 mod publish;
@@ -98,6 +99,14 @@ enum Command {
     Inbox(inbox::InboxArgs),
     /// Check a preferences file (and a rules file) before deploying it.
     Prefs(prefs::PrefsArgs),
+    /// Silence a source, subject, type or channel for a while, in a
+    /// profile's preferences (listed and stored still, not notified;
+    /// emergencies always get through).
+    Snooze(mute::SnoozeArgs),
+    /// Silence a source, subject, type or channel until unmuted.
+    Mute(mute::MuteArgs),
+    /// Remove a mute or snooze.
+    Unmute(mute::MuteArgs),
     /// Print a shell completion script: riskwatch completions bash >
     /// /etc/bash_completion.d/riskwatch (or zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -278,6 +287,9 @@ pub fn main() -> ExitCode {
             // SQLite: off the runtime's worker threads.
             Command::Inbox(args) => tokio::task::spawn_blocking(move || inbox::inbox(args)).await?,
             Command::Prefs(args) => Ok(prefs::prefs(args)),
+            Command::Snooze(args) => Ok(mute::snooze(args)),
+            Command::Mute(args) => Ok(mute::mute(args)),
+            Command::Unmute(args) => Ok(mute::unmute(args)),
             Command::Completions { shell } => {
                 let mut cmd = Cli::command();
                 clap_complete::generate(shell, &mut cmd, "riskwatch", &mut std::io::stdout());

@@ -17,6 +17,7 @@ mod replay;
 mod resume;
 mod reuse_port;
 mod shutdown;
+mod silence;
 mod styles;
 mod support;
 mod tls;

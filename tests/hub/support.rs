@@ -314,12 +314,22 @@ pub struct Run {
 /// `riskwatch ARGS` with `token` in RISKWATCH_TOKEN (if any) and `stdin`
 /// on its standard input; killed after 30 s.
 pub async fn riskwatch_cli(args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Run {
+    let envs: Vec<(&str, &str)> = token.map(|t| ("RISKWATCH_TOKEN", t)).into_iter().collect();
+    riskwatch_cli_env(args, &envs, stdin).await
+}
+
+/// `riskwatch ARGS` with `envs` set (after the variables riskwatch reads
+/// are cleared) and `stdin` on its standard input; killed after 30 s.
+pub async fn riskwatch_cli_env(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Run {
     use std::io::Write;
     use std::process::{Command, Stdio};
     use std::time::Instant;
 
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let token = token.map(str::to_owned);
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let stdin = stdin.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskwatch"));
@@ -335,9 +345,7 @@ pub async fn riskwatch_cli(args: &[&str], token: Option<&str>, stdin: Option<&st
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(t) = &token {
-            cmd.env("RISKWATCH_TOKEN", t);
-        }
+        cmd.envs(envs);
         let mut child = cmd.spawn().expect("the riskwatch binary runs");
         if let Some(text) = stdin {
             let mut pipe = child.stdin.take().unwrap();
