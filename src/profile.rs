@@ -264,17 +264,15 @@ pub fn edit_mutes<T>(
     Ok((out, answer))
 }
 
-/// [`edit_mutes`] on a file, saved atomically; a missing file starts
-/// empty. Returns the saved profile and `change`'s answer.
+/// [`edit_mutes`] on a file, saved atomically. A missing file is an
+/// error: a mute in a file of its own would replace whatever defaults the
+/// profile had without one. Returns the saved profile and `change`'s
+/// answer.
 pub fn edit_mutes_in_file<T>(
     path: &Path,
     change: impl FnOnce(&mut Prefs) -> T,
 ) -> Result<(Profile, T), ProfileError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(io_error(path, source)),
-    };
+    let text = std::fs::read_to_string(path).map_err(|source| io_error(path, source))?;
     let origin = path.display().to_string();
     let (out, answer) = edit_mutes(&text, &origin, change)?;
     write_atomic(path, out.as_bytes()).map_err(|source| io_error(path, source))?;
@@ -497,6 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         let none = FileStamp::of(&path);
+        assert!(edit_mutes_in_file(&path, |p| p.mute(MuteTarget::Type("x".into()))).is_err());
         std::fs::write(&path, "").unwrap();
         let first = FileStamp::of(&path);
         assert_ne!(none, first);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use riskwatch::client::{Client, ClientConfig, ClientHandle, ClientUpdate, Notice, redact_url};
 use riskwatch::engine::{Prefs, Rule};
+use riskwatch::profile::FileStamp;
 use riskwatch::sim::demo::DemoHub;
 use riskwatch::sim::desk::DeskOptions;
 use tauri::async_runtime::{self, JoinHandle};
@@ -25,6 +26,52 @@ use crate::profiles::{self, Profiles};
 use crate::settings::{Settings, Target};
 use crate::view::{LinkState, LinkView};
 use crate::window::{self, EVENT_EVENT};
+
+/// How often a connection's profile file is looked at (a `stat`): a
+/// snooze or mute made from the shell (`riskwatch mute --profile …`) or
+/// by an editor is in force within about this long. As `riskwatch watch`
+/// does it, and why polled: every save renames a new file over the old.
+const REREAD_EVERY: Duration = Duration::from_secs(1);
+
+/// A connection's profile file, to read its preferences again when it
+/// changes.
+struct PrefsFile {
+    profiles: Profiles,
+    path: std::path::PathBuf,
+    seen: FileStamp,
+}
+
+impl PrefsFile {
+    fn of(app: &AppHandle, profile: &str) -> Option<PrefsFile> {
+        let profiles = app.try_state::<Option<Profiles>>()?.inner().clone()?;
+        let path = profiles.path(profile).ok()?;
+        let seen = FileStamp::of(&path);
+        Some(PrefsFile {
+            profiles,
+            path,
+            seen,
+        })
+    }
+
+    /// Reads the preferences again if the file changed: the engine gets
+    /// them; a file that no longer reads keeps the last good ones.
+    fn reread(&mut self, profile: &str, alerts: &Alerts) {
+        let now = FileStamp::of(&self.path);
+        if now == self.seen {
+            return;
+        }
+        self.seen = now;
+        match self.profiles.load(profile) {
+            Ok(p) => {
+                alerts.set_prefs(profile, p.prefs, p.rules);
+                tracing::info!(%profile, "preferences read again: the profile's file changed");
+            }
+            Err(error) => {
+                tracing::warn!(%profile, %error, "the profile's file changed but cannot be used; keeping the preferences before it");
+            }
+        }
+    }
+}
 
 /// How long closing waits for a client to close its connection cleanly.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -304,7 +351,20 @@ async fn pump(
     let feed = app.state::<Feed>();
     let alerts = app.try_state::<Alerts>();
     let source: Arc<str> = Arc::from(profile.as_str());
-    while let Some(update) = client.next().await {
+    let mut prefs_file = PrefsFile::of(&app, &profile);
+    let mut reread = tokio::time::interval(REREAD_EVERY);
+    reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let update = tokio::select! {
+            u = client.next() => u,
+            _ = reread.tick(), if prefs_file.is_some() => {
+                if let (Some(file), Some(alerts)) = (prefs_file.as_mut(), &alerts) {
+                    file.reread(&profile, alerts);
+                }
+                continue;
+            }
+        };
+        let Some(update) = update else { break };
         match update {
             ClientUpdate::Event(event) => {
                 tracing::debug!(%profile, kind = %event.kind, severity = %event.severity, "event");

@@ -92,6 +92,11 @@ impl Profiles {
             .collect()
     }
 
+    /// The file a profile lives in (whether or not it exists yet).
+    pub fn path(&self, name: &str) -> Result<std::path::PathBuf, Error> {
+        self.store.path(name).map_err(Error::profile)
+    }
+
     /// A profile; the desktop's default preferences ([`desktop_prefs`])
     /// when it has no file yet.
     pub fn load(&self, name: &str) -> Result<Profile, Error> {

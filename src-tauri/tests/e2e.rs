@@ -334,7 +334,15 @@ fn e2e_real_webview() {
     let hub = Hub::start_with(&hub_bin, "127.0.0.1:0", &artifacts, Some(secret));
     let d = Driver::start(&webdriver, &app, &[]);
     guarded(&d, &artifacts, "settings", || {
-        settings(&d, &hub, &hub_bin, secret, &app_log, &artifacts)
+        settings(
+            &d,
+            &hub,
+            &hub_bin,
+            secret,
+            &app_log,
+            &notify_log,
+            &artifacts,
+        )
     });
     drop(hub);
 
@@ -1353,6 +1361,78 @@ fn inbox_tools(d: &Driver, row: &str, nonce: &str, artifacts: &Path) {
 }
 
 /// `riskwatch token` for the hub started with `secret`.
+/// A mute from the shell reaches the running app: `riskwatch mute`
+/// edits desk2's profile file, the app reads it again within seconds; the
+/// muted type is listed but not notified, and notifies again once
+/// `riskwatch unmute` took it away.
+fn muted_from_the_shell(
+    d: &Driver,
+    hub: &Hub,
+    cli: &str,
+    publisher: &str,
+    app_log: &str,
+    notify_log: &str,
+) {
+    const READ_AGAIN: &str = "preferences read again";
+    let reads = || {
+        std::fs::read_to_string(app_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(READ_AGAIN) && l.contains("profile=desk2"))
+            .count()
+    };
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(cli)
+            .args(args)
+            .output()
+            .expect("riskwatch runs");
+        assert!(
+            out.status.success(),
+            "riskwatch {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let publish = |session: &str, text: &str| {
+        let alert = json!({
+            "channel": "sessions:demo", "type": "e2e_muted", "severity": "critical",
+            "data": {"sessionId": session, "alertLevel": "critical", "message": text}
+        });
+        let (status, body) = http_auth(&hub.addr, "/api/v1/publish", &alert, publisher);
+        assert!((200..300).contains(&status), "publish -> {status}: {body}");
+    };
+    let before = reads();
+    run(&["mute", "--profile", "desk2", "--type", "e2e_muted"]);
+    wait_file(
+        app_log,
+        15,
+        "desk2's preferences read again after the mute",
+        |_| reads() > before,
+    );
+    let muted = nonce("muted");
+    publish("MUTED1", &muted);
+    d.click("//nav//button[@data-tab='inbox']");
+    d.wait(15, "the muted alert listed", IN_INBOX, json!([muted]));
+    // Its notification would have come with it; give it time to show.
+    std::thread::sleep(Duration::from_secs(2));
+    let shown = std::fs::read_to_string(notify_log).unwrap_or_default();
+    assert!(!shown.contains(&muted), "a muted type was notified");
+
+    let before = reads();
+    run(&["unmute", "--profile", "desk2", "--type", "e2e_muted"]);
+    wait_file(
+        app_log,
+        15,
+        "desk2's preferences read again after the unmute",
+        |_| reads() > before,
+    );
+    let loud = nonce("unmuted");
+    publish("MUTED2", &loud);
+    wait_file(notify_log, 15, "the unmuted type's notification", |t| {
+        t.contains(&loud)
+    });
+    eprintln!("e2e: a mute from the shell silenced the running app; unmuted, it notifies");
+}
+
 fn mint(hub_bin: &str, secret: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(hub_bin)
         .arg("token")
@@ -1364,7 +1444,15 @@ fn mint(hub_bin: &str, secret: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, artifacts: &Path) {
+fn settings(
+    d: &Driver,
+    hub: &Hub,
+    hub_bin: &str,
+    secret: &str,
+    app_log: &str,
+    notify_log: &str,
+    artifacts: &Path,
+) {
     d.wait(
         30,
         "the demo to be Live",
@@ -1459,6 +1547,8 @@ fn settings(d: &Driver, hub: &Hub, hub_bin: &str, secret: &str, app_log: &str, a
     );
     d.screenshot(&artifacts.join("e2e-hostile-text.png"));
     eprintln!("e2e: hostile alert text shown as text, nothing executed");
+
+    muted_from_the_shell(d, hub, hub_bin, &publisher, app_log, notify_log);
 
     // A bad rule is refused with a message naming it; a good one saves.
     d.click("//nav//button[@data-tab='settings']");

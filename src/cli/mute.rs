@@ -107,6 +107,14 @@ fn edit<T>(
         eprintln!("riskwatch: {e:#}");
         exit::USAGE
     })?;
+    if !path.exists() {
+        eprintln!(
+            "riskwatch: no {name} at {}: `riskwatch login NAME --url URL` or the desktop's \
+             Settings make a profile",
+            path.display()
+        );
+        return Err(exit::USAGE);
+    }
     match profile::edit_mutes_in_file(&path, change) {
         Ok((_, answer)) => Ok((name, answer)),
         Err(e) => {

@@ -240,6 +240,7 @@ async fn snooze_mute_and_unmute_edit_a_profile_and_refuse_bad_input() {
         &["snooze", "--profile", "desk", "--type", "a", "--for", "0s"],
         &["mute", "--profile", "../etc", "--type", "a"],
         &["mute", "--type", "a"],
+        &["mute", "--profile", "dsek", "--type", "a"],
         &["mute", "--profile", "desk", "--type", "  "],
     ];
     for args in bad {
