@@ -9,28 +9,10 @@ use std::time::Duration;
 
 use riskwatch::Severity;
 use riskwatch::client::{Client, Token};
-use riskwatch::server::auth::mint_hs256;
-use riskwatch::server::{Auth, Claims, ServerConfig};
+use riskwatch::server::{Auth, ServerConfig};
 use serde_json::{Value, json};
 
 use super::support::*;
-
-fn token(user: &str, channels: &[&str], publish: bool) -> String {
-    mint_hs256(
-        SECRET,
-        &Claims {
-            sub: user.into(),
-            role: None,
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            publish,
-            msp: None,
-            client: None,
-            exp: (chrono::Utc::now().timestamp() + 3600) as u64,
-            iat: None,
-        },
-    )
-    .unwrap()
-}
 
 /// `riskwatch publish ARGS` with `token` in RISKWATCH_TOKEN (if any) and
 /// `stdin` on its standard input.

@@ -369,3 +369,22 @@ pub async fn riskwatch_cli_env(args: &[&str], envs: &[(&str, &str)], stdin: Opti
     .await
     .unwrap()
 }
+
+/// An HS256 token signed with [`SECRET`] for `user`, reading `channels`,
+/// publishing if `publish`, valid for an hour.
+pub fn token(user: &str, channels: &[&str], publish: bool) -> String {
+    riskwatch::server::auth::mint_hs256(
+        SECRET,
+        &riskwatch::server::Claims {
+            sub: user.into(),
+            role: None,
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            publish,
+            msp: None,
+            client: None,
+            exp: (chrono::Utc::now().timestamp() + 3600) as u64,
+            iat: None,
+        },
+    )
+    .unwrap()
+}
