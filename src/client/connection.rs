@@ -401,6 +401,8 @@ impl Task {
             let next_poll = poller.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 _ = self.cancel.cancelled() => return Some(StopReason::Shutdown),
+                // Nobody reads the updates any more: the Client was dropped.
+                _ = self.tx.closed() => return Some(StopReason::Shutdown),
                 _ = sleep_until(until) => return None,
                 Some(cmd) = self.commands.recv() => self.apply_offline(cmd),
                 _ = sleep_until(next_poll.unwrap_or(until)), if next_poll.is_some() => {
@@ -488,6 +490,13 @@ impl Task {
                 biased;
                 _ = self.cancel.cancelled() => {
                     let frame = CloseFrame { code: CloseCode::Normal, reason: "client shutdown".into() };
+                    let _ = timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
+                    return End::Stop(StopReason::Shutdown);
+                }
+                // The Client was dropped (nobody reads its updates): close
+                // now, not whenever the next update would have failed.
+                _ = self.tx.closed() => {
+                    let frame = CloseFrame { code: CloseCode::Normal, reason: "client dropped".into() };
                     let _ = timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
                     return End::Stop(StopReason::Shutdown);
                 }

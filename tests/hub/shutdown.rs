@@ -182,3 +182,26 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+/// Dropping a `Client` closes its connection at once, with a close frame,
+/// rather than whenever its next update would have found nobody reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_client_closes_its_connection_at_once() {
+    let hub = dev_hub().await;
+    let h = std::sync::Arc::clone(hub.hub());
+    let c = riskwatch::client::Client::connect(
+        fast(url(hub.addr(), "/api/v1/stream")).subscribe("quiet"),
+    )
+    .unwrap();
+    subscriptions(&h, 1).await;
+    drop(c);
+    assert!(
+        until(std::time::Duration::from_secs(3), || h
+            .stats()
+            .total_connections
+            == 0)
+        .await,
+        "the hub still holds the dropped client's connection"
+    );
+    hub.shutdown().await;
+}
